@@ -1,0 +1,1 @@
+//! Retry backoff policies (bounded, jittered). Owned by the store work.

@@ -1,0 +1,1 @@
+//! Typed Pub/Sub messages: one type per topic. Owned by the bus work.

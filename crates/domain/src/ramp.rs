@@ -1,0 +1,1 @@
+//! Bulk-write ramp policy (500/50/5). Owned by the store work.
