@@ -1,1 +1,21 @@
-//! testkit
+//! Test support for Hearth: the official emulators started once per test process, a fresh
+//! project id per test, a local JWKS server with RSA keys that mint every token the functions
+//! verify, Pub/Sub topic helpers, and `spawn_app` for serving a Router on `127.0.0.1:0`.
+//!
+//! The keys under `keys/` are test-only keys generated for this repository; they guard nothing.
+
+pub mod app;
+pub mod emulators;
+pub mod jwks;
+pub mod keys;
+pub mod pubsub;
+pub mod tokens;
+
+pub use app::{TestApp, spawn_app};
+
+/// A fresh project id (`test-` plus 12 hex digits): the Firestore emulator isolates data per
+/// project, so one per test keeps tests independent while they share one emulator.
+pub fn project_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("test-{}", &id[..12])
+}
