@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The one test command: every unit, integration, emulator-backed and tidy test of the workspace.
+#
+# Integration tests start the official Firestore and Pub/Sub emulators themselves (once per test
+# binary, through crates/testkit) unless FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST point at
+# running ones. Nothing is skipped: a missing prerequisite fails the run and says what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hearth/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+scripts/prereqs.sh
+
+echo "== cargo test --workspace (emulator-backed tests included)"
+cargo test --workspace --all-targets --no-fail-fast "$@"
