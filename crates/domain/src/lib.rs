@@ -8,3 +8,4 @@ pub mod backoff;
 pub mod dead_letter;
 pub mod messages;
 pub mod ramp;
+pub mod tenancy;
