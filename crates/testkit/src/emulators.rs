@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 static FIRESTORE: OnceLock<String> = OnceLock::new();
 static PUBSUB: OnceLock<String> = OnceLock::new();
+static AUTH: OnceLock<String> = OnceLock::new();
 
 /// `host:port` of a Firestore emulator (rules not enforced: server-side access).
 pub async fn firestore() -> &'static str {
@@ -24,6 +25,13 @@ pub async fn firestore() -> &'static str {
 /// `host:port` of a Pub/Sub emulator.
 pub async fn pubsub() -> &'static str {
     blocking(|| PUBSUB.get_or_init(|| reuse_or_start(Kind::PubSub))).await
+}
+
+/// `host:port` of a Firebase Auth emulator (`firebase-tools` from the repository's own
+/// `node_modules`, installed by `scripts/prereqs.sh` from `package-lock.json`), or the one named
+/// by `FIREBASE_AUTH_EMULATOR_HOST`. Projects are separate inside it, so tests share it.
+pub async fn auth() -> &'static str {
+    blocking(|| AUTH.get_or_init(|| reuse_or_start(Kind::Auth))).await
 }
 
 /// Starts a separate Firestore emulator that enforces the given `firestore.rules` file
@@ -43,6 +51,7 @@ async fn blocking(f: impl FnOnce() -> &'static String + Send + 'static) -> &'sta
 enum Kind {
     Firestore,
     PubSub,
+    Auth,
 }
 
 impl Kind {
@@ -50,6 +59,7 @@ impl Kind {
         match self {
             Kind::Firestore => "FIRESTORE_EMULATOR_HOST",
             Kind::PubSub => "PUBSUB_EMULATOR_HOST",
+            Kind::Auth => "FIREBASE_AUTH_EMULATOR_HOST",
         }
     }
 
@@ -57,6 +67,7 @@ impl Kind {
         match self {
             Kind::Firestore => "firestore",
             Kind::PubSub => "pubsub",
+            Kind::Auth => "auth",
         }
     }
 
@@ -70,6 +81,28 @@ impl Kind {
                 )
             }
             Kind::PubSub => format!("gcloud beta emulators pubsub start --quiet --host-port={host_port}"),
+            Kind::Auth => {
+                // firebase-tools wants a firebase.json; give each instance its own, with its own
+                // hub and logging ports so several test binaries can run at once.
+                let port: u16 = host_port.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+                let dir = std::env::temp_dir().join(format!("hearth-auth-{}-{port}", std::process::id()));
+                std::fs::create_dir_all(&dir).expect("auth emulator dir");
+                let config = serde_json::json!({
+                    "emulators": {
+                        "auth": {"host": "127.0.0.1", "port": port},
+                        "hub": {"host": "127.0.0.1", "port": free_port()},
+                        "logging": {"host": "127.0.0.1", "port": free_port()},
+                        "ui": {"enabled": false},
+                        "singleProjectMode": false
+                    }
+                });
+                std::fs::write(dir.join("firebase.json"), config.to_string()).expect("auth emulator config");
+                format!(
+                    "cd {dir} && {firebase} emulators:start --only auth --project demo-hearth --non-interactive",
+                    dir = shell_quote(&dir.display().to_string()),
+                    firebase = shell_quote(&firebase_bin().display().to_string()),
+                )
+            }
         }
     }
 }
@@ -86,7 +119,7 @@ fn reuse_or_start(kind: Kind) -> String {
 }
 
 fn start(kind: Kind, rules: Option<&PathBuf>) -> String {
-    check_prerequisites();
+    check_prerequisites(kind);
     let port = free_port();
     let host_port = format!("127.0.0.1:{port}");
     let log = log_path(kind, port);
@@ -120,7 +153,21 @@ fn start(kind: Kind, rules: Option<&PathBuf>) -> String {
     host_port
 }
 
-fn check_prerequisites() {
+/// The repository's own firebase-tools.
+fn firebase_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node_modules/.bin/firebase")
+}
+
+fn check_prerequisites(kind: Kind) {
+    if let Kind::Auth = kind {
+        assert!(
+            firebase_bin().exists(),
+            "{} is missing: the Auth emulator comes from the repository's firebase-tools. Run \
+             `npm ci` at the repository root (scripts/prereqs.sh does). Tests do not skip.",
+            firebase_bin().display()
+        );
+        return;
+    }
     for (bin, hint) in [
         ("gcloud", "the Google Cloud CLI with the cloud-firestore-emulator and pubsub-emulator components"),
         ("java", "Java 17 or newer (the emulators are Java programs)"),

@@ -61,3 +61,27 @@ async fn spawn_app_serves_over_real_http() {
     let body = app.client.get(app.url("/ping")).send().await.unwrap().text().await.unwrap();
     assert_eq!(body, "pong");
 }
+
+#[tokio::test]
+async fn auth_emulator_signs_users_up_with_unsigned_id_tokens() {
+    use base64::Engine as _;
+    let host = testkit::emulators::auth().await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let email = format!("{}@example.com", testkit::project_id());
+    let url = format!("http://{host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any");
+    let res: serde_json::Value = client
+        .post(url)
+        .json(&serde_json::json!({"email": email, "password": "secret123", "returnSecureToken": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(res["localId"].as_str().is_some_and(|s| !s.is_empty()), "{res}");
+    let token = res["idToken"].as_str().unwrap_or_else(|| panic!("{res}"));
+    let header = token.split('.').next().unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    assert_eq!(header["alg"], "none", "the Auth emulator issues unsigned ID tokens");
+}
