@@ -140,7 +140,7 @@ fn start(kind: Kind, rules: Option<&PathBuf>) -> String {
         cmd = kind.command(&host_port, rules.map(PathBuf::as_path)),
         log = shell_quote(&log.display().to_string()),
     );
-    Command::new("setsid")
+    let mut watchdog = Command::new("setsid")
         .arg("bash")
         .arg("-c")
         .arg(script)
@@ -149,6 +149,8 @@ fn start(kind: Kind, rules: Option<&PathBuf>) -> String {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("could not start the {} emulator (setsid bash): {e}", kind.name()));
+    // Reap the watchdog when it exits so it never lingers as a zombie.
+    std::thread::spawn(move || watchdog.wait());
     wait_ready(kind, &host_port, Some(&log), Duration::from_secs(90));
     host_port
 }

@@ -1,0 +1,5 @@
+//! Integration tests of `bus` against the real Pub/Sub emulator (started once by `testkit`).
+
+mod failures;
+mod helpers;
+mod publish;
