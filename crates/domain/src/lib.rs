@@ -7,5 +7,6 @@
 pub mod backoff;
 pub mod dead_letter;
 pub mod messages;
+pub mod onboarding;
 pub mod ramp;
 pub mod tenancy;
