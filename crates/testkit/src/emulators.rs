@@ -34,11 +34,20 @@ pub async fn auth() -> &'static str {
     blocking(|| AUTH.get_or_init(|| reuse_or_start(Kind::Auth))).await
 }
 
+/// Starts a separate Firebase Auth emulator whose default project is `project` (client sign-ups
+/// through `accounts:signUp?key=...` always land in the emulator's default project, so a test
+/// that registers its own blocking functions needs its own instance). Lives until the test
+/// process exits.
+pub async fn auth_for_project(project: &str) -> String {
+    let project = project.to_owned();
+    tokio::task::spawn_blocking(move || start_auth(&project)).await.expect("emulator start task")
+}
+
 /// Starts a separate Firestore emulator that enforces the given `firestore.rules` file
 /// (one per call; for rules tests). It lives until the test process exits.
 pub async fn firestore_with_rules(rules: &Path) -> String {
     let rules = rules.to_path_buf();
-    tokio::task::spawn_blocking(move || start(Kind::Firestore, Some(&rules)))
+    tokio::task::spawn_blocking(move || start(Kind::Firestore, Some(&rules), None))
         .await
         .expect("emulator start task")
 }
@@ -71,7 +80,7 @@ impl Kind {
         }
     }
 
-    fn command(self, host_port: &str, rules: Option<&Path>) -> String {
+    fn command(self, host_port: &str, rules: Option<&Path>, project: &str) -> String {
         match self {
             Kind::Firestore => {
                 let rules = rules.map(|r| format!(" --rules={}", shell_quote(&r.display().to_string())));
@@ -98,7 +107,8 @@ impl Kind {
                 });
                 std::fs::write(dir.join("firebase.json"), config.to_string()).expect("auth emulator config");
                 format!(
-                    "cd {dir} && {firebase} emulators:start --only auth --project demo-hearth --non-interactive",
+                    "cd {dir} && {firebase} emulators:start --only auth --project {project} --non-interactive",
+                    project = shell_quote(project),
                     dir = shell_quote(&dir.display().to_string()),
                     firebase = shell_quote(&firebase_bin().display().to_string()),
                 )
@@ -115,10 +125,20 @@ fn reuse_or_start(kind: Kind) -> String {
         wait_ready(kind, &host, None, Duration::from_secs(30));
         return host;
     }
-    start(kind, None)
+    match kind {
+        Kind::Auth => start_auth(DEFAULT_AUTH_PROJECT),
+        _ => start(kind, None, None),
+    }
 }
 
-fn start(kind: Kind, rules: Option<&PathBuf>) -> String {
+/// The default project of the shared Auth emulator.
+pub const DEFAULT_AUTH_PROJECT: &str = "demo-hearth";
+
+fn start_auth(project: &str) -> String {
+    start(Kind::Auth, None, Some(project))
+}
+
+fn start(kind: Kind, rules: Option<&PathBuf>, project: Option<&str>) -> String {
     check_prerequisites(kind);
     let port = free_port();
     let host_port = format!("127.0.0.1:{port}");
@@ -137,7 +157,7 @@ fn start(kind: Kind, rules: Option<&PathBuf>) -> String {
            sleep 1\n\
          done\n\
          kill -KILL -- -$$ 2>/dev/null",
-        cmd = kind.command(&host_port, rules.map(PathBuf::as_path)),
+        cmd = kind.command(&host_port, rules.map(PathBuf::as_path), project.unwrap_or(DEFAULT_AUTH_PROJECT)),
         log = shell_quote(&log.display().to_string()),
     );
     let mut watchdog = Command::new("setsid")

@@ -13,9 +13,10 @@ pub mod tokens;
 
 pub use app::{TestApp, spawn_app};
 
-/// A fresh project id (`test-` plus 12 hex digits): the Firestore emulator isolates data per
-/// project, so one per test keeps tests independent while they share one emulator.
+/// A fresh project id (`demo-` plus 12 hex digits): the Firestore emulator isolates data per
+/// project, so one per test keeps tests independent while they share one emulator. The `demo-`
+/// prefix is what the Firebase emulators treat as an offline-only demo project.
 pub fn project_id() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("test-{}", &id[..12])
+    format!("demo-{}", &id[..12])
 }
