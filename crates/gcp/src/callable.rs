@@ -133,10 +133,28 @@ pub enum CallableRequestError {
     InvalidData(serde_json::Error),
 }
 
+impl crate::error::PublicError for CallableRequestError {
+    fn code(&self) -> Code {
+        Code::InvalidArgument
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            CallableRequestError::NotJson(_) => "request body is not valid JSON",
+            CallableRequestError::MissingData => {
+                "request body must be an object with a \"data\" field"
+            }
+            CallableRequestError::InvalidData(_) => "invalid request data",
+        }
+        .to_owned()
+    }
+}
+
 /// Parses `{"data": ...}` into the caller's type. A missing `data` is refused; `"data": null`
 /// is passed through as JSON null (the SDKs send it for calls without arguments).
 pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, CallableRequestError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(CallableRequestError::NotJson)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(CallableRequestError::NotJson)?;
     let serde_json::Value::Object(mut map) = value else {
         return Err(CallableRequestError::MissingData);
     };
@@ -148,6 +166,19 @@ pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, CallableRequ
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultBody<T> {
     pub result: T,
+}
+
+impl<T> ResultBody<T> {
+    pub fn new(result: T) -> Self {
+        Self { result }
+    }
+}
+
+impl<T: Serialize> ResultBody<T> {
+    /// The JSON body `{"result": ...}`.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
 }
 
 #[cfg(test)]
@@ -178,13 +209,25 @@ mod tests {
     }
 
     #[test]
+    fn result_body_shape() {
+        assert_eq!(
+            ResultBody::new(serde_json::json!({"ok": true})).to_json().unwrap(),
+            serde_json::json!({"result": {"ok": true}})
+        );
+        assert_eq!(ResultBody::new(()).to_json().unwrap(), serde_json::json!({"result": null}));
+    }
+
+    #[test]
     fn request_requires_data() {
         #[derive(Debug, Deserialize)]
         struct Args {
             n: u32,
         }
         assert_eq!(parse_request::<Args>(br#"{"data":{"n":3}}"#).unwrap().n, 3);
-        assert!(matches!(parse_request::<Args>(br#"{"n":3}"#), Err(CallableRequestError::MissingData)));
+        assert!(matches!(
+            parse_request::<Args>(br#"{"n":3}"#),
+            Err(CallableRequestError::MissingData)
+        ));
         assert!(matches!(parse_request::<Args>(b"[1]"), Err(CallableRequestError::MissingData)));
         assert!(matches!(parse_request::<Args>(b"{"), Err(CallableRequestError::NotJson(_))));
         assert!(matches!(
