@@ -1,0 +1,311 @@
+//! The idempotency ledger: one document per scoped key in `idempotency/`, claimed and settled in
+//! Firestore transactions, so that an event or request is processed once in effect however
+//! often it is delivered.
+//!
+//! ```text
+//! claim(scope, key, fingerprint, lease)
+//!   no record (or record past expires_at) -> Fresh(token)      record: in_flight, lease
+//!   other fingerprint                      -> Mismatch          (same key, other payload)
+//!   done                                   -> Done(response)    (replay the saved answer)
+//!   in_flight, lease running               -> InFlight{retry_after}
+//!   in_flight, lease over (holder died)    -> Fresh(token)      (takeover, attempts + 1)
+//!   released (holder failed)               -> Fresh(token)
+//! complete(token, response) -> done, response saved     release(token) -> released
+//! ```
+//!
+//! Every record carries `expires_at`, a Firestore timestamp, for a TTL policy on the
+//! `idempotency` collection group (default 24 h after the last change; TTL deletes within about
+//! 24 h of that, so the ledger itself also treats a record past `expires_at` as absent).
+//! The document id is `{scope}:{readable key prefix}:{sha-256 of scope and key, hex}`: the hash
+//! makes it unique and safe whatever the key holds, the prefix keeps it readable.
+
+use crate::db::Db;
+use crate::error::Error;
+use crate::paths::{self, DocPath};
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::backoff::Backoff;
+use firestore::FirestoreInstant;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Default time a record is kept after its last change (the TTL field's offset).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Longest readable prefix kept in a document id.
+const PREFIX_CHARS: usize = 48;
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Nobody processed this key yet (or the previous holder failed or vanished): go ahead,
+    /// then [`Ledger::complete`] or [`Ledger::release`] with the token.
+    Fresh(LeaseToken),
+    /// Another holder is processing it; ask again after `retry_after`.
+    InFlight {
+        /// Time left on the holder's lease.
+        retry_after: Duration,
+    },
+    /// Already processed: this is the saved response.
+    Done(serde_json::Value),
+    /// The key was used with a different payload (fingerprint).
+    Mismatch,
+}
+
+/// Proof of holding the lease on a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseToken {
+    path: DocPath,
+    token: String,
+}
+
+impl LeaseToken {
+    /// The ledger document this token holds.
+    pub fn path(&self) -> &DocPath {
+        &self.path
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum State {
+    InFlight,
+    Done,
+    Released,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    scope: String,
+    key: String,
+    fingerprint: String,
+    state: State,
+    token: String,
+    attempts: u32,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    lease_until: FirestoreInstant,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    updated_at: FirestoreInstant,
+    /// The TTL field.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    expires_at: FirestoreInstant,
+    /// The saved response, as JSON text (exact round trip of any JSON value).
+    #[serde(default)]
+    response: Option<String>,
+}
+
+/// The ledger on one database.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    db: Db,
+    retention: Duration,
+    backoff: Backoff,
+}
+
+impl Ledger {
+    /// A ledger with the default 24 h retention.
+    pub fn new(db: &Db) -> Self {
+        Self {
+            db: db.clone(),
+            retention: DEFAULT_RETENTION,
+            // Claims are short and contend on one document by design (concurrent redeliveries):
+            // retry them more often and sooner than general transactions.
+            backoff: Backoff {
+                initial: Duration::from_millis(50),
+                multiplier: 1.5,
+                max: Duration::from_secs(2),
+                max_attempts: 12,
+                jitter_fraction: 0.5,
+            },
+        }
+    }
+
+    /// Replaces how long records are kept after their last change.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Replaces the retry policy of the ledger's transactions.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The ledger document of `key` in `scope`.
+    pub fn path(scope: &str, key: &str) -> Result<DocPath, Error> {
+        Ok(paths::idempotency(&scoped_id(scope, key))?)
+    }
+
+    /// Claims `key` in `scope` for a payload with `fingerprint`, leasing it for `lease`.
+    pub async fn claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        lease: Duration,
+    ) -> Result<Claim, Error> {
+        if scope.is_empty() || key.is_empty() {
+            return Err(Error::Invalid("idempotency scope and key must not be empty".to_owned()));
+        }
+        let path = Self::path(scope, key)?;
+        let path = &path;
+        let retention = self.retention;
+        self.db
+            .run_transaction_with(self.backoff, |tx| {
+                Box::pin(async move {
+                    let now = Utc::now();
+                    let existing: Option<Record> = tx.get(path).await?;
+                    let live = existing.filter(|r| to_chrono(r.expires_at) > now);
+                    let attempts = match &live {
+                        None => 1,
+                        Some(r) if r.fingerprint != fingerprint => return Ok(Claim::Mismatch),
+                        Some(r) if r.state == State::Done => {
+                            let saved = r.response.as_deref().unwrap_or("null");
+                            let value = serde_json::from_str(saved).map_err(|e| Error::Decode {
+                                path: path.relative(),
+                                message: e.to_string(),
+                            })?;
+                            return Ok(Claim::Done(value));
+                        }
+                        Some(r) if r.state == State::InFlight && to_chrono(r.lease_until) > now => {
+                            let left =
+                                (to_chrono(r.lease_until) - now).to_std().unwrap_or_default();
+                            return Ok(Claim::InFlight { retry_after: left });
+                        }
+                        // Released, or in flight with the lease over: take it over.
+                        Some(r) => r.attempts.saturating_add(1),
+                    };
+                    let token = new_token();
+                    let record = Record {
+                        scope: scope.to_owned(),
+                        key: key.to_owned(),
+                        fingerprint: fingerprint.to_owned(),
+                        state: State::InFlight,
+                        token: token.clone(),
+                        attempts,
+                        lease_until: to_instant(now + delta(lease)),
+                        updated_at: to_instant(now),
+                        expires_at: to_instant(now + delta(retention)),
+                        response: None,
+                    };
+                    tx.set(path, &record)?;
+                    Ok(Claim::Fresh(LeaseToken { path: path.clone(), token }))
+                })
+            })
+            .await
+    }
+
+    /// Settles a claim: saves `response`, so later claims answer [`Claim::Done`].
+    pub async fn complete(
+        &self,
+        token: &LeaseToken,
+        response: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let text = serde_json::to_string(response)
+            .map_err(|e| Error::Encode { path: token.path.relative(), message: e.to_string() })?;
+        self.settle(token, State::Done, Some(text)).await
+    }
+
+    /// Gives a claim up after a failure, so a retry can run at once.
+    pub async fn release(&self, token: &LeaseToken) -> Result<(), Error> {
+        self.settle(token, State::Released, None).await
+    }
+
+    async fn settle(
+        &self,
+        token: &LeaseToken,
+        state: State,
+        response: Option<String>,
+    ) -> Result<(), Error> {
+        let retention = self.retention;
+        let response = &response;
+        self.db
+            .run_transaction_with(self.backoff, |tx| {
+                Box::pin(async move {
+                    let now = Utc::now();
+                    let lost = || Error::LeaseLost { key: token.path.relative() };
+                    let mut record: Record = tx.get(&token.path).await?.ok_or_else(lost)?;
+                    if record.token != token.token || record.state != State::InFlight {
+                        return Err(lost());
+                    }
+                    record.state = state;
+                    record.response.clone_from(response);
+                    record.lease_until = to_instant(now);
+                    record.updated_at = to_instant(now);
+                    record.expires_at = to_instant(now + delta(retention));
+                    tx.set(&token.path, &record)?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+/// `{scope}:{key prefix}:{hex sha-256(scope NUL key)}`, safe as a document id for any input.
+pub fn scoped_id(scope: &str, key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(scope.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(key.as_bytes());
+    let hash = hex::encode(hasher.finalize());
+    format!("{}:{}:{hash}", readable(scope, 24), readable(key, PREFIX_CHARS))
+}
+
+fn readable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect()
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+fn delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+fn to_instant(time: DateTime<Utc>) -> FirestoreInstant {
+    FirestoreInstant::from_microsecond(time.timestamp_micros()).unwrap_or(FirestoreInstant::MAX)
+}
+
+fn to_chrono(instant: FirestoreInstant) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(instant.as_microsecond()).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_ids_are_safe_and_distinct() {
+        let a = scoped_id("payments", "evt/1");
+        let b = scoped_id("payments", "evt_1");
+        let c = scoped_id("payments:evt", "1");
+        let d = scoped_id("payments", "evt:1");
+        assert_ne!(a, b);
+        assert_ne!(c, d);
+        assert!(a.starts_with("payments:evt_1:"));
+        for id in [
+            &a,
+            &b,
+            &c,
+            &d,
+            &scoped_id("__x", "__"),
+            &scoped_id(".", ".."),
+            &scoped_id("s", &"k".repeat(5000)),
+        ] {
+            paths::validate_id("idempotency", id).unwrap();
+            assert!(id.len() < 200);
+        }
+    }
+
+    #[test]
+    fn instants_round_trip() {
+        let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+        assert_eq!(to_chrono(to_instant(now)), now);
+    }
+}
