@@ -9,7 +9,9 @@ mod db;
 mod dead_letters;
 mod error;
 pub mod ledger;
+pub mod onboarding;
 pub mod paths;
+pub mod tenancy;
 mod tx;
 
 pub use bulk::{BulkReport, BulkWriter};

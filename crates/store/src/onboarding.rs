@@ -1,0 +1,1 @@
+//! Provisioning: executes `domain::onboarding::plan` in one transaction, creating only what is missing.

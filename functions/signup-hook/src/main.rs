@@ -1,0 +1,6 @@
+//! signup-hook binary: config, state, serve.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Ok(())
+}
