@@ -13,7 +13,7 @@
 //! Rejections are [`Error`]s, so they go through the one error mapping (problem+json, or the
 //! callable shape on callable routes); a key-endpoint outage is a retry, never a 401.
 //!
-//! ```ignore
+//! ```text
 //! async fn push(GoogleCaller(_claims): GoogleCaller, body: Bytes) -> Result<StatusCode, Error> { ... }
 //! ```
 

@@ -1,0 +1,584 @@
+//! The one error type of Hearth handlers and the one place errors become responses.
+//!
+//! Handlers return `Result<impl IntoResponse, runtime::Error>`. An [`Error`] decides delivery:
+//!
+//! - [`Error::Retry`]: a transient failure. `503` (or `429` + `Retry-After` for rate limits,
+//!   `504` for timeouts) so Pub/Sub, Eventarc or the caller redelivers.
+//! - [`Error::Permanent`]: the event can never succeed. It is recorded as a
+//!   [`DeadLetter`](domain::dead_letter::DeadLetter) through the configured
+//!   [`DeadLetterSink`], logged at ERROR, and acknowledged with `200` so it does not loop. If the
+//!   dead letter cannot be recorded, the answer is `503` instead: nothing is lost.
+//! - [`Error::Reject`]: a client mistake, answered with a clear 4xx body:
+//!   `application/problem+json` (RFC 9457) on plain routes, the Firebase callable error shape
+//!   (`{"error":{"status","message","details"}}`) on routes marked with [`callable_style`].
+//!
+//! `IntoResponse for Error` only stashes the error in the response extensions (with a safe
+//! fallback response in case the middleware is missing); the middleware installed by
+//! [`crate::Server`] knows the sink, the route and the style, logs the internal chain, and
+//! writes the final response. Internal details never reach callers: Retry and Permanent answers
+//! carry a generic message.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use domain::dead_letter::DeadLetter;
+use gcp::callable::{Code, ErrorBody};
+use http::{HeaderValue, StatusCode, header};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::dead_letter::DeadLetterSink;
+
+/// The generic message callers see for Retry answers.
+pub const RETRY_MESSAGE: &str =
+    "The service could not complete the request right now; please retry.";
+/// The generic message callers see when a timeout cut the request short.
+pub const TIMEOUT_MESSAGE: &str = "The request took too long and was cancelled; please retry.";
+/// The generic message callable clients see when their call failed permanently.
+pub const INTERNAL_MESSAGE: &str = "An unexpected error occurred.";
+
+/// What went wrong, and therefore how the sender should react.
+pub enum Error {
+    /// Transient: the sender should redeliver. `code` is `UNAVAILABLE` (503),
+    /// `RESOURCE_EXHAUSTED` (429, with `Retry-After`) or `DEADLINE_EXCEEDED` (504).
+    Retry {
+        source: anyhow::Error,
+        code: Code,
+        retry_after: Option<Duration>,
+        details: Option<Value>,
+    },
+    /// Can never succeed: record a dead letter, log, and acknowledge.
+    Permanent {
+        reason: String,
+        source: anyhow::Error,
+        event_id: Option<String>,
+        details: Option<Value>,
+    },
+    /// The caller's mistake: a 4xx whose `message` (and `details`) are shown to the caller.
+    /// `status` overrides the HTTP status of `code` (used for 413).
+    Reject { code: Code, message: String, details: Option<Value>, status: Option<StatusCode> },
+}
+
+impl Error {
+    /// A transient failure: answer 503 so the sender redelivers.
+    pub fn retry(source: impl Into<anyhow::Error>) -> Self {
+        Error::Retry {
+            source: source.into(),
+            code: Code::Unavailable,
+            retry_after: None,
+            details: None,
+        }
+    }
+
+    /// Rate limited or out of quota: answer 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn retry_after(source: impl Into<anyhow::Error>, after: Duration) -> Self {
+        Error::Retry {
+            source: source.into(),
+            code: Code::ResourceExhausted,
+            retry_after: Some(after),
+            details: None,
+        }
+    }
+
+    /// The request ran out of time: answer 504 so the sender redelivers.
+    pub fn deadline_exceeded(source: impl Into<anyhow::Error>) -> Self {
+        Error::Retry {
+            source: source.into(),
+            code: Code::DeadlineExceeded,
+            retry_after: None,
+            details: None,
+        }
+    }
+
+    /// A failure no redelivery can fix. `reason` is a short operator-facing summary;
+    /// `event_id` is the stable event key (Pub/Sub message id, CloudEvent id, ...) so a
+    /// redelivery overwrites the same dead letter.
+    pub fn permanent(
+        reason: impl Into<String>,
+        source: impl Into<anyhow::Error>,
+        event_id: Option<String>,
+    ) -> Self {
+        Error::Permanent { reason: reason.into(), source: source.into(), event_id, details: None }
+    }
+
+    /// A client mistake. `public_message` is sent to the caller as is.
+    pub fn reject(code: Code, public_message: impl Into<String>) -> Self {
+        Error::Reject { code, message: public_message.into(), details: None, status: None }
+    }
+
+    /// The request body is larger than the route allows: 413, `RESOURCE_EXHAUSTED` (the code
+    /// gRPC uses for oversized messages).
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Error::Reject {
+            code: Code::ResourceExhausted,
+            message: format!(
+                "The request body is larger than this endpoint accepts ({limit_bytes} bytes)."
+            ),
+            details: None,
+            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+        }
+    }
+
+    /// Attaches structured details. Reject sends them to the caller (`details`); Retry and
+    /// Permanent only log them (and put them in the dead letter).
+    #[must_use]
+    pub fn with_details(mut self, value: Value) -> Self {
+        match &mut self {
+            Error::Retry { details, .. }
+            | Error::Permanent { details, .. }
+            | Error::Reject { details, .. } => {
+                *details = Some(value);
+            }
+        }
+        self
+    }
+
+    /// The HTTP status this error answers with when nothing goes wrong while handling it
+    /// (Permanent: 200 once the dead letter is recorded).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Retry { code, .. } => status_of(*code),
+            Error::Permanent { .. } => StatusCode::OK,
+            Error::Reject { code, status, .. } => status.unwrap_or_else(|| status_of(*code)),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    /// Unclassified failures are retried: redelivery is the safe default (nothing is lost).
+    fn from(source: anyhow::Error) -> Self {
+        Error::retry(source)
+    }
+}
+
+impl fmt::Debug for Error {
+    /// Prints the variant, its fields and the whole source chain.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Retry { source, code, retry_after, details } => {
+                write!(f, "Retry ({code}")?;
+                if let Some(after) = retry_after {
+                    write!(f, ", retry after {after:?}")?;
+                }
+                write!(f, "): {source:?}")?;
+                if let Some(d) = details {
+                    write!(f, "\ndetails: {d}")?;
+                }
+                Ok(())
+            }
+            Error::Permanent { reason, source, event_id, details } => {
+                write!(f, "Permanent ({reason}")?;
+                if let Some(id) = event_id {
+                    write!(f, ", event {id}")?;
+                }
+                write!(f, "): {source:?}")?;
+                if let Some(d) = details {
+                    write!(f, "\ndetails: {d}")?;
+                }
+                Ok(())
+            }
+            Error::Reject { code, message, details, .. } => {
+                write!(f, "Reject ({code}): {message}")?;
+                if let Some(d) = details {
+                    write!(f, "\ndetails: {d}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Retry { source, code, .. } => write!(f, "retryable failure ({code}): {source}"),
+            Error::Permanent { reason, .. } => write!(f, "permanent failure: {reason}"),
+            Error::Reject { code, message, .. } => write!(f, "rejected ({code}): {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Retry { source, .. } | Error::Permanent { source, .. } => Some(source.as_ref()),
+            Error::Reject { .. } => None,
+        }
+    }
+}
+
+/// Carries the error from `IntoResponse` to the middleware (extensions must be `Clone`).
+#[derive(Clone)]
+struct Stash(Arc<Mutex<Option<Error>>>);
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        // Fallback used only when the runtime middleware is not installed: never claim success
+        // for a Permanent error that nobody recorded.
+        let mut response = match &self {
+            Error::Retry { code, retry_after, .. } => {
+                render_retry(ErrorStyle::Plain, *code, *retry_after)
+            }
+            Error::Permanent { .. } => render_retry(ErrorStyle::Plain, Code::Unavailable, None),
+            Error::Reject { code, message, details, .. } => {
+                render_reject(ErrorStyle::Plain, self.status(), *code, message, details.as_ref())
+            }
+        };
+        response.extensions_mut().insert(Stash(Arc::new(Mutex::new(Some(self)))));
+        response
+    }
+}
+
+/// How error bodies are shaped on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorStyle {
+    /// `application/problem+json` (RFC 9457).
+    #[default]
+    Plain,
+    /// The Firebase callable error shape (`gcp::callable::ErrorBody`).
+    Callable,
+}
+
+/// Per-request settings that route-level layers ([`callable_style`], the body limits of
+/// [`crate::limits`]) write and the error middleware reads after the handler ran.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteSlot(Arc<RouteSlotInner>);
+
+#[derive(Debug)]
+struct RouteSlotInner {
+    callable: AtomicBool,
+    body_limit: AtomicUsize,
+}
+
+impl RouteSlot {
+    fn new(body_limit: usize) -> Self {
+        Self(Arc::new(RouteSlotInner {
+            callable: AtomicBool::new(false),
+            body_limit: AtomicUsize::new(body_limit),
+        }))
+    }
+
+    fn style(&self) -> ErrorStyle {
+        if self.0.callable.load(Ordering::Relaxed) {
+            ErrorStyle::Callable
+        } else {
+            ErrorStyle::Plain
+        }
+    }
+
+    pub(crate) fn set_body_limit(&self, limit: usize) {
+        self.0.body_limit.store(limit, Ordering::Relaxed);
+    }
+
+    fn body_limit(&self) -> usize {
+        self.0.body_limit.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks a route (or every route of a router) as a Firebase callable endpoint: its errors are
+/// answered in the callable shape. Use as `post(handler).layer(runtime::callable_style())` or
+/// `Router::new().route(..).layer(runtime::callable_style())` before merging.
+pub fn callable_style() -> CallableStyle {
+    CallableStyle
+}
+
+/// The layer returned by [`callable_style`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallableStyle;
+
+impl<S> tower::Layer<S> for CallableStyle {
+    type Service = CallableStyleService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallableStyleService { inner }
+    }
+}
+
+/// The service of [`CallableStyle`].
+#[derive(Debug, Clone)]
+pub struct CallableStyleService<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CallableStyleService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if let Some(slot) = req.extensions().get::<RouteSlot>() {
+            slot.0.callable.store(true, Ordering::Relaxed);
+        }
+        self.inner.call(req)
+    }
+}
+
+/// Set on responses whose request failed permanently and was dead-lettered (they answer 200,
+/// but metrics count them as errors).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeadLettered;
+
+/// What the error middleware needs to know.
+#[derive(Clone)]
+pub(crate) struct ErrorContext {
+    pub(crate) service: Arc<str>,
+    pub(crate) sink: Arc<dyn DeadLetterSink>,
+    pub(crate) timeout: Duration,
+    pub(crate) default_body_limit: usize,
+}
+
+/// The error middleware: request timeout, then the one mapping from [`Error`] to response.
+pub(crate) async fn map_errors(
+    State(ctx): State<ErrorContext>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let slot = RouteSlot::new(ctx.default_body_limit);
+    req.extensions_mut().insert(slot.clone());
+    // Only formatted when something failed: `<service> <METHOD> <route pattern>`.
+    let (method, route) = (req.method().clone(), req.extensions().get::<MatchedPath>().cloned());
+    let source = || {
+        let route = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+        format!("{} {method} {route}", ctx.service)
+    };
+
+    let Ok(mut response) = tokio::time::timeout(ctx.timeout, next.run(req)).await else {
+        let err =
+            Error::deadline_exceeded(anyhow::anyhow!("request timed out after {:?}", ctx.timeout));
+        return ctx.respond(err, slot.style(), source()).await;
+    };
+    let stashed =
+        response.extensions_mut().remove::<Stash>().and_then(|stash| stash.0.lock().take());
+    if let Some(err) = stashed {
+        return ctx.respond(err, slot.style(), source()).await;
+    }
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && is_plain_text(&response) {
+        // axum's body-limit rejection (text/plain): give it the same clear shape as ours.
+        return ctx
+            .respond(Error::payload_too_large(slot.body_limit()), slot.style(), source())
+            .await;
+    }
+    response
+}
+
+fn is_plain_text(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"))
+}
+
+impl ErrorContext {
+    async fn respond(&self, err: Error, style: ErrorStyle, source: String) -> Response {
+        match err {
+            Error::Reject { code, message, details, status } => {
+                let status = status.unwrap_or_else(|| status_of(code));
+                tracing::info!(error.kind = "Reject", error.code = %code, http.status = status.as_u16(), "request rejected: {message}");
+                render_reject(style, status, code, &message, details.as_ref())
+            }
+            Error::Retry { source: cause, code, retry_after, details } => {
+                tracing::warn!(
+                    error.kind = "Retry",
+                    error.code = %code,
+                    error.details = details.as_ref().map(tracing::field::display),
+                    error.chain = %format_args!("{cause:#}"),
+                    "request failed; asking the sender to retry"
+                );
+                render_retry(style, code, retry_after)
+            }
+            Error::Permanent { reason, source: cause, event_id, details } => {
+                let id = dead_letter_id(&self.service, event_id.as_deref());
+                let mut detail = format!("{cause:?}");
+                if let Some(d) = &details {
+                    detail.push_str(&format!("\ndetails: {d}"));
+                }
+                let dl = DeadLetter {
+                    id: id.clone(),
+                    source,
+                    event_id: event_id.clone(),
+                    reason: reason.clone(),
+                    detail,
+                    recorded_at: chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                };
+                let recorded = match tokio::time::timeout(self.timeout, self.sink.record(dl)).await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!(
+                        "recording the dead letter timed out after {:?}",
+                        self.timeout
+                    )),
+                };
+                match recorded {
+                    Ok(()) => {
+                        tracing::error!(
+                            error.kind = "Permanent",
+                            dead_letter.id = %id,
+                            event_id = event_id.as_deref(),
+                            error.chain = %format_args!("{cause:#}"),
+                            "permanent failure recorded as a dead letter and acknowledged: {reason}"
+                        );
+                        let mut response = render_acknowledged(style, &id);
+                        response.extensions_mut().insert(DeadLettered);
+                        response
+                    }
+                    Err(sink_err) => {
+                        tracing::error!(
+                            error.kind = "Permanent",
+                            dead_letter.id = %id,
+                            event_id = event_id.as_deref(),
+                            error.chain = %format_args!("{cause:#}"),
+                            sink.error = %format_args!("{sink_err:#}"),
+                            "permanent failure could not be recorded as a dead letter; answering 503 so it is redelivered: {reason}"
+                        );
+                        render_retry(style, Code::Unavailable, None)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `<service>-<event id>` when the event id is known (a redelivery overwrites the same record),
+/// otherwise `<service>-<uuid v7>`. `/` is not allowed in Firestore document ids.
+fn dead_letter_id(service: &str, event_id: Option<&str>) -> String {
+    match event_id {
+        Some(id) => format!("{service}-{}", id.replace('/', "_")),
+        None => format!("{service}-{}", uuid::Uuid::now_v7()),
+    }
+}
+
+fn status_of(code: Code) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn render_reject(
+    style: ErrorStyle,
+    status: StatusCode,
+    code: Code,
+    message: &str,
+    details: Option<&Value>,
+) -> Response {
+    render(style, status, code, message, details)
+}
+
+fn render_retry(style: ErrorStyle, code: Code, retry_after: Option<Duration>) -> Response {
+    let message = if code == Code::DeadlineExceeded { TIMEOUT_MESSAGE } else { RETRY_MESSAGE };
+    let mut response = render(style, status_of(code), code, message, None);
+    if let Some(after) = retry_after {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    response
+}
+
+fn render_acknowledged(style: ErrorStyle, dead_letter_id: &str) -> Response {
+    match style {
+        // A client waits on a callable: tell it the call failed (no redelivery loop exists here).
+        ErrorStyle::Callable => {
+            render(style, StatusCode::INTERNAL_SERVER_ERROR, Code::Internal, INTERNAL_MESSAGE, None)
+        }
+        ErrorStyle::Plain => (
+            StatusCode::OK,
+            axum::Json(json!({"acknowledged": true, "deadLetterId": dead_letter_id})),
+        )
+            .into_response(),
+    }
+}
+
+fn render(
+    style: ErrorStyle,
+    status: StatusCode,
+    code: Code,
+    message: &str,
+    details: Option<&Value>,
+) -> Response {
+    let (content_type, body) = match style {
+        ErrorStyle::Callable => {
+            let mut body = ErrorBody::new(code, message);
+            if let Some(d) = details {
+                body = body.with_details(d.clone());
+            }
+            ("application/json", serde_json::to_vec(&body))
+        }
+        ErrorStyle::Plain => {
+            let mut problem = json!({
+                "type": "about:blank",
+                "title": status.canonical_reason().unwrap_or("Error"),
+                "status": status.as_u16(),
+                "detail": message,
+                "code": code.as_str(),
+            });
+            if let Some(d) = details {
+                problem["details"] = d.clone();
+            }
+            ("application/problem+json", serde_json::to_vec(&problem))
+        }
+    };
+    let body = body.unwrap_or_else(|_| br#"{"detail":"error"}"#.to_vec());
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_the_whole_chain_and_display_stays_short() {
+        let inner = anyhow::anyhow!("connection reset").context("loading tenant");
+        let err = Error::retry(inner);
+        let debug = format!("{err:?}");
+        assert!(debug.contains("loading tenant"), "{debug}");
+        assert!(debug.contains("connection reset"), "{debug}");
+        assert_eq!(err.to_string(), "retryable failure (UNAVAILABLE): loading tenant");
+    }
+
+    #[test]
+    fn statuses_follow_the_codes() {
+        assert_eq!(Error::retry(anyhow::anyhow!("x")).status(), 503);
+        assert_eq!(Error::retry_after(anyhow::anyhow!("x"), Duration::from_secs(2)).status(), 429);
+        assert_eq!(Error::deadline_exceeded(anyhow::anyhow!("x")).status(), 504);
+        assert_eq!(Error::permanent("bad", anyhow::anyhow!("x"), None).status(), 200);
+        assert_eq!(Error::reject(Code::NotFound, "no").status(), 404);
+        assert_eq!(Error::payload_too_large(10).status(), 413);
+    }
+
+    #[test]
+    fn fallback_response_never_acknowledges_an_unrecorded_permanent_error() {
+        let response = Error::permanent("bad", anyhow::anyhow!("x"), None).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let response = render_retry(
+            ErrorStyle::Plain,
+            Code::ResourceExhausted,
+            Some(Duration::from_millis(1500)),
+        );
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let response =
+            render_retry(ErrorStyle::Plain, Code::ResourceExhausted, Some(Duration::ZERO));
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn dead_letter_ids_are_stable_per_event() {
+        assert_eq!(dead_letter_id("svc", Some("a/b")), "svc-a_b");
+        assert_ne!(dead_letter_id("svc", None), dead_letter_id("svc", None));
+    }
+}

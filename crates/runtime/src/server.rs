@@ -1,0 +1,229 @@
+//! Wraps a function's `Router` with the shared layers and serves it on Cloud Run or AWS Lambda.
+//!
+//! Layers, outermost first: request id (`x-request-id`, generated when absent, echoed back) ->
+//! request span + metrics -> CORS allowlist -> gzip (responses of 1 KiB and more) -> request
+//! timeout + error mapping -> default body limit -> route-level layers
+//! ([`crate::limits::push_endpoint`], [`crate::callable_style`]) -> handler.
+//! CORS and compression sit outside the error mapping so error answers carry CORS headers too.
+//!
+//! Built-in routes: `GET /healthz` (`ok`, touches nothing), `GET /metrics`, `GET /metrics.json`.
+//! A function must not define these paths itself (axum panics on the duplicate at start-up).
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use http::{HeaderName, HeaderValue, Method, header};
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::config::{BaseConfig, Platform};
+use crate::dead_letter::{DeadLetterSink, LogDeadLetters};
+use crate::error::{self, ErrorContext};
+use crate::metrics::{self, Metrics};
+use crate::telemetry;
+
+/// Responses of at least this many bytes are gzip-compressed when the client accepts gzip.
+pub const COMPRESS_MIN_BYTES: u16 = 1024;
+
+/// Builds the layered router and serves it. One per process.
+///
+/// ```no_run
+/// # async fn run(app: axum::Router, sink: std::sync::Arc<dyn runtime::DeadLetterSink>) -> anyhow::Result<()> {
+/// let config = runtime::init("onboarding")?;
+/// runtime::Server::new("onboarding", &config).dead_letters(sink).serve(app).await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Server {
+    name: Arc<str>,
+    config: BaseConfig,
+    dead_letters: Arc<dyn DeadLetterSink>,
+    metrics: Metrics,
+}
+
+impl Server {
+    /// `name` identifies the function in logs and dead letters.
+    pub fn new(name: impl Into<String>, config: &BaseConfig) -> Self {
+        Self {
+            name: Arc::from(name.into()),
+            config: config.clone(),
+            dead_letters: Arc::new(LogDeadLetters),
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// Where permanent failures are recorded (default: the log only).
+    #[must_use]
+    pub fn dead_letters(mut self, sink: Arc<dyn DeadLetterSink>) -> Self {
+        self.dead_letters = sink;
+        self
+    }
+
+    /// The metrics the layered routers of this server record into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The config this server was built with.
+    pub fn config(&self) -> &BaseConfig {
+        &self.config
+    }
+
+    /// `app` plus the built-in routes, wrapped in every layer. Tests mount this in-process.
+    pub fn router(&self, app: Router) -> Router {
+        let config = &self.config;
+        let builtin = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics::text_handler))
+            .route("/metrics.json", get(metrics::json_handler))
+            .with_state(self.metrics.clone());
+        let errors = ErrorContext {
+            service: self.name.clone(),
+            sink: self.dead_letters.clone(),
+            timeout: config.request_timeout,
+            default_body_limit: config.body_limit,
+        };
+        let compress_when = SizeAbove::new(COMPRESS_MIN_BYTES)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::SSE);
+        app.merge(builtin)
+            .layer(DefaultBodyLimit::max(config.body_limit))
+            .layer(from_fn_with_state(errors, error::map_errors))
+            .layer(CompressionLayer::new().gzip(true).compress_when(compress_when))
+            .layer(cors_layer(&config.cors_origins))
+            .layer(from_fn_with_state(self.metrics.clone(), telemetry::observe))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    }
+
+    /// Serves `app` until the platform stops the process: on Lambda (`AWS_LAMBDA_RUNTIME_API`
+    /// set) through `lambda_http`, otherwise on `0.0.0.0:$PORT` until SIGTERM/SIGINT, then
+    /// drains in-flight requests for up to the grace period and returns `Ok`.
+    pub async fn serve(self, app: Router) -> anyhow::Result<()> {
+        match self.config.platform() {
+            Platform::Lambda => {
+                let router = self.router(app);
+                tracing::info!(service = %self.name, "serving through the AWS Lambda runtime API");
+                lambda_http::run(router)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("lambda runtime stopped: {e}"))
+            }
+            Platform::CloudRun => {
+                // Register the signal handlers before accepting anything.
+                let signal = shutdown_signal()?;
+                let addr = SocketAddr::from(([0, 0, 0, 0], self.config.port));
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} (PORT)"))?;
+                self.serve_with_shutdown(listener, app, signal).await
+            }
+        }
+    }
+
+    /// Serves `app` on `listener` until `signal` completes, then stops accepting and waits up to
+    /// the grace period for in-flight requests. Returns `Ok` either way (past the grace period
+    /// the remaining requests are abandoned, as the platform would kill them anyway).
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        app: Router,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = self.config.shutdown_grace;
+        let addr = listener.local_addr().context("reading the listener address")?;
+        let router = self.router(app);
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            signal.await;
+            tracing::info!(
+                grace_s = grace.as_secs_f64(),
+                "shutdown signal received; draining in-flight requests"
+            );
+            let _ = signalled_tx.send(());
+        };
+        tracing::info!(service = %self.name, %addr, "listening");
+        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown).into_future();
+        let deadline = async move {
+            match signalled_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            result = server => {
+                result.context("serving HTTP")?;
+                tracing::info!("all requests drained; exiting");
+            }
+            () = deadline => {
+                tracing::warn!(grace_s = grace.as_secs_f64(), "grace period elapsed with requests still in flight; exiting");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM (what Cloud Run sends) or SIGINT (Ctrl-C). The handlers are registered
+/// when this is called, so a signal that arrives before the future is polled is not lost.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    // Origins were validated as header values by BaseConfig; an empty list allows nothing.
+    let origins: Vec<HeaderValue> =
+        origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The default service name: Cloud Run's `K_SERVICE`, Lambda's function name, or `hearth`.
+fn default_name(config: &BaseConfig) -> String {
+    config
+        .k_service
+        .clone()
+        .or_else(|| config.lambda_function_name.clone())
+        .unwrap_or_else(|| "hearth".to_owned())
+}
+
+/// `app` wrapped in every layer, with the default (log-only) dead-letter sink. See [`Server`]
+/// to plug in a sink.
+pub fn router(app: Router, config: &BaseConfig) -> Router {
+    Server::new(default_name(config), config).router(app)
+}
+
+/// Serves `app` with the default (log-only) dead-letter sink. See [`Server::serve`].
+pub async fn serve(app: Router, config: &BaseConfig) -> anyhow::Result<()> {
+    Server::new(default_name(config), config).serve(app).await
+}
+
+/// Start-up in one call: parse [`BaseConfig`] from the environment (failing fast with a message
+/// that names the variable), install telemetry, and log a summary of the config.
+pub fn init(service_name: &str) -> anyhow::Result<BaseConfig> {
+    let config = BaseConfig::from_env()?;
+    telemetry::init(service_name, &config)?;
+    tracing::info!(service = service_name, config = ?telemetry::config_summary(&config), "starting");
+    Ok(config)
+}

@@ -1,0 +1,11 @@
+//! Integration tests of `runtime`: one binary, one module per concern.
+
+mod auth;
+mod config;
+mod errors;
+mod helpers;
+mod lambda;
+mod layers;
+mod metrics;
+mod shutdown;
+mod telemetry;
