@@ -192,7 +192,10 @@ mod tests {
             by(DocKind::Tenant),
             json!({"name": "ada's workspace", "owner_uid": "u1", "plan": "free", "status": "active"})
         );
-        assert_eq!(by(DocKind::Membership), json!({"role": "owner", "email": "ada@example.com", "onboarded": true}));
+        assert_eq!(
+            by(DocKind::Membership),
+            json!({"role": "owner", "email": "ada@example.com", "onboarded": true})
+        );
         assert_eq!(
             by(DocKind::UserRoot),
             json!({"email": "ada@example.com", "tenant_id": "personal-abc", "onboarded": true})

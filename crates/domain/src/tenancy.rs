@@ -154,7 +154,11 @@ pub fn personal_tenant_id(uid: &str) -> String {
 /// The lower-cased domain part of a well-formed email address.
 pub fn email_domain(email: &str) -> Option<String> {
     let (local, domain) = email.trim().rsplit_once('@')?;
-    if local.is_empty() || domain.is_empty() || !domain.contains('.') || domain.contains(char::is_whitespace) {
+    if local.is_empty()
+        || domain.is_empty()
+        || !domain.contains('.')
+        || domain.contains(char::is_whitespace)
+    {
         return None;
     }
     Some(domain.trim_end_matches('.').to_ascii_lowercase())
@@ -162,7 +166,8 @@ pub fn email_domain(email: &str) -> Option<String> {
 
 /// `blocked` blocks its own domain and every subdomain of it.
 fn domain_matches(domain: &str, blocked: &str) -> bool {
-    let blocked = blocked.trim().trim_start_matches("*.").trim_start_matches('@').to_ascii_lowercase();
+    let blocked =
+        blocked.trim().trim_start_matches("*.").trim_start_matches('@').to_ascii_lowercase();
     !blocked.is_empty() && (domain == blocked || domain.ends_with(&format!(".{blocked}")))
 }
 
@@ -174,7 +179,12 @@ mod tests {
     use super::*;
 
     fn facts<'a>(uid: &'a str, email: &'a str, verified: bool, method: &'a str) -> SignupFacts<'a> {
-        SignupFacts { uid, email: Some(email), email_verified: verified, sign_in_method: Some(method) }
+        SignupFacts {
+            uid,
+            email: Some(email),
+            email_verified: verified,
+            sign_in_method: Some(method),
+        }
     }
 
     fn now() -> DateTime<Utc> {
@@ -182,7 +192,12 @@ mod tests {
     }
 
     fn invitation(expires_in: Duration) -> Invitation {
-        Invitation { tenant_id: "acme".into(), role: Role::Admin, expires_at: now() + expires_in, consumed_by: None }
+        Invitation {
+            tenant_id: "acme".into(),
+            role: Role::Admin,
+            expires_at: now() + expires_in,
+            consumed_by: None,
+        }
     }
 
     #[test]
@@ -194,15 +209,20 @@ mod tests {
         };
         for email in ["a@spam.example", "a@SPAM.example", "a@mail.spam.example"] {
             let got = assign_tenant(&facts("u1", email, true, "password"), &lookups, now());
-            assert!(matches!(got, Assignment::Blocked { ref message } if message.contains("not allowed")), "{email}");
+            assert!(
+                matches!(got, Assignment::Blocked { ref message } if message.contains("not allowed")),
+                "{email}"
+            );
         }
-        let ok = assign_tenant(&facts("u1", "a@notspam.example", true, "password"), &lookups, now());
+        let ok =
+            assign_tenant(&facts("u1", "a@notspam.example", true, "password"), &lookups, now());
         assert!(matches!(ok, Assignment::Assigned { .. }));
     }
 
     #[test]
     fn a_pending_invitation_assigns_its_tenant_and_role() {
-        let lookups = Lookups { invitation: Some(invitation(Duration::hours(1))), ..Lookups::default() };
+        let lookups =
+            Lookups { invitation: Some(invitation(Duration::hours(1))), ..Lookups::default() };
         let got = assign_tenant(&facts("u1", "a@x.example", false, "password"), &lookups, now());
         assert_eq!(
             got,
@@ -217,7 +237,8 @@ mod tests {
 
     #[test]
     fn expired_or_consumed_invitations_are_ignored() {
-        let expired = Lookups { invitation: Some(invitation(Duration::seconds(-1))), ..Lookups::default() };
+        let expired =
+            Lookups { invitation: Some(invitation(Duration::seconds(-1))), ..Lookups::default() };
         let mut used = invitation(Duration::hours(1));
         used.consumed_by = Some("someone".into());
         let consumed = Lookups { invitation: Some(used), ..Lookups::default() };
@@ -233,23 +254,34 @@ mod tests {
             domain_claim: Some(DomainClaim { tenant_id: "corp".into(), verified: true }),
             ..Lookups::default()
         };
-        let verified = assign_tenant(&facts("u1", "a@corp.example", true, "google.com"), &lookups, now());
-        assert!(matches!(verified, Assignment::Assigned { source: Source::VerifiedDomain, role: Role::Member, .. }));
-        let sso = assign_tenant(&facts("u1", "a@corp.example", false, "saml.corp"), &lookups, now());
+        let verified =
+            assign_tenant(&facts("u1", "a@corp.example", true, "google.com"), &lookups, now());
+        assert!(matches!(
+            verified,
+            Assignment::Assigned { source: Source::VerifiedDomain, role: Role::Member, .. }
+        ));
+        let sso =
+            assign_tenant(&facts("u1", "a@corp.example", false, "saml.corp"), &lookups, now());
         assert!(matches!(sso, Assignment::Assigned { source: Source::VerifiedDomain, .. }));
-        let unverified = assign_tenant(&facts("u1", "a@corp.example", false, "password"), &lookups, now());
+        let unverified =
+            assign_tenant(&facts("u1", "a@corp.example", false, "password"), &lookups, now());
         assert!(matches!(unverified, Assignment::Assigned { source: Source::Personal, .. }));
         let unclaimed = Lookups {
             domain_claim: Some(DomainClaim { tenant_id: "corp".into(), verified: false }),
             ..Lookups::default()
         };
-        let got = assign_tenant(&facts("u1", "a@corp.example", true, "password"), &unclaimed, now());
+        let got =
+            assign_tenant(&facts("u1", "a@corp.example", true, "password"), &unclaimed, now());
         assert!(matches!(got, Assignment::Assigned { source: Source::Personal, .. }));
     }
 
     #[test]
     fn personal_tenant_is_new_owned_and_deterministic() {
-        let got = assign_tenant(&facts("u1", "a@x.example", false, "password"), &Lookups::default(), now());
+        let got = assign_tenant(
+            &facts("u1", "a@x.example", false, "password"),
+            &Lookups::default(),
+            now(),
+        );
         assert_eq!(
             got,
             Assignment::Assigned {

@@ -83,18 +83,23 @@ impl Kind {
     fn command(self, host_port: &str, rules: Option<&Path>, project: &str) -> String {
         match self {
             Kind::Firestore => {
-                let rules = rules.map(|r| format!(" --rules={}", shell_quote(&r.display().to_string())));
+                let rules =
+                    rules.map(|r| format!(" --rules={}", shell_quote(&r.display().to_string())));
                 format!(
                     "gcloud emulators firestore start --quiet --host-port={host_port}{}",
                     rules.unwrap_or_default()
                 )
             }
-            Kind::PubSub => format!("gcloud beta emulators pubsub start --quiet --host-port={host_port}"),
+            Kind::PubSub => {
+                format!("gcloud beta emulators pubsub start --quiet --host-port={host_port}")
+            }
             Kind::Auth => {
                 // firebase-tools wants a firebase.json; give each instance its own, with its own
                 // hub and logging ports so several test binaries can run at once.
-                let port: u16 = host_port.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
-                let dir = std::env::temp_dir().join(format!("hearth-auth-{}-{port}", std::process::id()));
+                let port: u16 =
+                    host_port.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+                let dir =
+                    std::env::temp_dir().join(format!("hearth-auth-{}-{port}", std::process::id()));
                 std::fs::create_dir_all(&dir).expect("auth emulator dir");
                 let config = serde_json::json!({
                     "emulators": {
@@ -105,7 +110,8 @@ impl Kind {
                         "singleProjectMode": false
                     }
                 });
-                std::fs::write(dir.join("firebase.json"), config.to_string()).expect("auth emulator config");
+                std::fs::write(dir.join("firebase.json"), config.to_string())
+                    .expect("auth emulator config");
                 format!(
                     "cd {dir} && {firebase} emulators:start --only auth --project {project} --non-interactive",
                     project = shell_quote(project),
@@ -157,7 +163,11 @@ fn start(kind: Kind, rules: Option<&PathBuf>, project: Option<&str>) -> String {
            sleep 1\n\
          done\n\
          kill -KILL -- -$$ 2>/dev/null",
-        cmd = kind.command(&host_port, rules.map(PathBuf::as_path), project.unwrap_or(DEFAULT_AUTH_PROJECT)),
+        cmd = kind.command(
+            &host_port,
+            rules.map(PathBuf::as_path),
+            project.unwrap_or(DEFAULT_AUTH_PROJECT)
+        ),
         log = shell_quote(&log.display().to_string()),
     );
     let mut watchdog = Command::new("setsid")
@@ -168,7 +178,9 @@ fn start(kind: Kind, rules: Option<&PathBuf>, project: Option<&str>) -> String {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("could not start the {} emulator (setsid bash): {e}", kind.name()));
+        .unwrap_or_else(|e| {
+            panic!("could not start the {} emulator (setsid bash): {e}", kind.name())
+        });
     // Reap the watchdog when it exits so it never lingers as a zombie.
     std::thread::spawn(move || watchdog.wait());
     wait_ready(kind, &host_port, Some(&log), Duration::from_secs(90));
@@ -191,7 +203,10 @@ fn check_prerequisites(kind: Kind) {
         return;
     }
     for (bin, hint) in [
-        ("gcloud", "the Google Cloud CLI with the cloud-firestore-emulator and pubsub-emulator components"),
+        (
+            "gcloud",
+            "the Google Cloud CLI with the cloud-firestore-emulator and pubsub-emulator components",
+        ),
         ("java", "Java 17 or newer (the emulators are Java programs)"),
     ] {
         let found = Command::new("sh")
@@ -229,9 +244,21 @@ fn wait_ready(kind: Kind, host_port: &str, log: Option<&Path>, limit: Duration) 
     }
     let tail = log
         .and_then(|l| std::fs::read_to_string(l).ok())
-        .map(|s| s.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+        .map(|s| {
+            s.lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .unwrap_or_default();
-    panic!("the {} emulator at {host_port} was not ready within {limit:?}; its log ends with:\n{tail}", kind.name());
+    panic!(
+        "the {} emulator at {host_port} was not ready within {limit:?}; its log ends with:\n{tail}",
+        kind.name()
+    );
 }
 
 /// `GET /` answers `Ok` on both emulators once they serve.

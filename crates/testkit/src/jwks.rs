@@ -40,7 +40,8 @@ impl JwksServer {
             fetches: AtomicUsize::new(0),
         });
         let app = Router::new().route("/jwks", get(serve)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind JWKS server");
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind JWKS server");
         let addr = listener.local_addr().expect("local addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -69,7 +70,10 @@ async fn serve(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let body = json!({"keys": *shared.keys.read()});
     (
         [
-            (header::CACHE_CONTROL, format!("public, max-age={}, must-revalidate, no-transform", shared.max_age_secs)),
+            (
+                header::CACHE_CONTROL,
+                format!("public, max-age={}, must-revalidate, no-transform", shared.max_age_secs),
+            ),
             (header::CONTENT_TYPE, "application/json; charset=UTF-8".to_owned()),
         ],
         body.to_string(),

@@ -82,8 +82,12 @@ mod tests {
         let token = jsonwebtoken::encode(&header, &claims, &primary().encoding_key()).unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.validate_aud = false;
-        assert!(jsonwebtoken::decode::<Value>(&token, &primary().decoding_key(), &validation).is_ok());
-        assert!(jsonwebtoken::decode::<Value>(&token, &other().decoding_key(), &validation).is_err());
+        assert!(
+            jsonwebtoken::decode::<Value>(&token, &primary().decoding_key(), &validation).is_ok()
+        );
+        assert!(
+            jsonwebtoken::decode::<Value>(&token, &other().decoding_key(), &validation).is_err()
+        );
         let from_jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(primary().jwk()).unwrap();
         let key = DecodingKey::from_jwk(&from_jwk).unwrap();
         assert!(jsonwebtoken::decode::<Value>(&token, &key, &validation).is_ok());

@@ -23,7 +23,8 @@ fn client() -> reqwest::Client {
 }
 
 async fn put(url: String, body: Value) {
-    let res = client().put(&url).json(&body).send().await.unwrap_or_else(|e| panic!("PUT {url}: {e}"));
+    let res =
+        client().put(&url).json(&body).send().await.unwrap_or_else(|e| panic!("PUT {url}: {e}"));
     let status = res.status();
     // 409: already exists, which is fine for idempotent setup.
     if !status.is_success() && status.as_u16() != 409 {
@@ -38,8 +39,13 @@ pub async fn create_topic(host: &str, project: &str, topic: &str) {
 
 /// Creates a pull subscription on `topic` (idempotent).
 pub async fn create_pull_subscription(host: &str, project: &str, subscription: &str, topic: &str) {
-    create_subscription(host, project, subscription, json!({"topic": format!("projects/{project}/topics/{topic}")}))
-        .await;
+    create_subscription(
+        host,
+        project,
+        subscription,
+        json!({"topic": format!("projects/{project}/topics/{topic}")}),
+    )
+    .await;
 }
 
 /// Creates a subscription from a full REST body (push config, ordering, dead-letter policy...).
@@ -100,7 +106,8 @@ pub async fn pull(host: &str, project: &str, subscription: &str, max: u32) -> Ve
     let status = res.status();
     let text = res.text().await.unwrap_or_default();
     assert!(status.is_success(), "pull {subscription}: {status} {text}");
-    let parsed: PullResponse = serde_json::from_str(&text).unwrap_or_else(|e| panic!("pull response {text}: {e}"));
+    let parsed: PullResponse =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("pull response {text}: {e}"));
     parsed
         .received_messages
         .into_iter()
@@ -130,7 +137,8 @@ pub async fn pull_at_least(
         if batch.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         } else {
-            ack(host, project, subscription, batch.iter().map(|r| r.ack_id.clone()).collect()).await;
+            ack(host, project, subscription, batch.iter().map(|r| r.ack_id.clone()).collect())
+                .await;
             all.extend(batch);
         }
     }
@@ -142,7 +150,8 @@ pub async fn ack(host: &str, project: &str, subscription: &str, ack_ids: Vec<Str
     if ack_ids.is_empty() {
         return;
     }
-    let url = format!("http://{host}/v1/projects/{project}/subscriptions/{subscription}:acknowledge");
+    let url =
+        format!("http://{host}/v1/projects/{project}/subscriptions/{subscription}:acknowledge");
     let res = client().post(&url).json(&json!({"ackIds": ack_ids})).send().await.unwrap();
     assert!(res.status().is_success(), "ack on {subscription}: {}", res.status());
 }

@@ -11,7 +11,8 @@ static RULES_EMULATOR: OnceCell<String> = OnceCell::const_new();
 async fn emulator() -> &'static str {
     RULES_EMULATOR
         .get_or_init(|| async {
-            let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firestore.rules");
+            let rules =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firestore.rules");
             testkit::emulators::firestore_with_rules(&rules.canonicalize().unwrap()).await
         })
         .await
@@ -46,7 +47,9 @@ fn fields(data: &Value) -> Value {
             Value::Number(n) if n.is_i64() => json!({"integerValue": n.to_string()}),
             Value::Number(n) => json!({"doubleValue": n.as_f64()}),
             Value::String(s) => json!({"stringValue": s}),
-            Value::Array(a) => json!({"arrayValue": {"values": a.iter().map(value).collect::<Vec<_>>()}}),
+            Value::Array(a) => {
+                json!({"arrayValue": {"values": a.iter().map(value).collect::<Vec<_>>()}})
+            }
             Value::Object(_) => json!({"mapValue": {"fields": fields(v)}}),
         }
     }
@@ -77,7 +80,10 @@ impl Db {
     }
 
     fn doc_url(&self, path: &str) -> String {
-        format!("http://{}/v1/projects/{}/databases/(default)/documents/{path}", self.host, self.project)
+        format!(
+            "http://{}/v1/projects/{}/databases/(default)/documents/{path}",
+            self.host, self.project
+        )
     }
 
     fn name(&self, path: &str) -> String {
@@ -103,7 +109,14 @@ impl Db {
 
     /// A commit with one write: `update` of the given fields (mask = those fields when
     /// `merge`), optional server-timestamp transforms.
-    async fn write(&self, who: &As, path: &str, data: Value, merge: bool, server_time: &[&str]) -> u16 {
+    async fn write(
+        &self,
+        who: &As,
+        path: &str,
+        data: Value,
+        merge: bool,
+        server_time: &[&str],
+    ) -> u16 {
         let mut write = json!({"update": {"name": self.name(path), "fields": fields(&data)}});
         if merge {
             let mut paths: Vec<String> = data.as_object().unwrap().keys().cloned().collect();
@@ -112,14 +125,18 @@ impl Db {
         }
         if !server_time.is_empty() {
             write["updateTransforms"] = json!(
-                server_time.iter().map(|f| json!({"fieldPath": f, "setToServerValue": "REQUEST_TIME"})).collect::<Vec<_>>()
+                server_time
+                    .iter()
+                    .map(|f| json!({"fieldPath": f, "setToServerValue": "REQUEST_TIME"}))
+                    .collect::<Vec<_>>()
             );
         }
         let url = format!(
             "http://{}/v1/projects/{}/databases/(default)/documents:commit",
             self.host, self.project
         );
-        let (status, body) = self.send(who, self.http.post(url).json(&json!({"writes": [write]}))).await;
+        let (status, body) =
+            self.send(who, self.http.post(url).json(&json!({"writes": [write]}))).await;
         assert!(status == 200 || status == 403, "unexpected {status}: {body}");
         status
     }
@@ -131,21 +148,45 @@ impl Db {
     /// The documents of one provisioned user in tenant `t1`, plus a second tenant `t2`.
     async fn seeded() -> Db {
         let db = Db::new().await;
-        db.seed("tenants/t1", json!({"name": "Tenant one", "owner_uid": "alice", "plan": "free", "status": "active"})).await;
-        db.seed("tenants/t2", json!({"name": "Tenant two", "owner_uid": "carol", "plan": "free", "status": "active"})).await;
-        db.seed("tenants/t1/users/alice", json!({"role": "owner", "email": "alice@example.com"})).await;
-        db.seed("tenants/t1/users/bob", json!({"role": "member", "email": "bob@example.com"})).await;
+        db.seed(
+            "tenants/t1",
+            json!({"name": "Tenant one", "owner_uid": "alice", "plan": "free", "status": "active"}),
+        )
+        .await;
+        db.seed(
+            "tenants/t2",
+            json!({"name": "Tenant two", "owner_uid": "carol", "plan": "free", "status": "active"}),
+        )
+        .await;
+        db.seed("tenants/t1/users/alice", json!({"role": "owner", "email": "alice@example.com"}))
+            .await;
+        db.seed("tenants/t1/users/bob", json!({"role": "member", "email": "bob@example.com"}))
+            .await;
         db.seed("tenants/t2/users/carol", json!({"role": "owner"})).await;
-        db.seed("users/alice", json!({"email": "alice@example.com", "tenant_id": "t1", "onboarded": true})).await;
-        db.seed("users/alice/secrets/alpaca", json!({"configured": false, "base_url": "https://paper-api.alpaca.markets"})).await;
-        db.seed("users/alice/alpacaAccounts/snapshot", json!({"configured": false, "equity": "0"})).await;
-        db.seed("users/alice/status/trading", json!({"enabled": false, "mode": "safe", "reason": "New user"})).await;
+        db.seed(
+            "users/alice",
+            json!({"email": "alice@example.com", "tenant_id": "t1", "onboarded": true}),
+        )
+        .await;
+        db.seed(
+            "users/alice/secrets/alpaca",
+            json!({"configured": false, "base_url": "https://paper-api.alpaca.markets"}),
+        )
+        .await;
+        db.seed("users/alice/alpacaAccounts/snapshot", json!({"configured": false, "equity": "0"}))
+            .await;
+        db.seed(
+            "users/alice/status/trading",
+            json!({"enabled": false, "mode": "safe", "reason": "New user"}),
+        )
+        .await;
         db.seed(
             "users/alice/config/preferences",
             json!({"theme": "dark", "risk_tolerance": "moderate", "default_allocation": 0.1, "max_positions": 5}),
         )
         .await;
-        db.seed("users/alice/shadowTradeHistory/s1", json!({"uid": "alice", "status": "OPEN"})).await;
+        db.seed("users/alice/shadowTradeHistory/s1", json!({"uid": "alice", "status": "OPEN"}))
+            .await;
         db.seed("tenants/t1/ledger_trades/l1", json!({"uid": "alice", "symbol": "AAPL"})).await;
         db
     }
@@ -175,7 +216,9 @@ async fn owners_read_their_own_user_subtree_and_nobody_elses() {
 async fn secrets_are_never_readable_or_writable_by_clients() {
     let db = Db::seeded().await;
     assert_eq!(db.get(&ALICE, "users/alice/secrets/alpaca").await, 403);
-    let write = db.write(&ALICE, "users/alice/secrets/alpaca", json!({"configured": true}), true, &[]).await;
+    let write = db
+        .write(&ALICE, "users/alice/secrets/alpaca", json!({"configured": true}), true, &[])
+        .await;
     assert_eq!(write, 403);
     assert_eq!(db.get(&As::Admin, "users/alice/secrets/alpaca").await, 200, "the server still can");
 }
@@ -187,7 +230,11 @@ async fn tenant_members_read_their_tenant_only() {
     assert_eq!(db.get(&BOB, "tenants/t1/users/alice").await, 200);
     assert_eq!(db.get(&ALICE, "tenants/t2").await, 403, "cross-tenant read");
     assert_eq!(db.get(&CAROL, "tenants/t1/users/alice").await, 403, "cross-tenant membership read");
-    assert_eq!(db.get(&CAROL, "tenants/t1/ledger_trades/l1").await, 403, "cross-tenant ledger read");
+    assert_eq!(
+        db.get(&CAROL, "tenants/t1/ledger_trades/l1").await,
+        403,
+        "cross-tenant ledger read"
+    );
     let forged_tenant = As::user("carol", "t1", "owner");
     assert_eq!(
         db.write(&forged_tenant, "tenants/t1", json!({"plan": "enterprise"}), true, &[]).await,
@@ -203,12 +250,24 @@ async fn trading_leaves_safe_mode_only_by_its_owner_with_allowed_fields() {
     let enable = json!({"enabled": true, "mode": "paper", "reason": "ready"});
     assert_eq!(db.write(&BOB, path, enable.clone(), true, &[]).await, 403, "someone else");
     let unsafe_safe = json!({"enabled": true, "mode": "safe", "reason": "x"});
-    assert_eq!(db.write(&ALICE, path, unsafe_safe, true, &[]).await, 403, "safe mode must stay disabled");
+    assert_eq!(
+        db.write(&ALICE, path, unsafe_safe, true, &[]).await,
+        403,
+        "safe mode must stay disabled"
+    );
     let extra = json!({"enabled": true, "mode": "paper", "reason": "x", "limit": 1_000_000});
-    assert_eq!(db.write(&ALICE, path, extra, true, &[]).await, 403, "fields outside the allowed set");
+    assert_eq!(
+        db.write(&ALICE, path, extra, true, &[]).await,
+        403,
+        "fields outside the allowed set"
+    );
     let bad_mode = json!({"enabled": true, "mode": "yolo", "reason": "x"});
     assert_eq!(db.write(&ALICE, path, bad_mode, true, &[]).await, 403, "unknown mode");
-    assert_eq!(db.write(&ALICE, path, enable, true, &["updated_at"]).await, 200, "the owner switches to paper");
+    assert_eq!(
+        db.write(&ALICE, path, enable, true, &["updated_at"]).await,
+        200,
+        "the owner switches to paper"
+    );
     assert_eq!(db.delete(&ALICE, path).await, 403);
 }
 
@@ -228,7 +287,10 @@ async fn preferences_accept_only_valid_values() {
 async fn the_ledger_is_append_only_with_validated_creates() {
     let db = Db::seeded().await;
     let trade = json!({"uid": "bob", "strategy_id": "s1", "symbol": "AAPL", "side": "buy", "qty": 3, "price": 101.5});
-    assert_eq!(db.write(&BOB, "tenants/t1/ledger_trades/b1", trade.clone(), false, &["ts"]).await, 200);
+    assert_eq!(
+        db.write(&BOB, "tenants/t1/ledger_trades/b1", trade.clone(), false, &["ts"]).await,
+        200
+    );
     assert_eq!(db.get(&ALICE, "tenants/t1/ledger_trades/b1").await, 200, "tenant members read it");
     assert_eq!(
         db.write(&BOB, "tenants/t1/ledger_trades/b1", json!({"qty": 300}), true, &[]).await,
@@ -238,21 +300,40 @@ async fn the_ledger_is_append_only_with_validated_creates() {
     assert_eq!(db.delete(&BOB, "tenants/t1/ledger_trades/b1").await, 403, "no deletes");
     let mut as_alice = trade.clone();
     as_alice["uid"] = json!("alice");
-    assert_eq!(db.write(&BOB, "tenants/t1/ledger_trades/b2", as_alice, false, &["ts"]).await, 403, "uid spoofing");
+    assert_eq!(
+        db.write(&BOB, "tenants/t1/ledger_trades/b2", as_alice, false, &["ts"]).await,
+        403,
+        "uid spoofing"
+    );
     let mut bad_side = trade.clone();
     bad_side["side"] = json!("short");
     assert_eq!(db.write(&BOB, "tenants/t1/ledger_trades/b3", bad_side, false, &["ts"]).await, 403);
-    assert_eq!(db.write(&BOB, "tenants/t1/ledger_trades/b4", trade.clone(), false, &[]).await, 403, "ts must be server time");
-    assert_eq!(db.write(&CAROL, "tenants/t1/ledger_trades/c1", trade, false, &["ts"]).await, 403, "other tenant");
+    assert_eq!(
+        db.write(&BOB, "tenants/t1/ledger_trades/b4", trade.clone(), false, &[]).await,
+        403,
+        "ts must be server time"
+    );
+    assert_eq!(
+        db.write(&CAROL, "tenants/t1/ledger_trades/c1", trade, false, &["ts"]).await,
+        403,
+        "other tenant"
+    );
 }
 
 #[tokio::test]
 async fn shadow_trades_are_never_deleted() {
     let db = Db::seeded().await;
     let path = "users/alice/shadowTradeHistory/s1";
-    assert_eq!(db.write(&ALICE, path, json!({"uid": "alice", "status": "CLOSED"}), false, &[]).await, 200);
+    assert_eq!(
+        db.write(&ALICE, path, json!({"uid": "alice", "status": "CLOSED"}), false, &[]).await,
+        200
+    );
     assert_eq!(db.delete(&ALICE, path).await, 403);
-    assert_eq!(db.write(&ALICE, "users/alice/shadowTradeHistory/s2", json!({"uid": "bob"}), false, &[]).await, 403);
+    assert_eq!(
+        db.write(&ALICE, "users/alice/shadowTradeHistory/s2", json!({"uid": "bob"}), false, &[])
+            .await,
+        403
+    );
 }
 
 #[tokio::test]
@@ -260,9 +341,15 @@ async fn a_forged_role_claim_grants_nothing_without_a_matching_membership() {
     let db = Db::seeded().await;
     let strategy = json!({"name": "momentum"});
     let forged_admin = As::user("bob", "t1", "admin"); // membership says member
-    assert_eq!(db.write(&forged_admin, "tenants/t1/strategies/x", strategy.clone(), false, &[]).await, 403);
+    assert_eq!(
+        db.write(&forged_admin, "tenants/t1/strategies/x", strategy.clone(), false, &[]).await,
+        403
+    );
     assert_eq!(db.write(&BOB, "tenants/t1/strategies/x", strategy.clone(), false, &[]).await, 403);
-    assert_eq!(db.write(&ALICE, "tenants/t1/strategies/x", strategy.clone(), false, &[]).await, 200);
+    assert_eq!(
+        db.write(&ALICE, "tenants/t1/strategies/x", strategy.clone(), false, &[]).await,
+        200
+    );
     let removed = As::user("dave", "t1", "owner"); // no membership document at all
     assert_eq!(db.write(&removed, "tenants/t1/strategies/y", strategy, false, &[]).await, 403);
     assert_eq!(db.get(&BOB, "tenants/t1/strategies/x").await, 200, "members read strategies");

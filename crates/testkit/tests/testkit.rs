@@ -13,7 +13,8 @@ async fn firestore_emulator_answers_and_isolates_projects() {
     let (a, b) = (testkit::project_id(), testkit::project_id());
     assert_ne!(a, b);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let url = |p: &str| format!("http://{host}/v1/projects/{p}/databases/(default)/documents/things/one");
+    let url =
+        |p: &str| format!("http://{host}/v1/projects/{p}/databases/(default)/documents/things/one");
     let res = client
         .patch(url(&a))
         .bearer_auth("owner")
@@ -35,7 +36,9 @@ async fn pubsub_helpers_round_trip_a_message() {
     testkit::pubsub::create_pull_subscription(host, &project, "things-sub", "things").await;
     let attrs = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
     let id = testkit::pubsub::publish(host, &project, "things", b"{\"x\":1}", &attrs).await;
-    let got = testkit::pubsub::pull_at_least(host, &project, "things-sub", 1, Duration::from_secs(10)).await;
+    let got =
+        testkit::pubsub::pull_at_least(host, &project, "things-sub", 1, Duration::from_secs(10))
+            .await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].message_id, id);
     assert_eq!(got[0].data, b"{\"x\":1}");
@@ -46,7 +49,10 @@ async fn pubsub_helpers_round_trip_a_message() {
 async fn jwks_server_publishes_keys_with_max_age_and_rotates() {
     let server = testkit::jwks::JwksServer::start(&[testkit::keys::primary()], 120).await;
     let res = reqwest::get(server.url()).await.unwrap();
-    assert_eq!(res.headers()["cache-control"], "public, max-age=120, must-revalidate, no-transform");
+    assert_eq!(
+        res.headers()["cache-control"],
+        "public, max-age=120, must-revalidate, no-transform"
+    );
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["keys"][0]["kid"], "testkit-primary");
     server.set_keys(&[testkit::keys::other()]);
@@ -81,7 +87,9 @@ async fn auth_emulator_signs_users_up_with_unsigned_id_tokens() {
     assert!(res["localId"].as_str().is_some_and(|s| !s.is_empty()), "{res}");
     let token = res["idToken"].as_str().unwrap_or_else(|| panic!("{res}"));
     let header = token.split('.').next().unwrap();
-    let header: serde_json::Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap(),
+    )
+    .unwrap();
     assert_eq!(header["alg"], "none", "the Auth emulator issues unsigned ID tokens");
 }

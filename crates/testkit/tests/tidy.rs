@@ -52,7 +52,11 @@ fn every_rust_file_starts_with_a_module_doc_comment() {
             }
         }
     }
-    assert!(offenders.is_empty(), "these files need a `//!` doc comment first:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "these files need a `//!` doc comment first:\n{}",
+        offenders.join("\n")
+    );
 }
 
 #[test]
@@ -75,7 +79,11 @@ fn function_binaries_stay_thin() {
         let main = entry.path().join("src/main.rs");
         if let Ok(text) = std::fs::read_to_string(&main) {
             let lines = text.lines().count();
-            assert!(lines <= 40, "{} has {lines} lines: keep main.rs to config, state, serve", main.display());
+            assert!(
+                lines <= 40,
+                "{} has {lines} lines: keep main.rs to config, state, serve",
+                main.display()
+            );
         }
     }
 }
