@@ -1,1 +1,413 @@
-//! Provisioning: executes `domain::onboarding::plan` in one transaction, creating only what is missing.
+//! Provisioning: executes `domain::onboarding::plan` as one atomic commit, creating only what
+//! is missing, with server timestamps, and records the onboarding state on the user root.
+//!
+//! ```text
+//! provision(db, req)
+//!   read every planned document (and, for an existing tenant, the tenant document)
+//!   invited user whose tenant is missing     -> Error::Invalid (permanent; tenants are never invented)
+//!   all present, root says complete at this plan version -> no-op, nothing written
+//!   otherwise ONE Commit:
+//!     each missing document: create (precondition exists=false) + REQUEST_TIME transforms
+//!     user root missing: created with `onboarding` in it
+//!     user root present: `onboarding` only (update mask), precondition update_time = as read
+//!   commit refused on a precondition (ALREADY_EXISTS / FAILED_PRECONDITION / NOT_FOUND):
+//!     someone else wrote in between -> read again and re-plan (bounded)
+//!   retryable failure (UNAVAILABLE, ABORTED, ...) -> backoff of DbConfig, then again
+//! ```
+//!
+//! Why one precondition-guarded `Commit` rather than [`Db::run_transaction`]: the store's
+//! [`Tx`](crate::Tx) queues whole-document writes only, so inside it a creation could not carry
+//! `REQUEST_TIME` transforms and the user root could not be merged field by field (a full
+//! rewrite of a document the user may have edited would round-trip its values through serde and
+//! turn its timestamps into strings). A `Commit` whose every write is guarded by a precondition
+//! is all-or-nothing and is exactly the optimistic transaction the Firestore client SDKs run:
+//! reads, then writes that only apply if nothing they depend on changed
+//! (`exists=false` for creations, the read `update_time` for the root merge). A concurrent
+//! provisioner makes the commit fail as a whole, and the next round sees its documents, so each
+//! document is created once however many deliveries race.
+//!
+//! Server timestamps: every created document gets its `PlannedDoc::server_timestamps` fields
+//! (and the root `onboarding.completed_at`) from `REQUEST_TIME` transforms, so all documents of
+//! one run carry the same server time (millisecond precision, when Firestore received the commit).
+
+use std::collections::HashMap;
+
+use domain::onboarding::{DocKind, PLAN_VERSION, PlannedDoc, ProvisionReport, ProvisionRequest};
+use domain::tenancy::Role;
+use firestore::gcloud_sdk::google::firestore::v1::document_transform::FieldTransform;
+use firestore::gcloud_sdk::google::firestore::v1::document_transform::field_transform::{
+    ServerValue, TransformType,
+};
+use firestore::gcloud_sdk::google::firestore::v1::precondition::ConditionType;
+use firestore::gcloud_sdk::google::firestore::v1::{Document, DocumentMask, Precondition, Write};
+use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::db::{Db, decode};
+use crate::error::{Code, Error};
+use crate::paths::{self, DocPath, PathError};
+
+/// The field of `users/{uid}` that records the onboarding state.
+pub const ONBOARDING_FIELD: &str = "onboarding";
+
+/// The `state` of a finished onboarding.
+pub const STATE_COMPLETE: &str = "complete";
+
+/// How many times a run re-plans after losing a race to another writer before giving up with
+/// a retryable `ABORTED` (each lost race means the other writer made progress, so this is
+/// reached only under pathological contention).
+const MAX_CONFLICTS: u32 = 8;
+
+/// The onboarding state on the user root (`users/{uid}.onboarding`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardingState {
+    /// `complete` once every planned document exists.
+    pub state: String,
+    /// The [`PLAN_VERSION`] the user was provisioned with.
+    pub plan_version: u32,
+    /// The documents the run that recorded this state created.
+    #[serde(default)]
+    pub created: Vec<DocKind>,
+}
+
+impl OnboardingState {
+    /// Whether this state says the user is provisioned at the current plan version.
+    pub fn is_current(&self) -> bool {
+        self.state == STATE_COMPLETE && self.plan_version >= PLAN_VERSION
+    }
+}
+
+/// A tenant membership (`tenants/{tenantId}/users/{uid}`), as far as access checks need it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Membership {
+    /// The member's role in the tenant.
+    pub role: Role,
+}
+
+/// The document of `kind` for `req`.
+pub fn doc_path(kind: DocKind, req: &ProvisionRequest) -> Result<DocPath, PathError> {
+    let uid = req.uid.as_str();
+    match kind {
+        DocKind::Tenant => paths::tenant(&req.tenant_id),
+        DocKind::Membership => paths::tenant_member(&req.tenant_id, uid),
+        DocKind::UserRoot => paths::user(uid),
+        DocKind::AlpacaSecrets => paths::user_alpaca_secret(uid),
+        DocKind::AccountSnapshot => paths::user_alpaca_snapshot(uid),
+        DocKind::TradingStatus => paths::user_trading_status(uid),
+        DocKind::Preferences => paths::user_preferences(uid),
+    }
+}
+
+/// Reads the membership of `uid` in `tenant_id` (`None` when there is none).
+pub async fn membership(db: &Db, tenant_id: &str, uid: &str) -> Result<Option<Membership>, Error> {
+    db.get(&paths::tenant_member(tenant_id, uid)?).await
+}
+
+/// The `tenant_id` recorded on `users/{uid}` (`None` when the root or the field is missing).
+pub async fn user_tenant(db: &Db, uid: &str) -> Result<Option<String>, Error> {
+    #[derive(Deserialize)]
+    struct Root {
+        #[serde(default)]
+        tenant_id: Option<String>,
+    }
+    Ok(db.get::<Root>(&paths::user(uid)?).await?.and_then(|root| root.tenant_id))
+}
+
+/// The onboarding state recorded on `users/{uid}` (`None` when absent or unreadable).
+pub async fn onboarding_state(db: &Db, uid: &str) -> Result<Option<OnboardingState>, Error> {
+    let path = paths::user(uid)?;
+    let Some(doc) = db.get_document(&path, None).await? else { return Ok(None) };
+    Ok(read_state(&path, &doc))
+}
+
+/// Provisions `req`: creates every planned document that is missing, never touches one that
+/// exists, and records the onboarding state on the user root. A fully provisioned user is a
+/// no-op (nothing is written). See the module docs for the concurrency argument.
+///
+/// Errors: [`Error::Invalid`] when the user joins an existing tenant (`tenant_is_new` false)
+/// whose document does not exist (permanent: onboarding never invents tenants);
+/// [`Error::Path`] for ids Firestore cannot store; retryable errors after the retry budget.
+pub async fn provision(db: &Db, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
+    let targets = targets(req)?;
+    let backoff = db.config().transaction_backoff;
+    let mut conflicts = 0u32;
+    let mut failures = 0u32;
+    loop {
+        let error = match attempt(db, req, &targets).await {
+            Ok(report) => return Ok(report),
+            Err(Failure::Conflict(error)) => {
+                conflicts += 1;
+                if conflicts > MAX_CONFLICTS {
+                    return Err(Error::rpc(
+                        Code::Aborted,
+                        format!("provisioning lost {conflicts} races in a row: {error}"),
+                    ));
+                }
+                tracing::debug!(uid = %req.uid, %error, "provisioning raced another writer; re-planning");
+                continue;
+            }
+            Err(Failure::Other(error)) => error,
+        };
+        failures += 1;
+        if !error.is_retryable() || !backoff.should_retry(failures) {
+            return Err(error);
+        }
+        let draw = rand::random::<f64>();
+        let delay = if error.code() == Some(Code::ResourceExhausted) {
+            backoff.exhausted_delay(draw)
+        } else {
+            backoff.delay(failures, draw)
+        };
+        tracing::debug!(uid = %req.uid, %error, ?delay, "provisioning failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One planned document and where it lives.
+struct Target {
+    doc: PlannedDoc,
+    path: DocPath,
+}
+
+struct Targets {
+    docs: Vec<Target>,
+    /// The existing tenant an invited user joins (checked, never written).
+    joined_tenant: Option<DocPath>,
+}
+
+fn targets(req: &ProvisionRequest) -> Result<Targets, Error> {
+    let docs = domain::onboarding::plan(req)
+        .into_iter()
+        .map(|doc| Ok(Target { path: doc_path(doc.kind, req)?, doc }))
+        .collect::<Result<Vec<_>, PathError>>()?;
+    let joined_tenant = if req.tenant_is_new { None } else { Some(paths::tenant(&req.tenant_id)?) };
+    Ok(Targets { docs, joined_tenant })
+}
+
+enum Failure {
+    /// The commit was refused by a precondition: another writer got there first.
+    Conflict(Error),
+    Other(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Other(error)
+    }
+}
+
+async fn attempt(
+    db: &Db,
+    req: &ProvisionRequest,
+    targets: &Targets,
+) -> Result<ProvisionReport, Failure> {
+    let reads = targets.docs.iter().map(|t| db.get_document(&t.path, None));
+    let tenant_read = async {
+        match &targets.joined_tenant {
+            Some(path) => db.get_document(path, None).await.map(|doc| Some(doc.is_some())),
+            None => Ok(None),
+        }
+    };
+    let (found, tenant_exists) = futures::try_join!(try_join_all(reads), tenant_read)?;
+    if tenant_exists == Some(false) {
+        return Err(Failure::Other(Error::Invalid(format!(
+            "tenant {} does not exist: a user who joins an existing tenant (invitation, company \
+             domain) cannot be provisioned into a missing one, and onboarding never creates it",
+            req.tenant_id
+        ))));
+    }
+
+    let mut report = ProvisionReport::default();
+    let mut root: Option<(&Target, Option<&Document>)> = None;
+    for (target, doc) in targets.docs.iter().zip(&found) {
+        if doc.is_some() {
+            report.existing.push(target.doc.kind);
+        } else {
+            report.created.push(target.doc.kind);
+        }
+        if target.doc.kind == DocKind::UserRoot {
+            root = Some((target, doc.as_ref()));
+        }
+    }
+    let (root_target, root_doc) =
+        root.ok_or_else(|| Error::Invalid("the provisioning plan has no user root".to_owned()))?;
+    let state_current = root_doc
+        .and_then(|doc| read_state(&root_target.path, doc))
+        .is_some_and(|state| state.is_current());
+    if report.created.is_empty() && state_current {
+        return Ok(report);
+    }
+
+    let state = OnboardingState {
+        state: STATE_COMPLETE.to_owned(),
+        plan_version: PLAN_VERSION,
+        created: report.created.clone(),
+    };
+    let mut writes = Vec::with_capacity(report.created.len() + 1);
+    for (target, doc) in targets.docs.iter().zip(&found) {
+        if doc.is_some() || target.doc.kind == DocKind::UserRoot {
+            continue;
+        }
+        writes.push(create_write(
+            db,
+            &target.path,
+            &target.doc.fields,
+            target.doc.server_timestamps,
+        )?);
+    }
+    writes.push(match root_doc {
+        None => {
+            let mut fields = root_target.doc.fields.clone();
+            if let Value::Object(map) = &mut fields {
+                map.insert(ONBOARDING_FIELD.to_owned(), json!(state));
+            }
+            let mut write =
+                create_write(db, &root_target.path, &fields, root_target.doc.server_timestamps)?;
+            write.update_transforms.push(request_time(&completed_at_path()));
+            write
+        }
+        Some(doc) => merge_state_write(db, &root_target.path, doc, &state)?,
+    });
+    match db.commit(writes).await {
+        Ok(()) => {
+            tracing::info!(
+                uid = %req.uid,
+                tenant_id = %req.tenant_id,
+                created = ?report.created,
+                "provisioned"
+            );
+            Ok(report)
+        }
+        Err(error)
+            if matches!(
+                error.code(),
+                Some(Code::AlreadyExists | Code::FailedPrecondition | Code::NotFound)
+            ) =>
+        {
+            Err(Failure::Conflict(error))
+        }
+        Err(error) => Err(Failure::Other(error)),
+    }
+}
+
+/// The onboarding state in a user root document, if it has a readable one.
+fn read_state(path: &DocPath, doc: &Document) -> Option<OnboardingState> {
+    #[derive(Deserialize)]
+    struct Root {
+        #[serde(default)]
+        onboarding: Option<OnboardingState>,
+    }
+    match decode::<Root>(path, doc) {
+        Ok(root) => root.onboarding,
+        Err(error) => {
+            // A user-edited root whose `onboarding` is not ours: treat as not onboarded, so the
+            // field is written again (only that field).
+            tracing::warn!(%error, "unreadable onboarding state; it will be recorded again");
+            None
+        }
+    }
+}
+
+/// `onboarding.completed_at`
+fn completed_at_path() -> String {
+    format!("{ONBOARDING_FIELD}.completed_at")
+}
+
+fn request_time(field_path: &str) -> FieldTransform {
+    FieldTransform {
+        field_path: field_path.to_owned(),
+        transform_type: Some(TransformType::SetToServerValue(ServerValue::RequestTime as i32)),
+    }
+}
+
+/// Creates `path` with `fields` (fails the commit if it exists) and the server timestamps.
+fn create_write(
+    db: &Db,
+    path: &DocPath,
+    fields: &Value,
+    server_timestamps: &[&str],
+) -> Result<Write, Error> {
+    let mut write = db.create_write(path, fields)?;
+    write.update_transforms = server_timestamps.iter().map(|f| request_time(f)).collect();
+    Ok(write)
+}
+
+/// Sets only `onboarding` on an existing root, if it is still the version that was read.
+fn merge_state_write(
+    db: &Db,
+    path: &DocPath,
+    read: &Document,
+    state: &OnboardingState,
+) -> Result<Write, Error> {
+    let update_time = read.update_time.ok_or_else(|| Error::Decode {
+        path: path.relative(),
+        message: "the document was read without an update time".to_owned(),
+    })?;
+    let mut write = db.set_write(path, &HashMap::from([(ONBOARDING_FIELD, state)]))?;
+    write.update_mask = Some(DocumentMask { field_paths: vec![ONBOARDING_FIELD.to_owned()] });
+    write.update_transforms = vec![request_time(&completed_at_path())];
+    write.current_document =
+        Some(Precondition { condition_type: Some(ConditionType::UpdateTime(update_time)) });
+    Ok(write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(tenant_is_new: bool) -> ProvisionRequest {
+        ProvisionRequest {
+            uid: "u1".to_owned(),
+            email: Some("ada@example.com".to_owned()),
+            tenant_id: "t1".to_owned(),
+            role: Role::Owner,
+            tenant_is_new,
+        }
+    }
+
+    #[test]
+    fn every_planned_document_has_its_seed_path() {
+        let r = req(true);
+        let paths: Vec<String> =
+            DocKind::ALL.iter().map(|k| doc_path(*k, &r).unwrap().relative()).collect();
+        assert_eq!(
+            paths,
+            [
+                "tenants/t1",
+                "tenants/t1/users/u1",
+                "users/u1",
+                "users/u1/secrets/alpaca",
+                "users/u1/alpacaAccounts/snapshot",
+                "users/u1/status/trading",
+                "users/u1/config/preferences",
+            ]
+        );
+        let t = targets(&req(false)).unwrap();
+        assert_eq!(t.docs.len(), 6);
+        assert_eq!(t.joined_tenant.unwrap().relative(), "tenants/t1");
+        assert!(targets(&req(true)).unwrap().joined_tenant.is_none());
+    }
+
+    #[test]
+    fn ids_firestore_cannot_store_are_refused_before_any_io() {
+        let mut r = req(true);
+        r.uid = "a/b".to_owned();
+        assert!(matches!(targets(&r), Err(Error::Path(_))));
+    }
+
+    #[test]
+    fn only_a_complete_state_at_the_current_version_is_current() {
+        let mut s = OnboardingState {
+            state: STATE_COMPLETE.to_owned(),
+            plan_version: PLAN_VERSION,
+            created: vec![],
+        };
+        assert!(s.is_current());
+        s.plan_version = PLAN_VERSION - 1;
+        assert!(!s.is_current());
+        s.plan_version = PLAN_VERSION;
+        s.state = "started".to_owned();
+        assert!(!s.is_current());
+    }
+}

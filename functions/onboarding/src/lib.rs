@@ -1,1 +1,90 @@
-//! onboarding
+//! onboarding: provisions a new user's documents (seed 000, "What Gets Provisioned") from the
+//! `user-signups` topic, atomically and idempotently, and lets tenant admins and operators
+//! re-run provisioning to repair a user.
+//!
+//! - `POST /pubsub/user-signups`: Pub/Sub push, Google OIDC-authenticated. Deduplicated on the
+//!   message id through the idempotency ledger; provisioning itself is `store::onboarding`.
+//! - `POST /provision`: repair, for a tenant admin (Firebase ID token) or an operator (Google
+//!   OIDC service account); answers what was created and what already existed.
+//!
+//! This crate only wires: the plan is `domain::onboarding`, the writes are `store::onboarding`,
+//! the envelope and tokens are `gcp`, errors become responses in `runtime`.
+
+mod config;
+mod push;
+mod repair;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::post;
+use runtime::DeadLetterSink;
+use runtime::auth::{FirebaseAuth, PushAuth};
+use store::{Db, DeadLetters, Ledger};
+
+pub use config::{Config, DEFAULT_LEASE};
+pub use push::{SCOPE as LEDGER_SCOPE, signup_fingerprint};
+pub use repair::{
+    Denied, RepairRequest, Requester, TargetFacts, authorize_requester, authorize_target,
+};
+
+/// Shared, cheap-to-clone state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    db: Db,
+    ledger: Ledger,
+    dead_letters: DeadLetters,
+    push_auth: PushAuth,
+    firebase_auth: FirebaseAuth,
+    lease: Duration,
+}
+
+impl AppState {
+    /// Builds the state; does no I/O (Firestore connects on first use).
+    pub fn build(config: &Config) -> Self {
+        let db = Db::new(config.db.clone());
+        Self {
+            ledger: Ledger::new(&db),
+            dead_letters: DeadLetters::new(&db),
+            db,
+            push_auth: config.push_auth.clone(),
+            firebase_auth: config.firebase_auth.clone(),
+            lease: config.lease,
+        }
+    }
+
+    /// Where permanent failures are recorded: `dead_letters/{id}` in Firestore.
+    pub fn dead_letters(&self) -> Arc<dyn DeadLetterSink> {
+        Arc::new(self.dead_letters.clone())
+    }
+
+    /// The Firestore handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl FromRef<AppState> for PushAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.push_auth.clone()
+    }
+}
+
+impl FromRef<AppState> for FirebaseAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.firebase_auth.clone()
+    }
+}
+
+/// The function's routes (without the runtime layers: wrap with `runtime::Server`).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/pubsub/user-signups",
+            post(push::user_signups).layer(runtime::limits::push_endpoint()),
+        )
+        .route("/provision", post(repair::provision))
+        .with_state(state)
+}

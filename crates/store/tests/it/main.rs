@@ -5,6 +5,8 @@ mod bulk;
 mod db;
 mod dead_letters;
 mod ledger;
+mod onboarding;
+mod tenancy;
 mod tx;
 
 use store::{Db, DbConfig};
