@@ -9,4 +9,5 @@ pub mod dead_letter;
 pub mod messages;
 pub mod onboarding;
 pub mod ramp;
+pub mod repair;
 pub mod tenancy;

@@ -25,10 +25,10 @@ use runtime::auth::{FirebaseAuth, PushAuth};
 use store::{Db, DeadLetters, Ledger};
 
 pub use config::{Config, DEFAULT_LEASE};
-pub use push::{SCOPE as LEDGER_SCOPE, signup_fingerprint};
-pub use repair::{
+pub use domain::repair::{
     Denied, RepairRequest, Requester, TargetFacts, authorize_requester, authorize_target,
 };
+pub use push::{SCOPE as LEDGER_SCOPE, signup_fingerprint};
 
 /// Shared, cheap-to-clone state of the handlers.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! `POST /provision`: re-runs provisioning for one user (repair), for a tenant admin or an
 //! operator, and answers `{"created":[...],"existing":[...]}`.
 //!
-//! Who may repair whom (the pure rules are [`authorize_requester`] and [`authorize_target`]):
+//! Who may repair whom (the pure rules live in `domain::repair`):
 //!
 //! - **Operator**: a Google OIDC token of a service account in `HEARTH_OIDC_ALLOWED_EMAILS`.
 //!   May repair any user in any tenant, and may set `tenant_is_new` to recreate a personal
@@ -22,107 +22,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use domain::onboarding::{ProvisionReport, ProvisionRequest};
-use domain::tenancy::Role;
+use domain::repair::{
+    Denied, RepairRequest, Requester, TargetFacts, authorize_requester, authorize_target,
+};
 use gcp::callable::Code;
 use runtime::Error;
 use runtime::auth::Caller;
-use serde::Deserialize;
 use store::onboarding::{membership, user_tenant};
 
 use crate::AppState;
-
-/// The body of `POST /provision`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepairRequest {
-    /// The user to provision.
-    pub uid: String,
-    /// The tenant the user belongs to.
-    pub tenant_id: String,
-    /// The role, used when the membership document has to be created.
-    pub role: Role,
-    /// The user's email, used when documents that carry it have to be created.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Create the tenant document too if it is missing (operators only; default false: the
-    /// tenant must exist).
-    #[serde(default)]
-    pub tenant_is_new: bool,
-}
-
-/// Who is asking, with what the rules need to know about them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requester<'a> {
-    /// A Google service account allowed by `HEARTH_OIDC_ALLOWED_EMAILS`.
-    Operator,
-    /// A signed-in Firebase user.
-    TenantAdmin {
-        /// Their `tenant_id` custom claim.
-        claimed_tenant: Option<&'a str>,
-        /// The role of their membership document in the requested tenant, if they have one.
-        membership: Option<Role>,
-    },
-}
-
-/// What is known about the user being repaired.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TargetFacts {
-    /// `users/{uid}.tenant_id`, when the root exists and has it.
-    pub root_tenant: Option<String>,
-    /// Whether `tenants/{tenant}/users/{uid}` exists for the requested tenant.
-    pub member_of_requested_tenant: bool,
-}
-
-/// Why a repair is refused (403; the messages are shown to the caller).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Denied {
-    #[error("you can only repair users of your own tenant")]
-    OtherTenant,
-    #[error("only owners and admins of the tenant can repair its users")]
-    NotAdmin,
-    #[error("only operators can create tenants")]
-    CannotCreateTenant,
-    #[error("you cannot grant a role above your own")]
-    RoleAboveOwn,
-    #[error("the user is not a member of this tenant")]
-    TargetNotInTenant,
-}
-
-fn rank(role: Role) -> u8 {
-    match role {
-        Role::Owner => 3,
-        Role::Admin => 2,
-        Role::Member => 1,
-    }
-}
-
-/// Whether `requester` may repair users of `req.tenant_id` with `req`'s role and options.
-pub fn authorize_requester(requester: &Requester<'_>, req: &RepairRequest) -> Result<(), Denied> {
-    let Requester::TenantAdmin { claimed_tenant, membership } = requester else { return Ok(()) };
-    if *claimed_tenant != Some(req.tenant_id.as_str()) {
-        return Err(Denied::OtherTenant);
-    }
-    let own = match membership {
-        Some(role @ (Role::Owner | Role::Admin)) => *role,
-        Some(Role::Member) | None => return Err(Denied::NotAdmin),
-    };
-    if req.tenant_is_new {
-        return Err(Denied::CannotCreateTenant);
-    }
-    if rank(req.role) > rank(own) {
-        return Err(Denied::RoleAboveOwn);
-    }
-    Ok(())
-}
-
-/// Whether the target of `req` belongs to the requested tenant (checked for tenant admins).
-pub fn authorize_target(req: &RepairRequest, facts: &TargetFacts) -> Result<(), Denied> {
-    let belongs = match &facts.root_tenant {
-        Some(tenant) => *tenant == req.tenant_id,
-        None => facts.member_of_requested_tenant,
-    };
-    if belongs { Ok(()) } else { Err(Denied::TargetNotInTenant) }
-}
 
 pub(crate) async fn provision(
     State(state): State<AppState>,
@@ -211,96 +119,4 @@ fn read_failure(error: store::Error) -> Error {
 fn internal(error: store::Error) -> Error {
     tracing::error!(error = %error, "repair failed");
     Error::reject(Code::Internal, "Provisioning failed; the error was logged.")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(role: Role) -> RepairRequest {
-        RepairRequest {
-            uid: "target".to_owned(),
-            tenant_id: "acme".to_owned(),
-            role,
-            email: None,
-            tenant_is_new: false,
-        }
-    }
-
-    fn admin(role: Option<Role>) -> Requester<'static> {
-        Requester::TenantAdmin { claimed_tenant: Some("acme"), membership: role }
-    }
-
-    #[test]
-    fn operators_may_do_anything() {
-        let mut r = req(Role::Owner);
-        r.tenant_is_new = true;
-        assert_eq!(authorize_requester(&Requester::Operator, &r), Ok(()));
-    }
-
-    #[test]
-    fn tenant_admins_are_checked_against_their_membership_and_tenant() {
-        assert_eq!(authorize_requester(&admin(Some(Role::Admin)), &req(Role::Member)), Ok(()));
-        assert_eq!(authorize_requester(&admin(Some(Role::Admin)), &req(Role::Admin)), Ok(()));
-        assert_eq!(authorize_requester(&admin(Some(Role::Owner)), &req(Role::Owner)), Ok(()));
-        assert_eq!(
-            authorize_requester(&admin(Some(Role::Admin)), &req(Role::Owner)),
-            Err(Denied::RoleAboveOwn)
-        );
-        assert_eq!(
-            authorize_requester(&admin(Some(Role::Member)), &req(Role::Member)),
-            Err(Denied::NotAdmin)
-        );
-        assert_eq!(authorize_requester(&admin(None), &req(Role::Member)), Err(Denied::NotAdmin));
-        let other =
-            Requester::TenantAdmin { claimed_tenant: Some("evil"), membership: Some(Role::Owner) };
-        assert_eq!(authorize_requester(&other, &req(Role::Member)), Err(Denied::OtherTenant));
-        let unclaimed =
-            Requester::TenantAdmin { claimed_tenant: None, membership: Some(Role::Owner) };
-        assert_eq!(authorize_requester(&unclaimed, &req(Role::Member)), Err(Denied::OtherTenant));
-        let mut new_tenant = req(Role::Member);
-        new_tenant.tenant_is_new = true;
-        assert_eq!(
-            authorize_requester(&admin(Some(Role::Owner)), &new_tenant),
-            Err(Denied::CannotCreateTenant)
-        );
-    }
-
-    #[test]
-    fn targets_must_already_belong_to_the_tenant() {
-        let r = req(Role::Member);
-        let root = |t: &str| TargetFacts {
-            root_tenant: Some(t.to_owned()),
-            member_of_requested_tenant: false,
-        };
-        assert_eq!(authorize_target(&r, &root("acme")), Ok(()));
-        assert_eq!(authorize_target(&r, &root("other")), Err(Denied::TargetNotInTenant));
-        let member_only = TargetFacts { root_tenant: None, member_of_requested_tenant: true };
-        assert_eq!(authorize_target(&r, &member_only), Ok(()));
-        assert_eq!(authorize_target(&r, &TargetFacts::default()), Err(Denied::TargetNotInTenant));
-        // A membership does not override a root that names another tenant.
-        let conflicting =
-            TargetFacts { root_tenant: Some("other".to_owned()), member_of_requested_tenant: true };
-        assert_eq!(authorize_target(&r, &conflicting), Err(Denied::TargetNotInTenant));
-    }
-
-    #[test]
-    fn bodies_are_strict() {
-        let ok: RepairRequest =
-            serde_json::from_str(r#"{"uid":"u","tenant_id":"t","role":"member","email":"a@b.c"}"#)
-                .unwrap();
-        assert_eq!(ok.email.as_deref(), Some("a@b.c"));
-        assert!(!ok.tenant_is_new);
-        assert!(
-            serde_json::from_str::<RepairRequest>(r#"{"uid":"u","tenant_id":"t","role":"root"}"#)
-                .is_err()
-        );
-        assert!(
-            serde_json::from_str::<RepairRequest>(
-                r#"{"uid":"u","tenant_id":"t","role":"member","x":1}"#
-            )
-            .is_err()
-        );
-        assert!(serde_json::from_str::<RepairRequest>(r#"{"uid":"u","role":"member"}"#).is_err());
-    }
 }
