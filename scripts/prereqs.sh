@@ -37,3 +37,26 @@ if [ ! -x "$root/node_modules/.bin/firebase" ]; then
 fi
 
 echo "prerequisites: $(cargo --version), $(gcloud --version 2>/dev/null | head -1), $(java -version 2>&1 | head -1), node $(node --version), firebase-tools $("$root/node_modules/.bin/firebase" --version 2>/dev/null)"
+
+# Python packages of the infrastructure tests and scripts/deploy.sh (python-hcl2, PyYAML),
+# pinned in infra/requirements-test.txt; installed from PyPI when missing or at another version.
+python_requirements_met() {
+  python3 - "$root/infra/requirements-test.txt" <<'PY' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if line:
+        name, pinned = line.split("==")
+        assert version(name) == pinned, (name, version(name), pinned)
+PY
+}
+if ! python_requirements_met; then
+  command -v python3 >/dev/null 2>&1 ||
+    { echo "Missing prerequisite: python3 (Debian: apt-get install python3 python3-pip)" >&2; exit 1; }
+  echo "installing the infra test packages (python3 -m pip install -r infra/requirements-test.txt)"
+  python3 -m pip install --quiet --disable-pip-version-check -r "$root/infra/requirements-test.txt" ||
+    { echo "Missing prerequisite: python-hcl2 and PyYAML (python3 -m pip install -r infra/requirements-test.txt)" >&2; exit 1; }
+  python_requirements_met ||
+    { echo "Missing prerequisite: infra/requirements-test.txt is still not satisfied after pip install" >&2; exit 1; }
+fi
