@@ -1,1 +1,36 @@
-//! signup-hook
+//! signup-hook: the Identity Platform blocking functions of Hearth.
+//!
+//! `POST /before-create` verifies the blocking JWT, decides the tenant and role of the new user
+//! (`domain::tenancy::assign_tenant`: blocked domain, invitation, verified company domain,
+//! personal tenant), consumes an invitation exactly once, answers the `tenant_id` and `role`
+//! custom claims, and announces the user on `user-signups` (bounded wait; an outage never blocks
+//! the sign-up). `POST /before-sign-in` blocks suspended tenants and removed memberships and
+//! refreshes the claims when the role changed. Lookups are cached briefly (`store::tenancy`), so
+//! a warm instance answers a sign-in from memory.
+//!
+//! The crate only wires: decisions live in `domain`, Firestore in `store`, the wire formats in
+//! `gcp`, the error shapes in `runtime`.
+
+mod config;
+mod hook;
+mod state;
+
+use axum::Router;
+use axum::routing::post;
+
+pub use config::{
+    BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH, Config, DEFAULT_PUBLISH_DEADLINE, MAX_CACHE_TTL,
+    MAX_PUBLISH_DEADLINE,
+};
+pub use hook::{CONTENT_TYPE_MESSAGE, INVALID_CLAIMS_MESSAGE, REMOVED_MESSAGE, SUSPENDED_MESSAGE};
+pub use state::AppState;
+
+/// The hook's routes. Errors are answered in the blocking (callable) error shape; serve it
+/// through `runtime::Server`, which adds the shared layers and the error mapping.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(BEFORE_CREATE_PATH, post(hook::before_create).fallback(hook::method_not_allowed))
+        .route(BEFORE_SIGN_IN_PATH, post(hook::before_sign_in).fallback(hook::method_not_allowed))
+        .layer(runtime::callable_style())
+        .with_state(state)
+}
