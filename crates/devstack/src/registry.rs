@@ -61,6 +61,12 @@ impl Registry {
                     .dead_letters(state.dead_letters())
                     .router(onboarding::app(state)))
             })
+            .with("scheduled-cleanup", |input| async move {
+                let base = BaseConfig::load(&input.env)?;
+                let config = scheduled_cleanup::Config::load(base, &input.env)?;
+                let state = scheduled_cleanup::AppState::build(&config);
+                Ok(Server::new(input.name, &config.base).router(scheduled_cleanup::app(state)))
+            })
     }
 
     /// Adds (or replaces) the builder of `name`.

@@ -5,6 +5,7 @@
 //! function that unit and property tests can drive exhaustively.
 
 pub mod backoff;
+pub mod cleanup;
 pub mod dead_letter;
 pub mod messages;
 pub mod onboarding;

@@ -5,6 +5,7 @@
 //! The policies (ramp, backoff) are pure code in `domain`; this crate applies them.
 
 pub mod bulk;
+pub mod cleanup;
 mod db;
 mod dead_letters;
 mod error;
