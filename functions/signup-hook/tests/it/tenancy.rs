@@ -129,7 +129,14 @@ async fn a_verified_company_domain_makes_members() {
 
 #[tokio::test]
 async fn blocked_domains_from_config_and_firestore_are_refused_with_a_visible_message() {
-    let hook = start(Setup::default().var("HEARTH_BLOCKED_EMAIL_DOMAINS", "spam.example")).await;
+    // No cache: the hook's start-up warm-up may read the config document before this test
+    // writes it, and a cached empty list would hide the write for the cache's lifetime.
+    let hook = start(
+        Setup::default()
+            .var("HEARTH_BLOCKED_EMAIL_DOMAINS", "spam.example")
+            .var("HEARTH_TENANCY_CACHE_TTL_SECS", "0"),
+    )
+    .await;
     hook.tenancy().put_blocked_domains(&["Trash.Example".to_owned()]).await.unwrap();
 
     for (email, domain) in [
