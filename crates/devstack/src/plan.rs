@@ -361,7 +361,12 @@ mod tests {
         assert_eq!(route.policy.min_backoff, Duration::from_secs(10));
         assert_eq!(route.dead_letter_topic, "user-signups-dead-letter");
         let names: Vec<&str> = plan.subscriptions.iter().map(|s| s.name.as_str()).collect();
-        for expected in ["user-signups--onboarding", "user-signups-dead-letter--devstack"] {
+        for expected in [
+            "user-signups--onboarding",
+            "user-signups-dead-letter--devstack",
+            "payment-events--payment-processor",
+            "payment-events-dead-letter--devstack",
+        ] {
             assert!(names.contains(&expected), "{expected} in {names:?}");
         }
         let uris: Vec<&str> = plan.blocking.iter().map(|b| b.uri.as_str()).collect();

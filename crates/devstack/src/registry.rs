@@ -61,11 +61,39 @@ impl Registry {
                     .dead_letters(state.dead_letters())
                     .router(onboarding::app(state)))
             })
+            .with("payment-webhook", |input| async move {
+                let base = BaseConfig::load(&input.env)?;
+                let config = payment_webhook::Config::load(base, &input.env)?;
+                let state = payment_webhook::AppState::build(&config).await?;
+                Ok(Server::new(input.name, &config.base).router(payment_webhook::app(state)))
+            })
+            .with("api", |input| async move {
+                let base = BaseConfig::load(&input.env)?;
+                let config = api::Config::load(base, &input.env)?;
+                let state = api::AppState::build(&config).await?;
+                Ok(Server::new(input.name, &config.base).router(api::app(state)))
+            })
+            .with("payment-processor", |input| async move {
+                let base = BaseConfig::load(&input.env)?;
+                let config = payment_processor::Config::load(base, &input.env)?;
+                let state = payment_processor::AppState::build(&config).await?;
+                Ok(Server::new(input.name, &config.base)
+                    .dead_letters(state.dead_letters())
+                    .router(payment_processor::app(state)))
+            })
             .with("scheduled-cleanup", |input| async move {
                 let base = BaseConfig::load(&input.env)?;
                 let config = scheduled_cleanup::Config::load(base, &input.env)?;
                 let state = scheduled_cleanup::AppState::build(&config);
                 Ok(Server::new(input.name, &config.base).router(scheduled_cleanup::app(state)))
+            })
+            .with("feed-fanout", |input| async move {
+                let base = BaseConfig::load(&input.env)?;
+                let config = feed_fanout::Config::load(base, &input.env)?;
+                let state = feed_fanout::AppState::build(&config).await?;
+                Ok(Server::new(input.name, &config.base)
+                    .dead_letters(state.dead_letters())
+                    .router(feed_fanout::app(state)))
             })
     }
 

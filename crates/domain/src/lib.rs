@@ -6,9 +6,14 @@
 
 pub mod backoff;
 pub mod cleanup;
+pub mod counters;
 pub mod dead_letter;
+pub mod feed;
+pub mod inventory;
 pub mod messages;
 pub mod onboarding;
+pub mod payments;
 pub mod ramp;
+pub mod ratelimit;
 pub mod repair;
 pub mod tenancy;

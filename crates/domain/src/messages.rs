@@ -194,6 +194,98 @@ pub struct PaymentEvent {
 }
 
 // ---------------------------------------------------------------------------------------------
+// order-paid / refund-requests
+// ---------------------------------------------------------------------------------------------
+
+/// Schema version of [`OrderPaid`] bodies.
+pub const ORDER_PAID_VERSION: u32 = 1;
+
+/// `order-paid`: the payment processor announces an order whose payment succeeded and whose
+/// units are committed (fulfilment, receipts and notifications subscribe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderPaidTopic;
+
+impl Topic for OrderPaidTopic {
+    const NAME: &'static str = "order-paid";
+    const DEAD_LETTER: &'static str = "order-paid-dead-letter";
+    const SCHEMA_VERSION: u32 = ORDER_PAID_VERSION;
+    type Message = OrderPaid;
+
+    fn ordering_key(msg: &OrderPaid) -> Option<String> {
+        Some(msg.order_id.clone())
+    }
+}
+
+/// A paid order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPaid {
+    /// Schema version ([`ORDER_PAID_VERSION`]).
+    pub v: Version<ORDER_PAID_VERSION>,
+    /// The order.
+    pub order_id: String,
+    /// The buyer.
+    pub uid: String,
+    /// The provider that took the money.
+    pub provider: PaymentProvider,
+    /// The provider's payment id.
+    pub payment_id: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 currency, lower case.
+    pub currency: String,
+    /// The provider event that settled it.
+    pub provider_event_id: String,
+}
+
+/// Schema version of [`RefundRequest`] bodies.
+pub const REFUND_REQUEST_VERSION: u32 = 1;
+
+/// `refund-requests`: a payment arrived after its reservation expired and no stock was left;
+/// the order is flagged `refund_pending` and the refunder returns the money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefundRequests;
+
+impl Topic for RefundRequests {
+    const NAME: &'static str = "refund-requests";
+    const DEAD_LETTER: &'static str = "refund-requests-dead-letter";
+    const SCHEMA_VERSION: u32 = REFUND_REQUEST_VERSION;
+    type Message = RefundRequest;
+
+    fn ordering_key(msg: &RefundRequest) -> Option<String> {
+        Some(msg.order_id.clone())
+    }
+}
+
+/// Why a refund is requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    /// Paid after the reservation expired, and the stock is gone.
+    OutOfStock,
+}
+
+/// A refund to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// Schema version ([`REFUND_REQUEST_VERSION`]).
+    pub v: Version<REFUND_REQUEST_VERSION>,
+    /// The order.
+    pub order_id: String,
+    /// The buyer.
+    pub uid: String,
+    /// The provider holding the money.
+    pub provider: PaymentProvider,
+    /// The provider's payment id.
+    pub payment_id: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 currency, lower case.
+    pub currency: String,
+    /// Why.
+    pub reason: RefundReason,
+}
+
+// ---------------------------------------------------------------------------------------------
 // fanout-tasks
 // ---------------------------------------------------------------------------------------------
 

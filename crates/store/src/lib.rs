@@ -6,12 +6,19 @@
 
 pub mod bulk;
 pub mod cleanup;
+pub mod counters;
 mod db;
 mod dead_letters;
 mod error;
+pub mod feed;
+pub mod inventory;
 pub mod ledger;
 pub mod onboarding;
 pub mod paths;
+pub mod payments;
+mod query;
+pub mod ratelimit;
+mod rpc;
 pub mod tenancy;
 mod tx;
 

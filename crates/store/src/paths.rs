@@ -58,6 +58,16 @@ pub mod names {
     pub const PAYMENTS: &str = "payments";
     /// `<counted doc>/shards/{n}`
     pub const SHARDS: &str = "shards";
+    /// `posts/{postId}/likes/{uid}`: one like (the marker of the likes counter).
+    pub const LIKES: &str = "likes";
+    /// `posts/{postId}/views/{uid}` and `stories/{storyId}/views/{uid}`: one viewer.
+    pub const VIEWS: &str = "views";
+    /// `stories/{storyId}`
+    pub const STORIES: &str = "stories";
+    /// `products/{p}/stock/{stockKey}` (stock of a product or variant; shards under it)
+    pub const STOCK: &str = "stock";
+    /// `rate_limits/{scopedKey}`
+    pub const RATE_LIMITS: &str = "rate_limits";
     /// `idempotency/{scopedKey}`
     pub const IDEMPOTENCY: &str = "idempotency";
     /// `dead_letters/{id}`
@@ -470,7 +480,59 @@ pub fn counter_shard(counted: &DocPath, n: u32) -> DocPath {
     DocPath { collection: counter_shards(counted), id: n.to_string() }
 }
 
+/// `<counted>/shards/{field}_{n}`: shard `n` of the counter `field` when one document has
+/// several counters (e.g. `posts/{p}/shards/likes_3`, `posts/{p}/shards/views_41`).
+pub fn field_counter_shard(counted: &DocPath, field: &str, n: u32) -> Result<DocPath, PathError> {
+    let id = format!("{field}_{n}");
+    validate_id("counter shard", &id)?;
+    Ok(DocPath { collection: counter_shards(counted), id })
+}
+
+/// `posts/{post_id}/likes/{uid}`: `uid`'s like of the post.
+pub fn post_like(post_id: &str, uid: &str) -> Result<DocPath, PathError> {
+    sub_doc(post(post_id)?, names::LIKES, "user", uid)
+}
+
+/// `posts/{post_id}/views/{uid}`: `uid` viewed the post.
+pub fn post_view(post_id: &str, uid: &str) -> Result<DocPath, PathError> {
+    sub_doc(post(post_id)?, names::VIEWS, "user", uid)
+}
+
+/// `followers/{vendor_id}:{buyer_id}`: `buyer_id` follows `vendor_id` (one document per pair,
+/// so a repeated follow finds it).
+pub fn follow(vendor_id: &str, buyer_id: &str) -> Result<DocPath, PathError> {
+    validate_id("vendor", vendor_id)?;
+    validate_id("buyer", buyer_id)?;
+    root_doc(names::FOLLOWERS, "follower", &format!("{vendor_id}:{buyer_id}"))
+}
+
+/// The `stories` collection.
+pub fn stories() -> CollectionPath {
+    root_collection(names::STORIES)
+}
+
+/// `stories/{story_id}`
+pub fn story(story_id: &str) -> Result<DocPath, PathError> {
+    root_doc(names::STORIES, "story", story_id)
+}
+
+/// `products/{product_id}/stock/{stock_key}`: the stock of one SKU (`domain::inventory::Sku::
+/// stock_key`); its shards are `counter_shard(&stock, n)` = `.../stock/{key}/shards/{n}`.
+pub fn stock(product_id: &str, stock_key: &str) -> Result<DocPath, PathError> {
+    sub_doc(product(product_id)?, names::STOCK, "stock", stock_key)
+}
+
 // ---- infrastructure -----------------------------------------------------------------------
+
+/// The `rate_limits` collection (one document per user, callable and window).
+pub fn rate_limits() -> CollectionPath {
+    root_collection(names::RATE_LIMITS)
+}
+
+/// `rate_limits/{key}`
+pub fn rate_limit(key: &str) -> Result<DocPath, PathError> {
+    root_doc(names::RATE_LIMITS, "rate limit", key)
+}
 
 /// The `idempotency` collection.
 pub fn idempotency_records() -> CollectionPath {
@@ -543,6 +605,14 @@ mod tests {
             (order("o1").unwrap(), "orders/o1"),
             (payment("pay1").unwrap(), "payments/pay1"),
             (counter_shard(&product("p1").unwrap(), 7), "products/p1/shards/7"),
+            (
+                field_counter_shard(&post("p1").unwrap(), "likes", 3).unwrap(),
+                "posts/p1/shards/likes_3",
+            ),
+            (post_like("p1", "u1").unwrap(), "posts/p1/likes/u1"),
+            (post_view("p1", "u1").unwrap(), "posts/p1/views/u1"),
+            (follow("v1", "b1").unwrap(), "followers/v1:b1"),
+            (story("s1").unwrap(), "stories/s1"),
             (idempotency("s:k:abc").unwrap(), "idempotency/s:k:abc"),
             (dead_letter("d1").unwrap(), "dead_letters/d1"),
             (stream_health("st").unwrap(), "stream_health/st"),

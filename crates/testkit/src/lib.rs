@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod emulators;
+pub mod fake_provider;
 pub mod jwks;
 pub mod keys;
 pub mod pubsub;

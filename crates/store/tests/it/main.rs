@@ -2,8 +2,11 @@
 //! started by testkit or reused from `FIRESTORE_EMULATOR_HOST`), one fresh project per test.
 
 mod bulk;
+mod counters;
 mod db;
 mod dead_letters;
+mod feed;
+mod inventory;
 mod ledger;
 mod onboarding;
 mod tenancy;

@@ -1,0 +1,12 @@
+//! Payment providers: what Stripe and Pesapal send us (signed Stripe webhooks, unsigned
+//! Pesapal IPNs) mapped to `domain::messages::PaymentEvent`, and the HTTP clients that create
+//! payments and read their status (timeouts, retries that never repeat a 4xx, a circuit
+//! breaker per provider).
+
+pub mod clients;
+pub mod http;
+pub mod pesapal;
+pub mod stripe;
+
+pub use clients::{CreatedPayment, NewPayment, PesapalClient, PesapalSettings, StripeClient};
+pub use http::{BreakerPolicy, BreakerState, CallPolicy, ProviderError};

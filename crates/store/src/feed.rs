@@ -1,0 +1,750 @@
+//! The feed in Firestore (seed 002 section 4; rules in `domain::feed`).
+//!
+//! ```text
+//! followers/{vendorId}:{buyerId}   {vendorId, buyerId, followedAt}   (marker of the followers counter)
+//! feeds/{buyerId}/posts/{postId}   {postId, vendorId, createdAt, expiresAt, score, source}
+//! posts/{postId}                   {vendorId, isActive, createdAt, expiresAt?, isPremium?, ...}
+//! stories/{storyId}                {vendorId, createdAt, expiresAt, ...}
+//! ```
+//!
+//! Fan-out ([`Fanout::add`]) reads a vendor's followers page by page (`vendorId ==`, ordered by
+//! `followedAt` then document name, with a cursor naming both, so a page boundary is exact
+//! even when many follows share a timestamp) and writes one feed entry per follower through
+//! the ramped [`BulkWriter`] (parallel BatchWrite requests), reading the next page while the
+//! current one is written. Feed entries are keyed by post id and computed from the post alone,
+//! so any re-run rewrites identical documents: no duplicates, nothing missing after a redo.
+//! Removal ([`Fanout::remove`]) finds every feed entry of a post with a collection-group
+//! query on `postId` (so it also reaches entries backfilled by later follows) and deletes them.
+
+use std::time::Duration;
+
+use crate::bulk::{BulkReport, BulkWriter};
+use crate::counters;
+use crate::db::Db;
+use crate::error::Error;
+use crate::paths::{self, DocPath};
+use crate::rpc::{self, NAME};
+use chrono::{DateTime, Utc};
+use domain::counters::{CounterField, Membership, MembershipOutcome};
+use domain::feed::{
+    FeedCursor, FeedItem, FeedPolicy, FeedSource, PostFacts, Progress, Step, next_step,
+};
+use domain::messages::FollowerCursor;
+use domain::ramp::RampPolicy;
+use firestore::FirestoreInstant;
+use firestore::gcloud_sdk::google::firestore::v1::Document;
+use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// `followers/{vendorId}:{buyerId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowerRecord {
+    /// The vendor followed.
+    pub vendor_id: String,
+    /// The follower.
+    pub buyer_id: String,
+    /// When the follow happened (the fan-out order).
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub followed_at: FirestoreInstant,
+}
+
+impl FollowerRecord {
+    /// A follow of `vendor_id` by `buyer_id` at `at`.
+    pub fn new(vendor_id: &str, buyer_id: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            vendor_id: vendor_id.to_owned(),
+            buyer_id: buyer_id.to_owned(),
+            followed_at: instant(at),
+        }
+    }
+}
+
+/// `posts/{postId}` as the feed reads it (vendors' clients write these; tests, the benchmark
+/// and the local demo write them through [`write_post`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostRecord {
+    /// The vendor.
+    pub vendor_id: String,
+    /// Visible or not.
+    pub is_active: bool,
+    /// Creation time.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub created_at: FirestoreInstant,
+    /// Premium posts rank higher.
+    #[serde(default)]
+    pub is_premium: bool,
+    /// The text.
+    #[serde(default)]
+    pub caption: String,
+}
+
+impl PostRecord {
+    /// An ordinary post of `vendor_id` created at `at`.
+    pub fn new(vendor_id: &str, is_active: bool, at: DateTime<Utc>, caption: &str) -> Self {
+        Self {
+            vendor_id: vendor_id.to_owned(),
+            is_active,
+            created_at: instant(at),
+            is_premium: false,
+            caption: caption.to_owned(),
+        }
+    }
+}
+
+/// Writes `posts/{post_id}`.
+pub async fn write_post(db: &Db, post_id: &str, post: &PostRecord) -> Result<(), Error> {
+    db.set(&paths::post(post_id)?, post).await
+}
+
+/// `stories/{storyId}`: a 24-hour story.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoryRecord {
+    /// The vendor.
+    pub vendor_id: String,
+    /// Creation time.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub created_at: FirestoreInstant,
+    /// End of its 24 hours.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub expires_at: FirestoreInstant,
+    /// What it shows.
+    #[serde(default)]
+    pub media_url: String,
+}
+
+impl StoryRecord {
+    /// A story of `vendor_id` created at `at`, expiring [`domain::feed::STORY_LIFETIME`] later.
+    pub fn new(vendor_id: &str, at: DateTime<Utc>, media_url: &str) -> Self {
+        let lifetime =
+            chrono::TimeDelta::from_std(domain::feed::STORY_LIFETIME).unwrap_or_default();
+        Self {
+            vendor_id: vendor_id.to_owned(),
+            created_at: instant(at),
+            expires_at: instant(at + lifetime),
+            media_url: media_url.to_owned(),
+        }
+    }
+}
+
+/// `feeds/{buyerId}/posts/{postId}`, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedDoc {
+    post_id: String,
+    vendor_id: String,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    created_at: FirestoreInstant,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    expires_at: FirestoreInstant,
+    score: i64,
+    source: FeedSource,
+}
+
+impl From<&FeedItem> for FeedDoc {
+    fn from(item: &FeedItem) -> Self {
+        Self {
+            post_id: item.post_id.clone(),
+            vendor_id: item.vendor_id.clone(),
+            created_at: instant(item.created_at),
+            expires_at: instant(item.expires_at),
+            score: item.score,
+            source: item.source,
+        }
+    }
+}
+
+/// One follower read from the `followers` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follower {
+    /// The follower document's id (cursor tie-breaker).
+    pub doc_id: String,
+    /// The follower's uid (whose feed receives the post).
+    pub buyer_id: String,
+    /// `followedAt` (the cursor's ordering value).
+    pub followed_at: DateTime<Utc>,
+}
+
+impl Follower {
+    /// The cursor naming this follower.
+    pub fn cursor(&self) -> FollowerCursor {
+        FollowerCursor { followed_at: self.followed_at, doc_id: self.doc_id.clone() }
+    }
+}
+
+fn instant(time: DateTime<Utc>) -> FirestoreInstant {
+    FirestoreInstant::from_microsecond(time.timestamp_micros()).unwrap_or(FirestoreInstant::MAX)
+}
+
+fn follower_cursor_values(
+    db: &Db,
+    cursor: &FollowerCursor,
+) -> Result<Vec<firestore::gcloud_sdk::google::firestore::v1::Value>, Error> {
+    let doc = paths::follower(&cursor.doc_id)?;
+    Ok(vec![rpc::timestamp(cursor.followed_at), rpc::reference(doc.full_name(db.documents_root()))])
+}
+
+/// One page of `vendor_id`'s followers (ordered by `followedAt`, then id): strictly after
+/// `start_after`, up to and including `end_at`, at most `limit`.
+pub async fn follower_page(
+    db: &Db,
+    vendor_id: &str,
+    start_after: Option<&FollowerCursor>,
+    end_at: Option<&FollowerCursor>,
+    limit: u32,
+) -> Result<Vec<Follower>, Error> {
+    let mut query = rpc::from(paths::names::FOLLOWERS, false);
+    query.select = rpc::select(&["buyerId", "followedAt"]);
+    query.r#where = rpc::and(vec![rpc::eq("vendorId", rpc::string(vendor_id))]);
+    query.order_by = vec![rpc::asc("followedAt"), rpc::asc(NAME)];
+    if let Some(after) = start_after {
+        query.start_at = Some(rpc::cursor(follower_cursor_values(db, after)?, false));
+    }
+    if let Some(end) = end_at {
+        query.end_at = Some(rpc::cursor(follower_cursor_values(db, end)?, false));
+    }
+    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+    docs.iter()
+        .map(|doc| {
+            let bad = |what: &str| Error::Decode {
+                path: doc.name.clone(),
+                message: format!("follower without {what}"),
+            };
+            Ok(Follower {
+                doc_id: rpc::doc_id(doc).to_owned(),
+                buyer_id: rpc::get_string(doc, "buyerId").ok_or_else(|| bad("buyerId"))?,
+                followed_at: rpc::get_time(doc, "followedAt").ok_or_else(|| bad("followedAt"))?,
+            })
+        })
+        .collect()
+}
+
+/// How a fan-out run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Everything in range is done.
+    Done,
+    /// The run stopped at its page allowance or time budget; the rest starts strictly after
+    /// this follower (removals restart from the beginning and carry `None`).
+    HandOff(Option<FollowerCursor>),
+}
+
+/// What a fan-out run did, for logs, metrics and the benchmark.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Feed entries written or deleted.
+    pub written: usize,
+    /// Pages processed.
+    pub pages: u32,
+    /// Query round trips (follower pages, collection-group pages).
+    pub reads: usize,
+    /// BatchWrite round trips.
+    pub write_requests: usize,
+    /// Writes that needed a retry.
+    pub retried: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl RunStats {
+    /// Firestore round trips in all.
+    pub fn round_trips(&self) -> usize {
+        self.reads + self.write_requests
+    }
+
+    fn absorb(&mut self, report: &BulkReport) {
+        self.written += report.written;
+        self.write_requests += report.requests;
+        self.retried += report.retried;
+    }
+}
+
+/// The first permanent failure of a flush, as the run's error.
+fn check(report: BulkReport) -> Result<BulkReport, Error> {
+    let mut report = report;
+    match report.failed.pop() {
+        None => Ok(report),
+        Some((path, error)) => {
+            tracing::warn!(failed = report.failed.len() + 1, %path, %error, "feed writes failed");
+            Err(error)
+        }
+    }
+}
+
+/// Writes and removes feed entries.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    db: Db,
+    policy: FeedPolicy,
+    ramp: RampPolicy,
+    max_in_flight: usize,
+}
+
+impl Fanout {
+    /// A fan-out on `db` with `policy`, its writes paced by `ramp`.
+    pub fn new(db: &Db, policy: FeedPolicy, ramp: RampPolicy) -> Self {
+        Self { db: db.clone(), policy, ramp, max_in_flight: crate::bulk::DEFAULT_MAX_IN_FLIGHT }
+    }
+
+    /// Replaces the number of BatchWrite requests in flight.
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests.max(1);
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &FeedPolicy {
+        &self.policy
+    }
+
+    fn writer(&self) -> BulkWriter {
+        BulkWriter::new(&self.db, self.ramp).with_max_in_flight(self.max_in_flight)
+    }
+
+    /// Writes `item` into the feed of every follower of its vendor in the range
+    /// (`start_after`, `end_at`], page by page, until the range ends or `max_pages` pages
+    /// (`None`: no limit) or the policy's time budget are used up.
+    pub async fn add(
+        &self,
+        item: &FeedItem,
+        start_after: Option<&FollowerCursor>,
+        end_at: Option<&FollowerCursor>,
+        max_pages: Option<u32>,
+    ) -> Result<(RunEnd, RunStats), Error> {
+        let began = Instant::now();
+        let mut stats = RunStats::default();
+        let mut writer = self.writer();
+        let doc = FeedDoc::from(item);
+        let size = self.policy.page_size.max(1);
+        let mut page = follower_page(&self.db, &item.vendor_id, start_after, end_at, size).await?;
+        stats.reads += 1;
+        loop {
+            let Some(last) = page.last().map(Follower::cursor) else {
+                stats.elapsed = began.elapsed();
+                return Ok((RunEnd::Done, stats));
+            };
+            let reached_end = end_at.is_some_and(|end| end.doc_id == last.doc_id);
+            for follower in &page {
+                match paths::feed_post(&follower.buyer_id, &item.post_id) {
+                    Ok(path) => {
+                        writer.set(path, &doc);
+                    }
+                    // One malformed follower record must not block everyone else's feed.
+                    Err(error) => {
+                        tracing::warn!(doc_id = %follower.doc_id, %error, "follower skipped");
+                    }
+                }
+            }
+            stats.pages += 1;
+            let page_len = u32::try_from(page.len()).unwrap_or(u32::MAX);
+            let may_continue = page_len >= size && !reached_end;
+            // Read the next page while this one is written.
+            let (report, next) = if may_continue {
+                let (report, next) = tokio::join!(
+                    writer.flush(),
+                    follower_page(&self.db, &item.vendor_id, Some(&last), end_at, size)
+                );
+                stats.reads += 1;
+                (report, Some(next))
+            } else {
+                (writer.flush().await, None)
+            };
+            stats.absorb(&check(report)?);
+            let progress = Progress {
+                page_len,
+                reached_end,
+                pages_done: stats.pages,
+                elapsed: began.elapsed(),
+            };
+            match next_step(progress, &self.policy, max_pages) {
+                Step::Done => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::Done, stats));
+                }
+                Step::HandOff => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::HandOff(Some(last)), stats));
+                }
+                Step::NextPage => match next {
+                    Some(next) => page = next?,
+                    None => {
+                        stats.elapsed = began.elapsed();
+                        return Ok((RunEnd::Done, stats));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Deletes `post_id` from every feed that holds it, a page at a time, until none is left
+    /// or `max_pages` / the time budget are used up (then `HandOff(None)`: run again).
+    pub async fn remove(
+        &self,
+        post_id: &str,
+        max_pages: Option<u32>,
+    ) -> Result<(RunEnd, RunStats), Error> {
+        let began = Instant::now();
+        let mut stats = RunStats::default();
+        let mut writer = self.writer();
+        let size = self.policy.page_size.max(1);
+        let feeds_prefix = format!("{}/{}/", self.db.documents_root(), paths::names::FEEDS);
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = rpc::from(paths::names::POSTS, true);
+            query.select = rpc::select(&[NAME]);
+            query.r#where = rpc::and(vec![rpc::eq("postId", rpc::string(post_id))]);
+            query.order_by = vec![rpc::asc(NAME)];
+            if let Some(name) = after.take() {
+                query.start_at = Some(rpc::cursor(vec![rpc::reference(name)], false));
+            }
+            query.limit = Some(i32::try_from(size).unwrap_or(i32::MAX));
+            let docs = rpc::run(&self.db, self.db.documents_root().to_owned(), query).await?;
+            stats.reads += 1;
+            let page_len = u32::try_from(docs.len()).unwrap_or(u32::MAX);
+            after = docs.last().map(|d| d.name.clone());
+            for doc in &docs {
+                if let Some(path) = feed_entry_path(&feeds_prefix, doc) {
+                    writer.delete(path);
+                }
+            }
+            stats.pages += 1;
+            stats.absorb(&check(writer.flush().await)?);
+            let progress = Progress {
+                page_len,
+                reached_end: false,
+                pages_done: stats.pages,
+                elapsed: began.elapsed(),
+            };
+            match next_step(progress, &self.policy, max_pages) {
+                Step::NextPage => {}
+                Step::Done => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::Done, stats));
+                }
+                Step::HandOff => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::HandOff(None), stats));
+                }
+            }
+        }
+    }
+
+    /// Writes `items` into `buyer_id`'s feed (the backfill of a follow).
+    pub async fn write_items(&self, buyer_id: &str, items: &[FeedItem]) -> Result<RunStats, Error> {
+        let mut writer = self.writer();
+        for item in items {
+            writer.set(paths::feed_post(buyer_id, &item.post_id)?, &FeedDoc::from(item));
+        }
+        let mut stats = RunStats::default();
+        stats.absorb(&check(writer.flush().await)?);
+        Ok(stats)
+    }
+
+    /// Removes every entry of `vendor_id` from `buyer_id`'s feed (an unfollow).
+    pub async fn remove_vendor(&self, buyer_id: &str, vendor_id: &str) -> Result<RunStats, Error> {
+        let feed = paths::feed(buyer_id)?;
+        let mut stats = RunStats::default();
+        loop {
+            let mut query = rpc::from(feed.id(), false);
+            query.select = rpc::select(&[NAME]);
+            query.r#where = rpc::and(vec![rpc::eq("vendorId", rpc::string(vendor_id))]);
+            query.limit = Some(i32::try_from(self.policy.page_size.max(1)).unwrap_or(i32::MAX));
+            let docs =
+                rpc::run(&self.db, feed.parent_name(self.db.documents_root()), query).await?;
+            stats.reads += 1;
+            if docs.is_empty() {
+                return Ok(stats);
+            }
+            let mut writer = self.writer();
+            for doc in &docs {
+                writer.delete(feed.doc(rpc::doc_id(doc))?);
+            }
+            stats.absorb(&check(writer.flush().await)?);
+            if docs.len() < self.policy.page_size.max(1) as usize {
+                return Ok(stats);
+            }
+        }
+    }
+}
+
+/// The path of a collection-group result when it is a feed entry (`feeds/{uid}/posts/{id}`).
+fn feed_entry_path(feeds_prefix: &str, doc: &Document) -> Option<DocPath> {
+    let rest = doc.name.strip_prefix(feeds_prefix)?;
+    let mut parts = rest.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(uid), Some(paths::names::POSTS), Some(post), None) => {
+            paths::feed_post(uid, post).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Reads the facts the feed rules need from a stored post.
+pub fn post_facts(doc: &Document) -> Option<PostFacts> {
+    Some(PostFacts {
+        vendor_id: rpc::get_string(doc, "vendorId")?,
+        active: rpc::get_bool(doc, "isActive").unwrap_or(false),
+        created_at: rpc::get_time(doc, "createdAt")?,
+        expires_at: rpc::get_time(doc, "expiresAt"),
+        premium: rpc::get_bool(doc, "isPremium").unwrap_or(false),
+    })
+}
+
+/// `posts/{post_id}`'s facts, `None` when it does not exist or lacks them.
+pub async fn post(db: &Db, post_id: &str) -> Result<Option<PostFacts>, Error> {
+    let name = paths::post(post_id)?.full_name(db.documents_root());
+    let docs = rpc::batch_get(db, vec![name]).await?;
+    Ok(docs.into_iter().flatten().next().as_ref().and_then(post_facts))
+}
+
+/// A post as a client sees it: its id and its fields as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PostView {
+    /// The post id.
+    pub id: String,
+    /// Its fields (timestamps as RFC 3339 strings).
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+fn view(doc: &Document) -> Result<PostView, Error> {
+    let fields: serde_json::Map<String, serde_json::Value> =
+        firestore::FirestoreDb::deserialize_doc_to(doc)
+            .map_err(|e| Error::Decode { path: doc.name.clone(), message: e.to_string() })?;
+    Ok(PostView { id: rpc::doc_id(doc).to_owned(), fields })
+}
+
+/// Reads `post_ids` with batched gets (at most 100 per call, in parallel), keeping the order
+/// asked; missing posts are left out.
+pub async fn hydrate(
+    db: &Db,
+    post_ids: &[String],
+) -> Result<Vec<(PostView, Option<PostFacts>)>, Error> {
+    let names: Vec<String> = post_ids
+        .iter()
+        .map(|id| Ok(paths::post(id)?.full_name(db.documents_root())))
+        .collect::<Result<_, Error>>()?;
+    let batches = names.chunks(100).map(|chunk| rpc::batch_get(db, chunk.to_vec()));
+    let results = futures::future::try_join_all(batches).await?;
+    results.into_iter().flatten().flatten().map(|doc| Ok((view(&doc)?, post_facts(&doc)))).collect()
+}
+
+/// A page of `buyer_id`'s precomputed feed after `cursor` (score, then post id, descending),
+/// at most `limit` entries (expired entries included: the caller filters them).
+pub async fn feed_page(
+    db: &Db,
+    buyer_id: &str,
+    cursor: Option<&FeedCursor>,
+    limit: u32,
+) -> Result<Vec<FeedItem>, Error> {
+    let feed = paths::feed(buyer_id)?;
+    let mut query = rpc::from(feed.id(), false);
+    query.order_by = vec![rpc::desc("score"), rpc::desc(NAME)];
+    if let Some(c) = cursor {
+        let at = feed.doc(&c.post_id)?.full_name(db.documents_root());
+        query.start_at = Some(rpc::cursor(vec![rpc::integer(c.score), rpc::reference(at)], false));
+    }
+    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+    let docs = rpc::run(db, feed.parent_name(db.documents_root()), query).await?;
+    Ok(docs.iter().filter_map(feed_item).collect())
+}
+
+fn feed_item(doc: &Document) -> Option<FeedItem> {
+    let source = match rpc::get_string(doc, "source").as_deref() {
+        Some("interests") => FeedSource::Interests,
+        Some("trending") => FeedSource::Trending,
+        _ => FeedSource::Following,
+    };
+    Some(FeedItem {
+        post_id: rpc::doc_id(doc).to_owned(),
+        vendor_id: rpc::get_string(doc, "vendorId")?,
+        created_at: rpc::get_time(doc, "createdAt")?,
+        expires_at: rpc::get_time(doc, "expiresAt")?,
+        score: rpc::get_i64(doc, "score")?,
+        source,
+    })
+}
+
+/// The active posts of `vendor_ids` (at most 30, Firestore's `in` limit; more are ignored),
+/// newest first, at most `limit`.
+pub async fn recent_posts(
+    db: &Db,
+    vendor_ids: &[String],
+    limit: u32,
+) -> Result<Vec<(String, PostFacts)>, Error> {
+    if vendor_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vendors: Vec<String> = vendor_ids.iter().take(30).cloned().collect();
+    let mut query = rpc::from(paths::names::POSTS, false);
+    query.r#where = rpc::and(vec![
+        rpc::filter("vendorId", Operator::In, rpc::strings(&vendors)),
+        rpc::eq("isActive", rpc::boolean(true)),
+    ]);
+    query.order_by = vec![rpc::desc("createdAt")];
+    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+    Ok(docs.iter().filter_map(|d| Some((rpc::doc_id(d).to_owned(), post_facts(d)?))).collect())
+}
+
+/// The most liked active posts (by the aggregated `likes` field, so posts the aggregation has
+/// not reached yet are not trending), at most `limit`.
+pub async fn trending_posts(db: &Db, limit: u32) -> Result<Vec<(String, PostFacts)>, Error> {
+    let mut query = rpc::from(paths::names::POSTS, false);
+    query.r#where = rpc::and(vec![rpc::eq("isActive", rpc::boolean(true))]);
+    query.order_by = vec![rpc::desc("likes"), rpc::desc(NAME)];
+    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+    Ok(docs.iter().filter_map(|d| Some((rpc::doc_id(d).to_owned(), post_facts(d)?))).collect())
+}
+
+/// The vendors `buyer_id` follows (at most `limit`).
+pub async fn followed_vendors(db: &Db, buyer_id: &str, limit: u32) -> Result<Vec<String>, Error> {
+    let mut query = rpc::from(paths::names::FOLLOWERS, false);
+    query.select = rpc::select(&["vendorId"]);
+    query.r#where = rpc::and(vec![rpc::eq("buyerId", rpc::string(buyer_id))]);
+    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+    Ok(docs.iter().filter_map(|d| rpc::get_string(d, "vendorId")).collect())
+}
+
+/// The aggregated `followerCount` of each vendor (0 when missing), in the order asked.
+pub async fn follower_counts(db: &Db, vendor_ids: &[String]) -> Result<Vec<u64>, Error> {
+    let names = vendor_ids
+        .iter()
+        .map(|v| Ok(paths::vendor(v)?.full_name(db.documents_root())))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let docs = rpc::batch_get(db, names).await?;
+    Ok(docs
+        .iter()
+        .map(|d| {
+            d.as_ref()
+                .and_then(|d| rpc::get_i64(d, CounterField::Followers.parent_field()))
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0)
+        })
+        .collect())
+}
+
+/// `buyer_id` follows `vendor_id` (idempotent; moves the vendor's follower counter once).
+pub async fn follow(
+    db: &Db,
+    buyer_id: &str,
+    vendor_id: &str,
+    now: DateTime<Utc>,
+) -> Result<MembershipOutcome, Error> {
+    let marker = paths::follow(vendor_id, buyer_id)?;
+    let record = FollowerRecord::new(vendor_id, buyer_id, now);
+    counters::set_membership(
+        db,
+        &marker,
+        &paths::vendor(vendor_id)?,
+        CounterField::Followers,
+        Membership::Set,
+        &record,
+    )
+    .await
+}
+
+/// `buyer_id` stops following `vendor_id` (idempotent).
+pub async fn unfollow(
+    db: &Db,
+    buyer_id: &str,
+    vendor_id: &str,
+) -> Result<MembershipOutcome, Error> {
+    let marker = paths::follow(vendor_id, buyer_id)?;
+    let record = FollowerRecord::new(vendor_id, buyer_id, Utc::now());
+    counters::set_membership(
+        db,
+        &marker,
+        &paths::vendor(vendor_id)?,
+        CounterField::Followers,
+        Membership::Clear,
+        &record,
+    )
+    .await
+}
+
+/// Unexpired stories of `vendor_ids` (at most 30), soonest to expire first.
+pub async fn stories(
+    db: &Db,
+    vendor_ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<PostView>, Error> {
+    if vendor_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vendors: Vec<String> = vendor_ids.iter().take(30).cloned().collect();
+    let mut query = rpc::from(paths::names::STORIES, false);
+    query.r#where = rpc::and(vec![
+        rpc::filter("vendorId", Operator::In, rpc::strings(&vendors)),
+        rpc::filter("expiresAt", Operator::GreaterThan, rpc::timestamp(now)),
+    ]);
+    query.order_by = vec![rpc::asc("expiresAt"), rpc::desc("createdAt")];
+    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+    docs.iter().map(view).collect()
+}
+
+/// The uids whose feed holds `post_id` (one per feed entry, so a duplicate would show twice).
+pub async fn holders(db: &Db, post_id: &str) -> Result<Vec<String>, Error> {
+    let feeds_prefix = format!("{}/{}/", db.documents_root(), paths::names::FEEDS);
+    let mut query = rpc::from(paths::names::POSTS, true);
+    query.select = rpc::select(&[NAME]);
+    query.r#where = rpc::and(vec![rpc::eq("postId", rpc::string(post_id))]);
+    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+    Ok(docs
+        .iter()
+        .filter_map(|doc| {
+            let path = feed_entry_path(&feeds_prefix, doc)?;
+            Some(path.collection().parent()?.id().to_owned())
+        })
+        .collect())
+}
+
+/// Deletes feed entries that expired before `now`, up to `max_pages` pages of the policy's
+/// page size (the hourly cleanup job of seed 002 section 4.7; a TTL policy cannot be used on
+/// `expiresAt` because the collection group `posts` also holds the vendors' posts). Returns
+/// how many were deleted and whether more may be left.
+pub async fn sweep_expired(
+    db: &Db,
+    now: DateTime<Utc>,
+    page_size: u32,
+    max_pages: u32,
+    ramp: RampPolicy,
+) -> Result<(usize, bool), Error> {
+    let feeds_prefix = format!("{}/{}/", db.documents_root(), paths::names::FEEDS);
+    let size = page_size.max(1);
+    let mut deleted = 0;
+    let mut after: Option<(firestore::gcloud_sdk::google::firestore::v1::Value, String)> = None;
+    for _ in 0..max_pages.max(1) {
+        let mut query = rpc::from(paths::names::POSTS, true);
+        query.select = rpc::select(&["expiresAt"]);
+        query.r#where =
+            rpc::and(vec![rpc::filter("expiresAt", Operator::LessThan, rpc::timestamp(now))]);
+        query.order_by = vec![rpc::asc("expiresAt"), rpc::asc(NAME)];
+        if let Some((expires, name)) = after.take() {
+            query.start_at = Some(rpc::cursor(vec![expires, rpc::reference(name)], false));
+        }
+        query.limit = Some(i32::try_from(size).unwrap_or(i32::MAX));
+        let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+        let mut writer = BulkWriter::new(db, ramp);
+        for doc in &docs {
+            if let Some(path) = feed_entry_path(&feeds_prefix, doc) {
+                writer.delete(path);
+            }
+        }
+        deleted += check(writer.flush().await)?.written;
+        if docs.len() < size as usize {
+            return Ok((deleted, false));
+        }
+        after = docs.last().and_then(|d| {
+            let expires = d.fields.get("expiresAt")?.clone();
+            Some((expires, d.name.clone()))
+        });
+    }
+    Ok((deleted, true))
+}

@@ -1,0 +1,515 @@
+//! Sharded stock and reservations that never oversell (rules in `domain::inventory`).
+//!
+//! ```text
+//! products/{p}/stock/{key}            { product_id, variant_id, shards: N, total }
+//! products/{p}/stock/{key}/shards/{n} { shard: n, available }       n in 0..N
+//! reservations/{id}                   { uid, sku, quantity, takes: [{shard, units}], status,
+//!                                       expires_at, created_at, updated_at, order_id }
+//! ```
+//!
+//! `reserve`: read the stock document (shard count), then shards in ring order from a random
+//! start until the shards read can cover the quantity (`domain::inventory::allocate`), then ONE
+//! `Commit`: each shard taken from is rewritten to `available - units` under the precondition
+//! `update_time = as read`, and the reservation is created (`exists = false`). Any concurrent
+//! change to a shard read makes the whole commit fail (`FAILED_PRECONDITION`), so a unit can
+//! never be handed out twice and `available` never goes below zero; the attempt is then
+//! re-planned from a new random start. This is the optimistic transaction the client SDKs run,
+//! without holding locks: the emulator's pessimistic transaction locks would serialize a hot
+//! SKU behind 2-second lock timeouts, and production Firestore would abort the losers at commit
+//! anyway. Shards that are read empty are skipped without a write, so a sold-out SKU costs
+//! reads only.
+//!
+//! `release` / `expire`: read the reservation; while it is `held`, ONE `Commit` moves it to
+//! `released` / `expired` (precondition `update_time = as read`) and increments each shard it
+//! took from by the units taken. The precondition makes the return happen exactly once however
+//! many releases, sweeps and payment commits race.
+//!
+//! `sweep_expired(now, limit)` is what the scheduled cleanup job calls: held reservations whose
+//! `expires_at` has passed, oldest first (index: `reservations(status, expires_at)`).
+
+use crate::db::{Db, decode};
+use crate::error::{Code, Error};
+use crate::paths::{self, DocPath};
+use crate::query::{self, Op, Where};
+use chrono::{DateTime, Utc};
+use domain::inventory::{
+    Allocation, EndDecision, Ending, ReservationStatus, Sku, Take, allocate, end, expires_at, ring,
+    split_stock,
+};
+use firestore::FirestoreInstant;
+use firestore::gcloud_sdk::google::firestore::v1::document_transform::FieldTransform;
+use firestore::gcloud_sdk::google::firestore::v1::document_transform::field_transform::TransformType;
+use firestore::gcloud_sdk::google::firestore::v1::precondition::ConditionType;
+use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
+use firestore::gcloud_sdk::google::firestore::v1::{
+    Document, DocumentTransform, Precondition, Value, Write, write,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many lost races one reservation attempt tolerates before answering a retryable
+/// `ABORTED` (each lost race means another buyer got units, so the SKU moved on).
+const MAX_CONFLICTS: u32 = 64;
+
+/// The stock document of a SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockDoc {
+    /// The product.
+    pub product_id: String,
+    /// The variant, if any.
+    pub variant_id: Option<String>,
+    /// How many shards hold the units.
+    pub shards: u32,
+    /// Units the stock was last set to (informational; availability is the sum of shards).
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct ShardDoc {
+    shard: u32,
+    available: i64,
+}
+
+/// A reservation as stored in `reservations/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The document id.
+    pub id: String,
+    /// The buyer.
+    pub uid: String,
+    /// What is reserved.
+    pub product_id: String,
+    /// The variant, if any.
+    pub variant_id: Option<String>,
+    /// `Sku::stock_key`.
+    pub stock_key: String,
+    /// Units held.
+    pub quantity: i64,
+    /// Where the units came from (returned there on release / expiry).
+    pub takes: Vec<Take>,
+    /// Where it is in its life.
+    pub status: ReservationStatus,
+    /// When the hold ends.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub expires_at: FirestoreInstant,
+    /// When it was made.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub created_at: FirestoreInstant,
+    /// Last change.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub updated_at: FirestoreInstant,
+    /// The order it was committed to, once paid.
+    #[serde(default)]
+    pub order_id: Option<String>,
+}
+
+impl Reservation {
+    /// The SKU it holds.
+    pub fn sku(&self) -> Sku {
+        Sku { product_id: self.product_id.clone(), variant_id: self.variant_id.clone() }
+    }
+
+    /// `expires_at` as a chrono time.
+    pub fn expires(&self) -> DateTime<Utc> {
+        to_chrono(self.expires_at)
+    }
+}
+
+/// The answer to a reservation attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReserveOutcome {
+    /// Units are held.
+    Reserved {
+        /// The new reservation.
+        reservation: Box<Reservation>,
+        /// Commits lost to concurrent buyers before this one won (a contention measure).
+        conflicts: u32,
+    },
+    /// Not enough units left (`available` is what the walk saw).
+    SoldOut {
+        /// Units seen across all shards.
+        available: i64,
+    },
+    /// The SKU has no stock document.
+    UnknownSku,
+}
+
+/// The answer to a release or expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndOutcome {
+    /// The units went back; the reservation now has this status.
+    Returned(Box<Reservation>),
+    /// Nothing to do: it had already ended with this status.
+    AlreadyEnded(ReservationStatus),
+    /// Not expired yet (sweep only).
+    NotDue,
+    /// No such reservation.
+    NotFound,
+    /// It belongs to someone else (release only).
+    NotOwner,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Candidates the query returned.
+    pub examined: usize,
+    /// Reservations this sweep expired.
+    pub expired: usize,
+    /// Units returned to stock.
+    pub units_returned: i64,
+}
+
+/// Counters of contention (across all calls on this handle and its clones).
+#[derive(Debug, Default)]
+struct Stats {
+    conflicts: AtomicU64,
+}
+
+/// Inventory operations on one database.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    db: Db,
+    stats: Arc<Stats>,
+}
+
+impl Inventory {
+    /// Inventory on `db`.
+    pub fn new(db: &Db) -> Self {
+        Self { db: db.clone(), stats: Arc::default() }
+    }
+
+    /// Lost commit races so far (reservations, releases, expiries), for metrics and tests.
+    pub fn conflicts(&self) -> u64 {
+        self.stats.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// Sets the stock of `sku` to `total` units over `shards` shards, replacing what was there
+    /// (an operator / vendor action; it does not account for held reservations).
+    pub async fn set_stock(&self, sku: &Sku, total: i64, shards: u32) -> Result<(), Error> {
+        let shards = shards.clamp(1, domain::inventory::MAX_SHARDS);
+        let stock = stock_path(sku)?;
+        let mut writes = vec![self.db.set_write(
+            &stock,
+            &StockDoc {
+                product_id: sku.product_id.clone(),
+                variant_id: sku.variant_id.clone(),
+                shards,
+                total,
+            },
+        )?];
+        for (n, available) in (0u32..).zip(split_stock(total, shards)) {
+            writes.push(
+                self.db.set_write(
+                    &paths::counter_shard(&stock, n),
+                    &ShardDoc { shard: n, available },
+                )?,
+            );
+        }
+        self.db.commit(writes).await
+    }
+
+    /// The stock document of `sku`.
+    pub async fn stock(&self, sku: &Sku) -> Result<Option<StockDoc>, Error> {
+        self.db.get(&stock_path(sku)?).await
+    }
+
+    /// Units available (the sum of the shards), and each shard's count.
+    pub async fn availability(&self, sku: &Sku) -> Result<Option<(i64, Vec<i64>)>, Error> {
+        let stock_path = stock_path(sku)?;
+        let Some(stock) = self.db.get::<StockDoc>(&stock_path).await? else { return Ok(None) };
+        let reads = (0..stock.shards).map(|n| {
+            let path = paths::counter_shard(&stock_path, n);
+            async move { self.db.get::<ShardDoc>(&path).await }
+        });
+        let shards: Vec<i64> = futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .map(|s| s.map_or(0, |s| s.available))
+            .collect();
+        Ok(Some((shards.iter().sum(), shards)))
+    }
+
+    /// Reads `reservations/{id}`.
+    pub async fn reservation(&self, id: &str) -> Result<Option<Reservation>, Error> {
+        self.db.get(&paths::reservation(id)?).await
+    }
+
+    /// Holds `quantity` units of `sku` for `uid` until `now + RESERVATION_TTL`, under the new
+    /// reservation id `reservation_id` (a fresh unique id; the first shard is drawn at random).
+    pub async fn reserve(
+        &self,
+        uid: &str,
+        sku: &Sku,
+        quantity: i64,
+        reservation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, Error> {
+        domain::inventory::validate_request(sku, quantity)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let stock_path = stock_path(sku)?;
+        // Validate the id before any I/O.
+        paths::reservation(reservation_id)?;
+        let Some(stock) = self.db.get::<StockDoc>(&stock_path).await? else {
+            return Ok(ReserveOutcome::UnknownSku);
+        };
+        let mut conflicts = 0u32;
+        let mut failures = 0u32;
+        let backoff = self.db.config().transaction_backoff;
+        loop {
+            let start: u32 = rand::random();
+            let error = match self
+                .reserve_once(&stock_path, &stock, start, quantity, |takes| Reservation {
+                    id: reservation_id.to_owned(),
+                    uid: uid.to_owned(),
+                    product_id: sku.product_id.clone(),
+                    variant_id: sku.variant_id.clone(),
+                    stock_key: sku.stock_key(),
+                    quantity,
+                    takes,
+                    status: ReservationStatus::Held,
+                    expires_at: to_instant(expires_at(now)),
+                    created_at: to_instant(now),
+                    updated_at: to_instant(now),
+                    order_id: None,
+                })
+                .await
+            {
+                Ok(Attempt::Reserved(reservation)) => {
+                    return Ok(ReserveOutcome::Reserved { reservation, conflicts });
+                }
+                Ok(Attempt::SoldOut(available)) => {
+                    return Ok(ReserveOutcome::SoldOut { available });
+                }
+                Err(error) if is_conflict(&error) => {
+                    conflicts += 1;
+                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    if conflicts > MAX_CONFLICTS {
+                        return Err(Error::rpc(
+                            Code::Aborted,
+                            format!("reservation lost {conflicts} races in a row"),
+                        ));
+                    }
+                    continue;
+                }
+                Err(error) => error,
+            };
+            failures += 1;
+            if !error.is_retryable() || !backoff.should_retry(failures) {
+                return Err(error);
+            }
+            tokio::time::sleep(backoff.delay(failures, rand::random())).await;
+        }
+    }
+
+    async fn reserve_once(
+        &self,
+        stock_path: &DocPath,
+        stock: &StockDoc,
+        start: u32,
+        quantity: i64,
+        make: impl FnOnce(Vec<Take>) -> Reservation,
+    ) -> Result<Attempt, Error> {
+        let mut read: Vec<(u32, i64)> = Vec::new();
+        let mut docs: Vec<(DocPath, Document)> = Vec::new();
+        let mut takes = None;
+        for n in ring(start, stock.shards) {
+            let path = paths::counter_shard(stock_path, n);
+            let Some(doc) = self.db.get_document(&path, None).await? else { continue };
+            let shard: ShardDoc = decode(&path, &doc)?;
+            read.push((n, shard.available));
+            docs.push((path, doc));
+            if let Allocation::Take(t) = allocate(quantity, &read) {
+                takes = Some(t);
+                break;
+            }
+        }
+        let Some(takes) = takes else {
+            return Ok(Attempt::SoldOut(read.iter().map(|(_, a)| (*a).max(0)).sum()));
+        };
+        let reservation = make(takes.clone());
+        let mut writes = Vec::with_capacity(takes.len() + 1);
+        for take in &takes {
+            let index = read.iter().position(|(n, _)| *n == take.shard).unwrap_or_default();
+            let (path, doc) = &docs[index];
+            let available = read[index].1 - take.units;
+            let mut write = self.db.set_write(path, &ShardDoc { shard: take.shard, available })?;
+            write.current_document = Some(updated_at_precondition(path, doc)?);
+            writes.push(write);
+        }
+        writes.push(self.db.create_write(&paths::reservation(&reservation.id)?, &reservation)?);
+        self.db.commit(writes).await?;
+        Ok(Attempt::Reserved(Box::new(reservation)))
+    }
+
+    /// The buyer `uid` gives the units of `reservation_id` back.
+    pub async fn release(
+        &self,
+        reservation_id: &str,
+        uid: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EndOutcome, Error> {
+        self.end(reservation_id, Some(uid), Ending::Release, now).await
+    }
+
+    /// Expires `reservation_id` if its hold is over.
+    pub async fn expire(
+        &self,
+        reservation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EndOutcome, Error> {
+        self.end(reservation_id, None, Ending::Expire, now).await
+    }
+
+    async fn end(
+        &self,
+        reservation_id: &str,
+        uid: Option<&str>,
+        ending: Ending,
+        now: DateTime<Utc>,
+    ) -> Result<EndOutcome, Error> {
+        let path = paths::reservation(reservation_id)?;
+        let mut conflicts = 0u32;
+        loop {
+            let Some(doc) = self.db.get_document(&path, None).await? else {
+                return Ok(EndOutcome::NotFound);
+            };
+            let mut reservation: Reservation = decode(&path, &doc)?;
+            if uid.is_some_and(|uid| uid != reservation.uid) {
+                return Ok(EndOutcome::NotOwner);
+            }
+            let status = match end(reservation.status, reservation.expires(), ending, now) {
+                EndDecision::ReturnUnits(status) => status,
+                EndDecision::AlreadyEnded(status) => return Ok(EndOutcome::AlreadyEnded(status)),
+                EndDecision::NotDue => return Ok(EndOutcome::NotDue),
+            };
+            reservation.status = status;
+            reservation.updated_at = to_instant(now);
+            let mut writes = self.return_units_writes(&reservation)?;
+            let mut write = self.db.set_write(&path, &reservation)?;
+            write.current_document = Some(updated_at_precondition(&path, &doc)?);
+            writes.push(write);
+            match self.db.commit(writes).await {
+                Ok(()) => return Ok(EndOutcome::Returned(Box::new(reservation))),
+                Err(error) if is_conflict(&error) && conflicts < MAX_CONFLICTS => {
+                    conflicts += 1;
+                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Increments of each shard `reservation` took from, by the units taken (for a commit that
+    /// also moves the reservation out of `held` under a precondition).
+    pub(crate) fn return_units_writes(
+        &self,
+        reservation: &Reservation,
+    ) -> Result<Vec<Write>, Error> {
+        let stock_path = paths::stock(&reservation.product_id, &reservation.stock_key)?;
+        Ok(reservation
+            .takes
+            .iter()
+            .map(|take| {
+                increment_write(
+                    &self.db,
+                    &paths::counter_shard(&stock_path, take.shard),
+                    take.units,
+                )
+            })
+            .collect())
+    }
+
+    /// Expires up to `limit` held reservations whose hold ended before `now`, oldest first,
+    /// returning their units. The scheduled cleanup job calls this (repeatedly while
+    /// `expired == limit`).
+    pub async fn sweep_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<SweepReport, Error> {
+        let candidates = query::run(
+            &self.db,
+            &paths::reservations(),
+            vec![
+                Where { field: "status", op: Op::Eq, value: query::string("held") },
+                Where {
+                    field: "expires_at",
+                    op: Op::Le,
+                    value: query::timestamp(now.timestamp_micros()),
+                },
+            ],
+            Some("expires_at"),
+            Some(i32::try_from(limit).unwrap_or(i32::MAX)),
+        )
+        .await?;
+        let mut report = SweepReport { examined: candidates.len(), ..SweepReport::default() };
+        for doc in candidates {
+            let id = doc.name.rsplit('/').next().unwrap_or_default().to_owned();
+            if let EndOutcome::Returned(r) = self.expire(&id, now).await? {
+                report.expired += 1;
+                report.units_returned += r.quantity;
+            }
+        }
+        if report.expired > 0 {
+            tracing::info!(
+                expired = report.expired,
+                units = report.units_returned,
+                "reservations expired"
+            );
+        }
+        Ok(report)
+    }
+}
+
+enum Attempt {
+    Reserved(Box<Reservation>),
+    SoldOut(i64),
+}
+
+/// `products/{p}/stock/{key}` of `sku`.
+pub fn stock_path(sku: &Sku) -> Result<DocPath, Error> {
+    Ok(paths::stock(&sku.product_id, &sku.stock_key())?)
+}
+
+/// A commit refused because something read changed (or a create found its document).
+pub(crate) fn is_conflict(error: &Error) -> bool {
+    matches!(error.code(), Some(Code::FailedPrecondition | Code::AlreadyExists | Code::NotFound))
+}
+
+/// `update_time = as read` for `doc`.
+pub(crate) fn updated_at_precondition(
+    path: &DocPath,
+    doc: &Document,
+) -> Result<Precondition, Error> {
+    let update_time = doc.update_time.ok_or_else(|| Error::Decode {
+        path: path.relative(),
+        message: "the document was read without an update time".to_owned(),
+    })?;
+    Ok(Precondition { condition_type: Some(ConditionType::UpdateTime(update_time)) })
+}
+
+/// A server-side increment of `available` on `path`.
+pub(crate) fn increment_write(db: &Db, path: &DocPath, by: i64) -> Write {
+    Write {
+        operation: Some(write::Operation::Transform(DocumentTransform {
+            document: path.full_name(db.documents_root()),
+            field_transforms: vec![FieldTransform {
+                field_path: "available".to_owned(),
+                transform_type: Some(TransformType::Increment(Value {
+                    value_type: Some(ValueType::IntegerValue(by)),
+                })),
+            }],
+        })),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn to_instant(time: DateTime<Utc>) -> FirestoreInstant {
+    FirestoreInstant::from_microsecond(time.timestamp_micros()).unwrap_or(FirestoreInstant::MAX)
+}
+
+pub(crate) fn to_chrono(instant: FirestoreInstant) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(instant.as_microsecond()).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

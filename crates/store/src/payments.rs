@@ -1,0 +1,578 @@
+//! Orders and payments: creating an order from a buyer's reservations, recording a payment
+//! attempt, and applying provider events exactly once in effect (rules in
+//! `domain::payments`).
+//!
+//! ```text
+//! orders/{orderId}     { uid, items: [{reservation_id, product_id, variant_id, quantity,
+//!                        unit_price_minor}], amount_minor, currency, status, watermark,
+//!                        state_changes, payments: [{payment_id, provider, provider_payment_id}],
+//!                        current_payment_id, refund_requested, last_event_id, created_at, updated_at }
+//! payments/{paymentId} { order_id, uid, provider, provider_payment_id, amount_minor, currency,
+//!                        status, redirect_url, created_at, updated_at }
+//! ```
+//!
+//! `apply_event` runs ONE transaction that reads the order (and, for a success, its
+//! reservations), asks `domain::payments::apply`, and writes the order, the payment and the
+//! committed reservations together; the order's watermark makes a redelivered or older event a
+//! no-op, so effects happen once however often and in whatever order events arrive. A success
+//! whose reservation expired first re-reserves the units outside the transaction (a
+//! deterministic reservation id, so redeliveries reuse it) and then commits it; when the stock
+//! is gone the order becomes `refund_pending`.
+
+use chrono::{DateTime, Utc};
+use domain::inventory::{ReservationStatus, Sku};
+use domain::messages::{PaymentEventKind, PaymentProvider};
+use domain::payments::{Decision, IgnoreReason, OrderStatus, PaymentStatus, Watermark, apply};
+use firestore::FirestoreInstant;
+use serde::{Deserialize, Serialize};
+
+use crate::db::Db;
+use crate::error::Error;
+use crate::inventory::{Inventory, Reservation, ReserveOutcome, to_instant};
+use crate::paths;
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// The reservation holding the units (replaced when re-reserved).
+    pub reservation_id: String,
+    /// The product.
+    pub product_id: String,
+    /// The variant, if any.
+    pub variant_id: Option<String>,
+    /// Units.
+    pub quantity: i64,
+    /// Price per unit, minor units.
+    pub unit_price_minor: i64,
+}
+
+/// A payment attempt of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRef {
+    /// `payments/{payment_id}`
+    pub payment_id: String,
+    /// Who takes the money.
+    pub provider: PaymentProvider,
+    /// The provider's id, once it answered.
+    pub provider_payment_id: Option<String>,
+}
+
+/// `orders/{id}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// Document id.
+    pub id: String,
+    /// The buyer.
+    pub uid: String,
+    /// What is bought.
+    pub items: Vec<OrderItem>,
+    /// Total, minor units.
+    pub amount_minor: i64,
+    /// ISO 4217, lower case.
+    pub currency: String,
+    /// Where it is.
+    pub status: OrderStatus,
+    /// The last event applied.
+    #[serde(default)]
+    pub watermark: Option<Watermark>,
+    /// How many times an event changed the status.
+    #[serde(default)]
+    pub state_changes: u32,
+    /// Payment attempts, oldest first.
+    #[serde(default)]
+    pub payments: Vec<PaymentRef>,
+    /// The latest attempt.
+    #[serde(default)]
+    pub current_payment_id: Option<String>,
+    /// Paid with no stock left: the money must go back.
+    #[serde(default)]
+    pub refund_requested: bool,
+    /// The provider event that made the last change.
+    #[serde(default)]
+    pub last_event_id: Option<String>,
+    /// Created.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub created_at: FirestoreInstant,
+    /// Last change.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub updated_at: FirestoreInstant,
+}
+
+/// `payments/{id}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Document id.
+    pub id: String,
+    /// The order.
+    pub order_id: String,
+    /// The buyer.
+    pub uid: String,
+    /// Who takes the money.
+    pub provider: PaymentProvider,
+    /// The provider's id, once it answered.
+    #[serde(default)]
+    pub provider_payment_id: Option<String>,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// ISO 4217, lower case.
+    pub currency: String,
+    /// Where it is.
+    pub status: PaymentStatus,
+    /// Pesapal: where the buyer pays.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Created.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub created_at: FirestoreInstant,
+    /// Last change.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub updated_at: FirestoreInstant,
+}
+
+/// The price fields of `products/{p}`.
+#[derive(Debug, Clone, Deserialize)]
+struct ProductPrice {
+    price_minor: i64,
+    currency: String,
+}
+
+/// Why an order cannot be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderRefused {
+    /// No reservations given.
+    Empty,
+    /// A reservation does not exist or is not the buyer's.
+    UnknownReservation(String),
+    /// A reservation is no longer held (released, expired, sold).
+    NotHeld(String),
+    /// A product has no price.
+    NoPrice(String),
+    /// Products in different currencies.
+    MixedCurrencies,
+    /// The order exists with other contents.
+    Conflict,
+}
+
+/// A resolved provider event to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedEvent {
+    /// The provider.
+    pub provider: PaymentProvider,
+    /// Provider event id.
+    pub event_id: String,
+    /// Our order.
+    pub order_id: String,
+    /// Provider payment id.
+    pub provider_payment_id: String,
+    /// What happened (never `StatusChanged`: resolve hints first).
+    pub kind: PaymentEventKind,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// The order moved.
+    Changed {
+        /// Before.
+        from: OrderStatus,
+        /// The order after the change.
+        order: Box<Order>,
+        /// Units committed (sold) by this change.
+        committed_units: i64,
+    },
+    /// Nothing changed.
+    Ignored(IgnoreReason),
+    /// No such order.
+    UnknownOrder,
+}
+
+/// Orders and payments on one database.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    db: Db,
+    inventory: Inventory,
+}
+
+enum Attempt {
+    Done(Applied),
+    /// These items' reservations are no longer held: re-reserve, then try again.
+    Lost(Vec<usize>),
+}
+
+impl Payments {
+    /// Orders and payments on `db`.
+    pub fn new(db: &Db) -> Self {
+        Self { db: db.clone(), inventory: Inventory::new(db) }
+    }
+
+    /// Reads `orders/{id}`.
+    pub async fn order(&self, id: &str) -> Result<Option<Order>, Error> {
+        self.db.get(&paths::order(id)?).await
+    }
+
+    /// Reads `payments/{id}`.
+    pub async fn payment(&self, id: &str) -> Result<Option<Payment>, Error> {
+        self.db.get(&paths::payment(id)?).await
+    }
+
+    /// Creates `orders/{order_id}` for `uid` from their held reservations, priced from the
+    /// products. Creating the same order again with the same reservations returns it.
+    pub async fn create_order(
+        &self,
+        uid: &str,
+        order_id: &str,
+        reservation_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Result<Order, OrderRefused>, Error> {
+        if reservation_ids.is_empty() {
+            return Ok(Err(OrderRefused::Empty));
+        }
+        let order_path = paths::order(order_id)?;
+        let reservation_paths = reservation_ids
+            .iter()
+            .map(|id| paths::reservation(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (order_path, reservation_paths) = (&order_path, &reservation_paths);
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    let existing: Option<Order> = tx.get(order_path).await?;
+                    if let Some(order) = existing {
+                        let same = order.uid == uid
+                            && order.items.len() == reservation_ids.len()
+                            && order
+                                .items
+                                .iter()
+                                .zip(reservation_ids)
+                                .all(|(i, r)| &i.reservation_id == r);
+                        return Ok(if same { Ok(order) } else { Err(OrderRefused::Conflict) });
+                    }
+                    let mut items = Vec::new();
+                    let mut currency: Option<String> = None;
+                    for (path, id) in reservation_paths.iter().zip(reservation_ids) {
+                        let Some(r) = tx.get::<Reservation>(path).await?.filter(|r| r.uid == uid)
+                        else {
+                            return Ok(Err(OrderRefused::UnknownReservation(id.clone())));
+                        };
+                        if r.status != ReservationStatus::Held
+                            || r.expires() <= now
+                            || r.order_id.is_some()
+                        {
+                            return Ok(Err(OrderRefused::NotHeld(id.clone())));
+                        }
+                        let Some(price) =
+                            tx.get::<ProductPrice>(&paths::product(&r.product_id)?).await?
+                        else {
+                            return Ok(Err(OrderRefused::NoPrice(r.product_id.clone())));
+                        };
+                        let price_currency = price.currency.to_lowercase();
+                        if currency.get_or_insert_with(|| price_currency.clone()) != &price_currency
+                        {
+                            return Ok(Err(OrderRefused::MixedCurrencies));
+                        }
+                        items.push(OrderItem {
+                            reservation_id: id.clone(),
+                            product_id: r.product_id.clone(),
+                            variant_id: r.variant_id.clone(),
+                            quantity: r.quantity,
+                            unit_price_minor: price.price_minor,
+                        });
+                    }
+                    let order = Order {
+                        id: order_id.to_owned(),
+                        uid: uid.to_owned(),
+                        amount_minor: items.iter().map(|i| i.quantity * i.unit_price_minor).sum(),
+                        items,
+                        currency: currency.unwrap_or_default(),
+                        status: OrderStatus::AwaitingPayment,
+                        watermark: None,
+                        state_changes: 0,
+                        payments: Vec::new(),
+                        current_payment_id: None,
+                        refund_requested: false,
+                        last_event_id: None,
+                        created_at: to_instant(now),
+                        updated_at: to_instant(now),
+                    };
+                    tx.create(order_path, &order)?;
+                    Ok(Ok(order))
+                })
+            })
+            .await
+    }
+
+    /// Records a payment attempt `payment_id` with `provider` on the order (idempotent: the
+    /// same id again returns the stored payment). `None` when the order is missing, not the
+    /// buyer's or cannot take a payment now.
+    pub async fn start_payment(
+        &self,
+        uid: &str,
+        order_id: &str,
+        payment_id: &str,
+        provider: PaymentProvider,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Payment>, Error> {
+        let order_path = paths::order(order_id)?;
+        let payment_path = paths::payment(payment_id)?;
+        let (order_path, payment_path) = (&order_path, &payment_path);
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    if let Some(existing) = tx.get::<Payment>(payment_path).await? {
+                        return Ok((existing.order_id == order_id && existing.uid == uid)
+                            .then_some(existing));
+                    }
+                    let Some(mut order) =
+                        tx.get::<Order>(order_path).await?.filter(|o| o.uid == uid)
+                    else {
+                        return Ok(None);
+                    };
+                    if !order.status.accepts_payment() {
+                        return Ok(None);
+                    }
+                    let payment = Payment {
+                        id: payment_id.to_owned(),
+                        order_id: order_id.to_owned(),
+                        uid: uid.to_owned(),
+                        provider,
+                        provider_payment_id: None,
+                        amount_minor: order.amount_minor,
+                        currency: order.currency.clone(),
+                        status: PaymentStatus::Pending,
+                        redirect_url: None,
+                        created_at: to_instant(now),
+                        updated_at: to_instant(now),
+                    };
+                    order.payments.push(PaymentRef {
+                        payment_id: payment_id.to_owned(),
+                        provider,
+                        provider_payment_id: None,
+                    });
+                    order.current_payment_id = Some(payment_id.to_owned());
+                    order.updated_at = to_instant(now);
+                    tx.create(payment_path, &payment)?;
+                    tx.set(order_path, &order)?;
+                    Ok(Some(payment))
+                })
+            })
+            .await
+    }
+
+    /// Records the provider's id for a payment attempt (after the provider answered).
+    pub async fn record_provider_payment(
+        &self,
+        payment_id: &str,
+        provider_payment_id: &str,
+        redirect_url: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let payment_path = paths::payment(payment_id)?;
+        let payment_path = &payment_path;
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    let Some(mut payment) = tx.get::<Payment>(payment_path).await? else {
+                        return Err(Error::Invalid(format!("payment {payment_id} does not exist")));
+                    };
+                    let order_path = paths::order(&payment.order_id)?;
+                    let Some(mut order) = tx.get::<Order>(&order_path).await? else {
+                        return Err(Error::Invalid(format!(
+                            "order {} does not exist",
+                            payment.order_id
+                        )));
+                    };
+                    payment.provider_payment_id = Some(provider_payment_id.to_owned());
+                    payment.redirect_url = redirect_url.map(str::to_owned);
+                    payment.updated_at = to_instant(now);
+                    for r in &mut order.payments {
+                        if r.payment_id == payment_id {
+                            r.provider_payment_id = Some(provider_payment_id.to_owned());
+                        }
+                    }
+                    tx.set(payment_path, &payment)?;
+                    tx.set(&order_path, &order)?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Applies a resolved provider event (see the module docs). `now` stamps the writes.
+    pub async fn apply_event(
+        &self,
+        event: &ResolvedEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, Error> {
+        let mut out_of_stock = false;
+        for _round in 0..3 {
+            match self.attempt(event, out_of_stock, now).await? {
+                Attempt::Done(applied) => return Ok(applied),
+                Attempt::Lost(items) => {
+                    if !self.re_reserve(event, &items, now).await? {
+                        out_of_stock = true;
+                    }
+                }
+            }
+        }
+        Err(Error::rpc(crate::Code::Aborted, "reservations kept changing while applying a payment"))
+    }
+
+    /// Reserves again the units of `items` under deterministic ids and points the order at
+    /// them; `false` when the stock is gone.
+    async fn re_reserve(
+        &self,
+        event: &ResolvedEvent,
+        items: &[usize],
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let Some(order) = self.order(&event.order_id).await? else { return Ok(true) };
+        let mut replaced = Vec::new();
+        for &i in items {
+            let Some(item) = order.items.get(i) else { continue };
+            // Deterministic: a redelivery of the same payment finds (and reuses) it.
+            let new_id = format!(
+                "re-{}",
+                crate::ledger::scoped_id(&order.id, &format!("{i}:{}", item.reservation_id))
+            );
+            let existing = self.inventory.reservation(&new_id).await?;
+            let held = match existing {
+                Some(r)
+                    if r.status == ReservationStatus::Held
+                        || r.order_id.as_deref() == Some(order.id.as_str()) =>
+                {
+                    true
+                }
+                Some(_) => false,
+                None => {
+                    let sku = Sku {
+                        product_id: item.product_id.clone(),
+                        variant_id: item.variant_id.clone(),
+                    };
+                    matches!(
+                        self.inventory
+                            .reserve(&order.uid, &sku, item.quantity, &new_id, now)
+                            .await?,
+                        ReserveOutcome::Reserved { .. }
+                    )
+                }
+            };
+            if !held {
+                return Ok(false);
+            }
+            replaced.push((i, new_id));
+        }
+        let order_path = paths::order(&order.id)?;
+        let (order_path, replaced) = (&order_path, &replaced);
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    let Some(mut order) = tx.get::<Order>(order_path).await? else { return Ok(()) };
+                    for (i, id) in replaced {
+                        if let Some(item) = order.items.get_mut(*i) {
+                            item.reservation_id.clone_from(id);
+                        }
+                    }
+                    tx.set(order_path, &order)?;
+                    Ok::<_, Error>(())
+                })
+            })
+            .await?;
+        tracing::info!(order_id = %order.id, items = replaced.len(), "paid after the hold ended: units reserved again");
+        Ok(true)
+    }
+
+    async fn attempt(
+        &self,
+        event: &ResolvedEvent,
+        out_of_stock: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Attempt, Error> {
+        let order_path = paths::order(&event.order_id)?;
+        let order_path = &order_path;
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    let Some(mut order) = tx.get::<Order>(order_path).await? else {
+                        return Ok(Attempt::Done(Applied::UnknownOrder));
+                    };
+                    let (to, payment_status, commit_stock, watermark) =
+                        match apply(order.status, order.watermark, event.kind, event.occurred_at) {
+                            Decision::Ignore(reason) => {
+                                return Ok(Attempt::Done(Applied::Ignored(reason)));
+                            }
+                            Decision::Transition { order, payment, commit_stock, watermark } => {
+                                (order, payment, commit_stock, watermark)
+                            }
+                        };
+                    let payment_ref = order
+                        .payments
+                        .iter()
+                        .find(|p| {
+                            p.provider == event.provider
+                                && p.provider_payment_id.as_deref()
+                                    == Some(event.provider_payment_id.as_str())
+                        })
+                        .cloned();
+                    let payment_path = match &payment_ref {
+                        Some(p) => Some(paths::payment(&p.payment_id)?),
+                        None => None,
+                    };
+                    let payment = match &payment_path {
+                        Some(path) => tx.get::<Payment>(path).await?,
+                        None => None,
+                    };
+                    let from = order.status;
+                    let mut committed_units = 0;
+                    let mut final_status = to;
+                    if commit_stock && out_of_stock {
+                        final_status = OrderStatus::RefundPending;
+                        order.refund_requested = true;
+                    } else if commit_stock {
+                        let mut reservations = Vec::new();
+                        let mut lost = Vec::new();
+                        for (i, item) in order.items.iter().enumerate() {
+                            let path = paths::reservation(&item.reservation_id)?;
+                            match tx.get::<Reservation>(&path).await? {
+                                Some(r) if r.status == ReservationStatus::Held => {
+                                    reservations.push((path, r));
+                                }
+                                Some(r)
+                                    if r.status == ReservationStatus::Committed
+                                        && r.order_id.as_deref() == Some(order.id.as_str()) => {}
+                                _ => lost.push(i),
+                            }
+                        }
+                        if !lost.is_empty() {
+                            return Ok(Attempt::Lost(lost));
+                        }
+                        for (path, mut r) in reservations {
+                            r.status = ReservationStatus::Committed;
+                            r.order_id = Some(order.id.clone());
+                            r.updated_at = to_instant(now);
+                            committed_units += r.quantity;
+                            tx.set(&path, &r)?;
+                        }
+                    }
+                    order.status = final_status;
+                    order.watermark = Some(watermark);
+                    order.state_changes += 1;
+                    order.last_event_id = Some(event.event_id.clone());
+                    order.updated_at = to_instant(now);
+                    tx.set(order_path, &order)?;
+                    if let (Some(path), Some(mut payment)) = (payment_path, payment) {
+                        payment.status = payment_status;
+                        payment.updated_at = to_instant(now);
+                        tx.set(&path, &payment)?;
+                    }
+                    Ok(Attempt::Done(Applied::Changed {
+                        from,
+                        order: Box::new(order),
+                        committed_units,
+                    }))
+                })
+            })
+            .await
+    }
+}

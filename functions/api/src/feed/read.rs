@@ -1,0 +1,204 @@
+//! `getFeed` and `getStories`: fan-in on read where fan-out does not reach.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use chrono::Utc;
+use domain::feed::{
+    FeedCursor, FeedItem, FeedSource, backfill, clamp_limit, feed_item, is_high_follower,
+    merge_page,
+};
+use gcp::callable::{Code, ResultBody, parse_request};
+use gcp::error::PublicError;
+use runtime::Error;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{State as FeedState, store_error};
+use crate::{AppState, SignedIn};
+
+/// Followed vendors considered for the read-time merge (Firestore's `in` takes 30 values).
+const MAX_MERGED_VENDORS: usize = 30;
+/// Followed vendors read per request.
+const MAX_FOLLOWED: u32 = 500;
+/// Trending posts kept in the per-instance cache.
+const TRENDING_POOL: u32 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct GetFeed {
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+fn bad_request(error: &impl PublicError) -> Error {
+    Error::reject(Code::InvalidArgument, error.public_message())
+}
+
+/// `getFeed({cursor?, limit?})` -> `{posts, nextCursor, hasMore}`.
+pub(crate) async fn get_feed(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Json<ResultBody<Value>>, Error> {
+    let request: Option<GetFeed> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    let request = request.unwrap_or_default();
+    let limit = clamp_limit(request.limit);
+    let cursor = match request.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(FeedCursor::decode(text).ok_or_else(|| {
+            Error::reject(Code::InvalidArgument, "cursor is not one this service handed out")
+        })?),
+    };
+    let feed = &state.feed;
+    let db = &state.db;
+    let now = Utc::now();
+    // Twice the page is read, so entries of posts deleted or deactivated since (their removal
+    // may still be running) can be dropped without leaving the page short.
+    let window = limit.saturating_mul(2);
+    let asked = u32::try_from(window).unwrap_or(100);
+
+    let (precomputed, merged) = tokio::try_join!(
+        store::feed::feed_page(db, &who.uid, cursor.as_ref(), asked),
+        high_follower_posts(&state, &who.uid, asked),
+    )
+    .map_err(store_error)?;
+    let exhausted = precomputed.len() < window && merged.len() < window;
+    let candidates = merge_page(vec![precomputed, merged], cursor.as_ref(), now, window, exhausted);
+    let mut posts = hydrated(db, &candidates.items).await?;
+    let more = posts.len() > limit || candidates.next_cursor.is_some();
+    posts.truncate(limit);
+    let next_cursor = if more {
+        match posts.last() {
+            Some((item, _)) => {
+                Some(FeedCursor { score: item.score, post_id: item.post_id.clone() })
+            }
+            None => candidates.next_cursor.clone(),
+        }
+    } else {
+        None
+    };
+
+    // A feed with too few posts (a single short page) is topped up with trending posts; they
+    // are never part of the cursor, and later pages are not topped up, so none repeats.
+    if cursor.is_none() && next_cursor.is_none() && posts.len() < limit {
+        let trending = trending(feed, &state).await?;
+        let page = domain::feed::FeedPage {
+            items: posts.iter().map(|(item, _)| item.clone()).collect(),
+            next_cursor: None,
+        };
+        let fill = backfill(&page, &trending, limit);
+        posts.extend(hydrated(db, &fill).await?);
+        posts.truncate(limit);
+    }
+
+    let posts: Vec<Value> = posts.into_iter().map(|(_, post)| post).collect();
+    Ok(Json(ResultBody {
+        result: json!({
+            "posts": posts,
+            "nextCursor": next_cursor.as_ref().map(FeedCursor::encode),
+            "hasMore": next_cursor.is_some(),
+        }),
+    }))
+}
+
+/// `items` with their posts read in batched gets, in order, without the posts that no longer
+/// exist or are inactive.
+async fn hydrated(db: &store::Db, items: &[FeedItem]) -> Result<Vec<(FeedItem, Value)>, Error> {
+    let ids: Vec<String> = items.iter().map(|i| i.post_id.clone()).collect();
+    let found = store::feed::hydrate(db, &ids).await.map_err(store_error)?;
+    Ok(items
+        .iter()
+        .filter_map(|item| {
+            let (view, facts) = found.iter().find(|(v, _)| v.id == item.post_id)?;
+            facts.as_ref().filter(|f| f.active)?;
+            let mut post = serde_json::to_value(view).ok()?;
+            post["source"] = json!(item.source);
+            post["score"] = json!(item.score);
+            Some((item.clone(), post))
+        })
+        .collect())
+}
+
+/// Recent posts of the followed vendors that are not fanned out (at least the high-follower
+/// threshold of aggregated followers).
+async fn high_follower_posts(
+    state: &AppState,
+    uid: &str,
+    limit: u32,
+) -> Result<Vec<FeedItem>, store::Error> {
+    let policy = &state.feed.config.policy;
+    let key = uid.to_owned();
+    let high = match state.feed.high_follows.get(&key) {
+        Some(high) => high,
+        None => {
+            let followed = store::feed::followed_vendors(&state.db, uid, MAX_FOLLOWED).await?;
+            let counts = store::feed::follower_counts(&state.db, &followed).await?;
+            let high: Vec<String> = followed
+                .into_iter()
+                .zip(counts)
+                .filter(|(_, n)| is_high_follower(*n, policy))
+                .map(|(v, _)| v)
+                .take(MAX_MERGED_VENDORS)
+                .collect();
+            state.feed.high_follows.insert(key, high.clone());
+            high
+        }
+    };
+    if high.is_empty() {
+        return Ok(Vec::new());
+    }
+    let posts = store::feed::recent_posts(&state.db, &high, limit.saturating_mul(2)).await?;
+    Ok(posts.iter().map(|(id, post)| feed_item(id, post, policy, FeedSource::Following)).collect())
+}
+
+/// Trending posts, from the instance cache when fresh.
+async fn trending(feed: &FeedState, state: &AppState) -> Result<Vec<FeedItem>, Error> {
+    if let Some(cached) = feed.trending.get(&()) {
+        return Ok(cached);
+    }
+    let posts = store::feed::trending_posts(&state.db, TRENDING_POOL).await.map_err(store_error)?;
+    let items: Vec<FeedItem> = posts
+        .iter()
+        .map(|(id, post)| feed_item(id, post, &feed.config.policy, FeedSource::Trending))
+        .collect();
+    feed.trending.insert((), items.clone());
+    Ok(items)
+}
+
+/// `getStories()` -> `{storyGroups: [{vendorId, stories}]}`: unexpired stories of followed
+/// vendors, read at request time and cached per user for a short time.
+pub(crate) async fn get_stories(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Json<ResultBody<Value>>, Error> {
+    let _: Option<Value> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    if let Some(cached) = state.feed.stories.get(&who.uid) {
+        return Ok(Json(ResultBody { result: cached }));
+    }
+    let db = &state.db;
+    let followed =
+        store::feed::followed_vendors(db, &who.uid, MAX_FOLLOWED).await.map_err(store_error)?;
+    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+    for chunk in followed.chunks(MAX_MERGED_VENDORS) {
+        let stories = store::feed::stories(db, chunk, Utc::now()).await.map_err(store_error)?;
+        for story in stories {
+            let vendor =
+                story.fields.get("vendorId").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let value = serde_json::to_value(&story).unwrap_or_default();
+            match groups.iter_mut().find(|(v, _)| *v == vendor) {
+                Some((_, list)) => list.push(value),
+                None => groups.push((vendor, vec![value])),
+            }
+        }
+    }
+    let result = json!({
+        "storyGroups": groups
+            .into_iter()
+            .map(|(vendor, stories)| json!({"vendorId": vendor, "stories": stories}))
+            .collect::<Vec<_>>(),
+    });
+    state.feed.stories.insert(who.uid.clone(), result.clone());
+    Ok(Json(ResultBody { result }))
+}

@@ -1,0 +1,162 @@
+//! `followVendor` / `unfollowVendor` (backfill and removal of the vendor's posts in the
+//! caller's feed) and `likePost` / `unlikePost` / `recordView` on the idempotent sharded
+//! counters: repeating any of them changes nothing.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use chrono::Utc;
+use domain::counters::{CounterField, Membership};
+use domain::feed::{FeedSource, feed_item};
+use gcp::callable::{Code, ResultBody, parse_request};
+use gcp::error::PublicError;
+use runtime::Error;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use store::{counters, paths};
+
+use super::{store_error, valid_id};
+use crate::{AppState, SignedIn};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VendorRequest {
+    vendor_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PostRequest {
+    post_id: String,
+}
+
+/// The marker of a like or a view: who and when.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Marker<'a> {
+    uid: &'a str,
+    post_id: &'a str,
+    at: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    parse_request(body).map_err(|e| Error::reject(Code::InvalidArgument, e.public_message()))
+}
+
+fn ok(result: Value) -> Json<ResultBody<Value>> {
+    Json(ResultBody { result })
+}
+
+/// `followVendor({vendorId})` -> `{following: true, backfilled}`.
+pub(crate) async fn follow_vendor(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Json<ResultBody<Value>>, Error> {
+    let request: VendorRequest = parse(&body)?;
+    valid_id("vendorId", &request.vendor_id)?;
+    if request.vendor_id == who.uid {
+        return Err(Error::reject(Code::InvalidArgument, "you cannot follow yourself"));
+    }
+    let db = &state.db;
+    store::feed::follow(db, &who.uid, &request.vendor_id, Utc::now()).await.map_err(store_error)?;
+    state.feed.follows_changed(&who.uid);
+    // Always backfill (idempotent writes): a retry after a failed backfill completes it.
+    let feed = &state.feed;
+    let recent = store::feed::recent_posts(
+        db,
+        std::slice::from_ref(&request.vendor_id),
+        feed.config.backfill_posts,
+    )
+    .await
+    .map_err(store_error)?;
+    let items: Vec<_> = recent
+        .iter()
+        .map(|(id, post)| feed_item(id, post, &feed.config.policy, FeedSource::Following))
+        .filter(|item| item.expires_at > Utc::now())
+        .collect();
+    feed.fanout.write_items(&who.uid, &items).await.map_err(store_error)?;
+    Ok(ok(json!({"following": true, "backfilled": items.len()})))
+}
+
+/// `unfollowVendor({vendorId})` -> `{following: false, removed}`.
+pub(crate) async fn unfollow_vendor(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Json<ResultBody<Value>>, Error> {
+    let request: VendorRequest = parse(&body)?;
+    valid_id("vendorId", &request.vendor_id)?;
+    store::feed::unfollow(&state.db, &who.uid, &request.vendor_id).await.map_err(store_error)?;
+    state.feed.follows_changed(&who.uid);
+    let stats =
+        state.feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
+    Ok(ok(json!({"following": false, "removed": stats.written})))
+}
+
+/// Sets or clears the caller's marker on an existing, active post.
+async fn mark(
+    state: &AppState,
+    who: &SignedIn,
+    body: &[u8],
+    field: CounterField,
+    request: Membership,
+) -> Result<(String, bool), Error> {
+    let PostRequest { post_id } = parse(body)?;
+    valid_id("postId", &post_id)?;
+    let db = &state.db;
+    let post = store::feed::post(db, &post_id).await.map_err(store_error)?;
+    if !post.is_some_and(|p| p.active) {
+        return Err(Error::reject(Code::NotFound, "no such post"));
+    }
+    let marker = match field {
+        CounterField::Views => paths::post_view(&post_id, &who.uid),
+        _ => paths::post_like(&post_id, &who.uid),
+    }
+    .map_err(|e| store_error(e.into()))?;
+    let counted = paths::post(&post_id).map_err(|e| store_error(e.into()))?;
+    let value = Marker { uid: &who.uid, post_id: &post_id, at: Utc::now().to_rfc3339() };
+    let outcome = counters::set_membership(db, &marker, &counted, field, request, &value)
+        .await
+        .map_err(store_error)?;
+    Ok((post_id, outcome.delta != 0))
+}
+
+async fn likes(state: &AppState, post_id: &str) -> Result<u64, Error> {
+    let counted = paths::post(post_id).map_err(|e| store_error(e.into()))?;
+    counters::read(&state.db, &counted, CounterField::Likes).await.map_err(store_error)
+}
+
+/// `likePost({postId})` -> `{liked: true, changed, likes}`.
+pub(crate) async fn like_post(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Json<ResultBody<Value>>, Error> {
+    let (post_id, changed) =
+        mark(&state, &who, &body, CounterField::Likes, Membership::Set).await?;
+    let likes = likes(&state, &post_id).await?;
+    Ok(ok(json!({"liked": true, "changed": changed, "likes": likes})))
+}
+
+/// `unlikePost({postId})` -> `{liked: false, changed, likes}`.
+pub(crate) async fn unlike_post(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Json<ResultBody<Value>>, Error> {
+    let (post_id, changed) =
+        mark(&state, &who, &body, CounterField::Likes, Membership::Clear).await?;
+    let likes = likes(&state, &post_id).await?;
+    Ok(ok(json!({"liked": false, "changed": changed, "likes": likes})))
+}
+
+/// `recordView({postId})` -> `{counted}`: unique viewers (a user counts once per post).
+pub(crate) async fn record_view(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Json<ResultBody<Value>>, Error> {
+    let (_, counted) = mark(&state, &who, &body, CounterField::Views, Membership::Set).await?;
+    Ok(ok(json!({"counted": counted})))
+}

@@ -1,0 +1,98 @@
+//! api: the client-facing function. Speaks the Firebase callable protocol (`POST /<name>`,
+//! Firebase ID token, `{"data":...}` in, `{"result":...}` or `{"error":...}` out) so
+//! `httpsCallable` in the client SDKs works unchanged.
+//!
+//! Two groups of callables, each in its own module with its own config and state:
+//! - [`payments`]: `reserveInventory`, `releaseReservation`, `initiatePayment`, `getOrder`;
+//! - [`feed`]: `getFeed`, `followVendor`, `unfollowVendor`, `getStories`, `likePost`,
+//!   `unlikePost`, `recordView`.
+//!
+//! Every callable takes a [`SignedIn`] user, which provisions the user lazily when the
+//! onboarding message has not arrived yet. This crate only wires: rules live in `domain`,
+//! Firestore access in `store`, errors become responses in `runtime`.
+
+pub mod feed;
+pub mod payments;
+mod signed_in;
+
+use axum::Router;
+use axum::extract::FromRef;
+use runtime::auth::FirebaseAuth;
+use runtime::{BaseConfig, ConfigError, Env};
+use store::{Db, DbConfig};
+
+pub use signed_in::SignedIn;
+
+/// Everything the function needs, validated at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub base: BaseConfig,
+    /// Firestore: `GOOGLE_CLOUD_PROJECT` (required) and `FIRESTORE_EMULATOR_HOST`.
+    pub db: DbConfig,
+    /// Firebase ID tokens (`HEARTH_SECURETOKEN_JWKS_URL`; unsigned only in Auth emulator mode).
+    pub firebase_auth: FirebaseAuth,
+    pub payments: payments::Config,
+    pub feed: feed::Config,
+}
+
+impl Config {
+    /// From the process environment, on top of the already parsed `base`.
+    pub fn from_env(base: BaseConfig) -> Result<Self, ConfigError> {
+        Self::load(base, &Env::from_process())
+    }
+
+    /// From `env` (tests pass a map), on top of `base`.
+    pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
+        let project = base
+            .project_id
+            .clone()
+            .ok_or_else(|| ConfigError::Missing { var: "GOOGLE_CLOUD_PROJECT".to_owned() })?;
+        let db = match &base.firestore_emulator_host {
+            Some(host) => DbConfig::emulator(project, host.clone()),
+            None => DbConfig::production(project),
+        };
+        let firebase_auth = FirebaseAuth::from_config(&base)?;
+        let payments = payments::Config::load(&base, env)?;
+        let feed = feed::Config::load(&base, env)?;
+        Ok(Self { base, db, firebase_auth, payments, feed })
+    }
+}
+
+/// Shared, cheap-to-clone state: the Firestore handle and token verifier every callable
+/// needs, plus each module's own state.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub firebase_auth: FirebaseAuth,
+    pub signed_in: signed_in::Provisioned,
+    pub payments: payments::State,
+    pub feed: feed::State,
+}
+
+impl AppState {
+    /// Builds the state; does no I/O (Firestore connects on first use).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let db = Db::new(config.db.clone());
+        Ok(Self {
+            payments: payments::State::build(&config.payments, &db).await?,
+            feed: feed::State::build(&config.feed, &db).await?,
+            signed_in: signed_in::Provisioned::default(),
+            firebase_auth: config.firebase_auth.clone(),
+            db,
+        })
+    }
+}
+
+impl FromRef<AppState> for FirebaseAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.firebase_auth.clone()
+    }
+}
+
+/// Every callable, with the callable error shape.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(payments::routes(state.clone()))
+        .merge(feed::routes(state))
+        .layer(runtime::callable_style())
+}

@@ -1,0 +1,293 @@
+//! The four payments callables.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use chrono::{SecondsFormat, Utc};
+use domain::inventory::Sku;
+use domain::messages::PaymentProvider;
+use gcp::callable::{Code, ResultBody, parse_request};
+use gcp::error::PublicError;
+use http::HeaderMap;
+use providers::{NewPayment, ProviderError};
+use runtime::Error;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use store::inventory::{EndOutcome, ReserveOutcome};
+use store::payments::{Order, OrderRefused};
+
+use super::{idempotency, limits};
+use crate::{AppState, SignedIn};
+
+type Answer = Result<Json<ResultBody<Value>>, Error>;
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    parse_request(body).map_err(|e| Error::reject(e.code(), e.public_message()))
+}
+
+/// Store failures: retryable ones ask the client to retry (503); the rest are ours (500-like,
+/// without details).
+pub(crate) fn store_error(error: store::Error) -> Error {
+    if error.is_retryable() {
+        return Error::retry(anyhow::Error::new(error).context("payments"));
+    }
+    if let store::Error::Path(path) = &error {
+        return Error::reject(Code::InvalidArgument, format!("Invalid identifier: {path}"));
+    }
+    Error::permanent("payments store failure", error, None)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReserveRequest {
+    product_id: String,
+    #[serde(default)]
+    variant_id: Option<String>,
+    quantity: i64,
+}
+
+pub(crate) async fn reserve_inventory(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Answer {
+    let request: ReserveRequest = parse(&body)?;
+    let sku = Sku { product_id: request.product_id, variant_id: request.variant_id };
+    domain::inventory::validate_request(&sku, request.quantity)
+        .map_err(|e| Error::reject(Code::InvalidArgument, e.to_string()))?;
+    limits::check(&state, &who.uid, "reserveInventory").await?;
+    let id = format!("res_{}", uuid_like());
+    let outcome = state
+        .payments
+        .inventory
+        .reserve(&who.uid, &sku, request.quantity, &id, Utc::now())
+        .await
+        .map_err(store_error)?;
+    match outcome {
+        ReserveOutcome::Reserved { reservation, .. } => Ok(Json(ResultBody::new(json!({
+            "reservationId": reservation.id,
+            "productId": reservation.product_id,
+            "variantId": reservation.variant_id,
+            "quantity": reservation.quantity,
+            "expiresAt": reservation.expires().to_rfc3339_opts(SecondsFormat::Millis, true),
+        })))),
+        ReserveOutcome::SoldOut { available } => Err(Error::reject(
+            Code::FailedPrecondition,
+            format!("Not enough stock: {available} left."),
+        )
+        .with_details(json!({ "available": available }))),
+        ReserveOutcome::UnknownSku => Err(Error::reject(Code::NotFound, "No such product.")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReleaseRequest {
+    reservation_id: String,
+}
+
+pub(crate) async fn release_reservation(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Answer {
+    let request: ReleaseRequest = parse(&body)?;
+    limits::check(&state, &who.uid, "releaseReservation").await?;
+    let outcome = state
+        .payments
+        .inventory
+        .release(&request.reservation_id, &who.uid, Utc::now())
+        .await
+        .map_err(store_error)?;
+    let (released, status) = match outcome {
+        EndOutcome::Returned(r) => (true, json!(r.status)),
+        EndOutcome::AlreadyEnded(status) => (false, json!(status)),
+        EndOutcome::NotFound => (false, json!("not_found")),
+        EndOutcome::NotOwner => {
+            return Err(Error::reject(Code::PermissionDenied, "Not your reservation."));
+        }
+        EndOutcome::NotDue => (false, json!("held")),
+    };
+    Ok(Json(ResultBody::new(json!({ "released": released, "status": status }))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InitiateRequest {
+    reservation_ids: Vec<String>,
+    provider: PaymentProvider,
+}
+
+pub(crate) async fn initiate_payment(
+    State(state): State<AppState>,
+    who: SignedIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let key = idempotency::key(&headers)?;
+    let data: Value = parse(&body)?;
+    let request: InitiateRequest = serde_json::from_value(data.clone())
+        .map_err(|_| Error::reject(Code::InvalidArgument, "invalid request data"))?;
+    if request.reservation_ids.is_empty() || request.reservation_ids.len() > 20 {
+        return Err(Error::reject(Code::InvalidArgument, "Pay for 1 to 20 reservations at once."));
+    }
+    limits::check(&state, &who.uid, "initiatePayment").await?;
+    let (state, who, key, request) = (&state, &who, &key, &request);
+    idempotency::once(state, "initiatePayment", &who.uid, key, &data, || async move {
+        initiate(state, who, key, request).await
+    })
+    .await
+}
+
+async fn initiate(
+    state: &AppState,
+    who: &SignedIn,
+    key: &str,
+    request: &InitiateRequest,
+) -> Result<Value, Error> {
+    let p = &state.payments;
+    // Deterministic ids: a re-run of the same key finds what the first run created.
+    let hash = hex::encode(Sha256::digest(format!("{}\0{key}", who.uid).as_bytes()));
+    let order_id = format!("ord_{}", &hash[..24]);
+    let payment_id = format!("pay_{}", &hash[..24]);
+    let now = Utc::now();
+    let order = match p
+        .payments
+        .create_order(&who.uid, &order_id, &request.reservation_ids, now)
+        .await
+        .map_err(store_error)?
+    {
+        Ok(order) => order,
+        Err(refused) => return Err(refusal(refused)),
+    };
+    let Some(payment) = p
+        .payments
+        .start_payment(&who.uid, &order_id, &payment_id, request.provider, now)
+        .await
+        .map_err(store_error)?
+    else {
+        return Err(Error::reject(
+            Code::FailedPrecondition,
+            "This order cannot take a payment now.",
+        ));
+    };
+    let new_payment = NewPayment {
+        order_id: order.id.clone(),
+        payment_id: payment.id.clone(),
+        amount_minor: order.amount_minor,
+        currency: order.currency.clone(),
+        description: format!("Order {}", order.id),
+        email: who.user.email.clone(),
+        idempotency_key: payment.id.clone(),
+    };
+    let created = match request.provider {
+        PaymentProvider::Stripe => {
+            let Some(stripe) = &p.stripe else { return Err(unavailable_provider("Stripe")) };
+            stripe.create_payment_intent(&new_payment).await
+        }
+        PaymentProvider::Pesapal => {
+            let Some(pesapal) = &p.pesapal else { return Err(unavailable_provider("Pesapal")) };
+            pesapal.submit_order(&new_payment).await
+        }
+    }
+    .map_err(provider_error)?;
+    p.payments
+        .record_provider_payment(
+            &payment.id,
+            &created.provider_payment_id,
+            created.redirect_url.as_deref(),
+            Utc::now(),
+        )
+        .await
+        .map_err(store_error)?;
+    Ok(json!({
+        "orderId": order.id,
+        "paymentId": payment.id,
+        "provider": request.provider,
+        "providerPaymentId": created.provider_payment_id,
+        "clientSecret": created.client_secret,
+        "redirectUrl": created.redirect_url,
+        "amountMinor": order.amount_minor,
+        "currency": order.currency,
+        "status": "pending",
+    }))
+}
+
+fn refusal(refused: OrderRefused) -> Error {
+    let (code, message) = match refused {
+        OrderRefused::Empty => (Code::InvalidArgument, "No reservations given.".to_owned()),
+        OrderRefused::UnknownReservation(id) => (Code::NotFound, format!("No reservation {id}.")),
+        OrderRefused::NotHeld(id) => (
+            Code::FailedPrecondition,
+            format!("Reservation {id} is no longer held; reserve again."),
+        ),
+        OrderRefused::NoPrice(id) => {
+            (Code::FailedPrecondition, format!("Product {id} has no price."))
+        }
+        OrderRefused::MixedCurrencies => (
+            Code::InvalidArgument,
+            "Products in different currencies cannot be paid together.".to_owned(),
+        ),
+        OrderRefused::Conflict => {
+            (Code::FailedPrecondition, "This order already exists.".to_owned())
+        }
+    };
+    Error::reject(code, message)
+}
+
+fn unavailable_provider(name: &str) -> Error {
+    Error::reject(Code::FailedPrecondition, format!("{name} payments are not available."))
+}
+
+fn provider_error(error: ProviderError) -> Error {
+    if error.is_retryable() {
+        tracing::warn!(%error, "payment provider unavailable");
+        return Error::retry(anyhow::Error::new(error).context("payment provider"));
+    }
+    tracing::warn!(%error, "payment provider refused the payment");
+    Error::reject(Code::FailedPrecondition, "The payment provider refused this payment.")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GetOrderRequest {
+    order_id: String,
+}
+
+pub(crate) async fn get_order(State(state): State<AppState>, who: SignedIn, body: Bytes) -> Answer {
+    let request: GetOrderRequest = parse(&body)?;
+    limits::check(&state, &who.uid, "getOrder").await?;
+    let order = state.payments.payments.order(&request.order_id).await.map_err(store_error)?;
+    let Some(order) = order.filter(|o| o.uid == who.uid) else {
+        return Err(Error::reject(Code::NotFound, "No such order."));
+    };
+    Ok(Json(ResultBody::new(view(&order))))
+}
+
+fn view(order: &Order) -> Value {
+    json!({
+        "orderId": order.id,
+        "status": order.status,
+        "amountMinor": order.amount_minor,
+        "currency": order.currency,
+        "items": order.items.iter().map(|i| json!({
+            "productId": i.product_id,
+            "variantId": i.variant_id,
+            "quantity": i.quantity,
+            "unitPriceMinor": i.unit_price_minor,
+            "reservationId": i.reservation_id,
+        })).collect::<Vec<_>>(),
+        "payments": order.payments.iter().map(|p| json!({
+            "paymentId": p.payment_id,
+            "provider": p.provider,
+        })).collect::<Vec<_>>(),
+        "refundRequested": order.refund_requested,
+    })
+}
+
+/// 128 random bits in hex: reservation ids.
+fn uuid_like() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}

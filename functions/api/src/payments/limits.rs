@@ -1,0 +1,80 @@
+//! Per-user, per-callable rate limits (fixed windows in Firestore, `store::ratelimit`).
+//!
+//! Defaults: `initiatePayment` 5 per 15 minutes (seed 002 section 6.5); the others follow seed
+//! 004's tiers: writes that hold stock like its expensive tier (`reserveInventory` 20/min),
+//! cheap writes like its trades tier (`releaseReservation` 100/min), reads like its charts tier
+//! (`getOrder` 50/min). Override with `HEARTH_RATE_LIMITS=initiatePayment=5/900,...`.
+
+use std::collections::BTreeMap;
+
+use anyhow::anyhow;
+use domain::ratelimit::{Limit, Verdict};
+use runtime::{ConfigError, Env, Error};
+
+use crate::AppState;
+
+const VAR: &str = "HEARTH_RATE_LIMITS";
+
+/// The limit of each callable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits(BTreeMap<String, Limit>);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self(BTreeMap::from([
+            ("initiatePayment".to_owned(), Limit::per_secs(5, 15 * 60)),
+            ("reserveInventory".to_owned(), Limit::per_secs(20, 60)),
+            ("releaseReservation".to_owned(), Limit::per_secs(100, 60)),
+            ("getOrder".to_owned(), Limit::per_secs(50, 60)),
+        ]))
+    }
+}
+
+impl Limits {
+    /// Defaults, overridden by `HEARTH_RATE_LIMITS`.
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let mut limits = Self::default();
+        for item in env.list(VAR) {
+            let parsed = item
+                .split_once('=')
+                .and_then(|(name, limit)| Some((name.trim(), Limit::parse(limit)?)))
+                .filter(|(name, _)| limits.0.contains_key(*name));
+            let Some((name, limit)) = parsed else {
+                return Err(ConfigError::invalid(
+                    VAR,
+                    "callable=N/SECS items for known callables",
+                    &item,
+                ));
+            };
+            limits.0.insert(name.to_owned(), limit);
+        }
+        Ok(limits)
+    }
+
+    /// The limit of `callable`.
+    pub fn of(&self, callable: &str) -> Option<Limit> {
+        self.0.get(callable).copied()
+    }
+}
+
+/// Counts a call of `uid` to `callable`; 429 with `Retry-After` when over the limit.
+pub(crate) async fn check(
+    state: &AppState,
+    uid: &str,
+    callable: &'static str,
+) -> Result<(), Error> {
+    let Some(limit) = state.payments.limits.of(callable) else { return Ok(()) };
+    let verdict = state
+        .payments
+        .limiter
+        .hit(callable, uid, limit, chrono::Utc::now())
+        .await
+        .map_err(super::callables::store_error)?;
+    match verdict {
+        Verdict::Allowed { .. } => Ok(()),
+        Verdict::Limited { retry_after } => Err(Error::retry_after(
+            anyhow!("{uid} is over the {callable} limit of {} per {:?}", limit.max, limit.window),
+            retry_after,
+        )),
+    }
+}

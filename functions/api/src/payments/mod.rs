@@ -1,0 +1,143 @@
+//! The payments callables: `reserveInventory`, `releaseReservation`, `initiatePayment`,
+//! `getOrder` (seed 002 section 6).
+//!
+//! - Reservations never oversell: `store::inventory` (sharded stock, guarded commits).
+//! - `initiatePayment` requires an `Idempotency-Key` (IETF draft semantics, see
+//!   [`idempotency`]): the first request runs, a retry after completion replays the stored
+//!   result with `Idempotent-Replayed: true`, a retry while running gets 409, the same key with
+//!   another payload 422; keys are scoped per user and kept 24 hours, in the same ledger as
+//!   webhook event ids and Pub/Sub message ids.
+//! - Every callable is rate limited per user across instances ([`limits`]): 429 + `Retry-After`.
+//! - Providers are called through `providers` (timeouts, retries never on 4xx, a circuit
+//!   breaker per provider); base URLs are configuration.
+
+mod callables;
+mod idempotency;
+mod limits;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use providers::{CallPolicy, PesapalClient, PesapalSettings, StripeClient};
+use runtime::{BaseConfig, ConfigError, Env};
+use secrecy::{ExposeSecret, SecretString};
+use store::inventory::Inventory;
+use store::payments::Payments;
+use store::ratelimit::RateLimiter;
+use store::{Db, Ledger};
+
+use crate::AppState;
+pub use limits::Limits;
+
+/// The callable paths this module serves.
+pub const PATHS: [&str; 4] =
+    ["/reserveInventory", "/releaseReservation", "/initiatePayment", "/getOrder"];
+
+/// This module's own configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `HEARTH_STRIPE_API_BASE` (default `https://api.stripe.com`) and
+    /// `HEARTH_STRIPE_SECRET_KEY` (`None`: Stripe payments are refused).
+    pub stripe: Option<(String, SecretString)>,
+    /// `HEARTH_PESAPAL_*` (`None` when `HEARTH_PESAPAL_CONSUMER_KEY` is unset).
+    pub pesapal: Option<PesapalSettings>,
+    /// `HEARTH_PROVIDER_TIMEOUT_SECS` (default 10): one provider request.
+    pub provider_timeout: Duration,
+    /// `HEARTH_RATE_LIMITS`: overrides, `callable=N/SECS,...`.
+    pub limits: Limits,
+    /// `HEARTH_IDEMPOTENCY_RETENTION_SECS` (default 86400): how long keys are kept.
+    pub idempotency_retention: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            stripe: None,
+            pesapal: None,
+            provider_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+            idempotency_retention: store::ledger::DEFAULT_RETENTION,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(_base: &BaseConfig, env: &Env) -> Result<Self, ConfigError> {
+        let stripe = match env.secret("HEARTH_STRIPE_SECRET_KEY") {
+            Some(key) => {
+                Some((env.url_or("HEARTH_STRIPE_API_BASE", "https://api.stripe.com")?, key))
+            }
+            None => None,
+        };
+        let pesapal = match env.string("HEARTH_PESAPAL_CONSUMER_KEY") {
+            Some(consumer_key) => Some(PesapalSettings {
+                base_url: env.url_or("HEARTH_PESAPAL_API_BASE", "https://pay.pesapal.com/v3")?,
+                consumer_key,
+                consumer_secret: env.required_secret("HEARTH_PESAPAL_CONSUMER_SECRET")?,
+                ipn_id: env.required_secret("HEARTH_PESAPAL_IPN_ID")?.expose_secret().to_owned(),
+                callback_url: env
+                    .url_or("HEARTH_PESAPAL_CALLBACK_URL", "https://hearth.invalid/paid")?,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            stripe,
+            pesapal,
+            provider_timeout: env
+                .positive_secs_or("HEARTH_PROVIDER_TIMEOUT_SECS", Duration::from_secs(10))?,
+            limits: Limits::load(env)?,
+            idempotency_retention: env.positive_secs_or(
+                "HEARTH_IDEMPOTENCY_RETENTION_SECS",
+                store::ledger::DEFAULT_RETENTION,
+            )?,
+        })
+    }
+}
+
+/// This module's own state.
+#[derive(Debug, Clone)]
+pub struct State {
+    inventory: Inventory,
+    payments: Payments,
+    ledger: Ledger,
+    limiter: RateLimiter,
+    limits: Arc<Limits>,
+    stripe: Option<StripeClient>,
+    pesapal: Option<PesapalClient>,
+}
+
+impl State {
+    // `async` is the shape `AppState::build` calls (lib.rs); building does no I/O today.
+    #[allow(clippy::unused_async)]
+    pub async fn build(config: &Config, db: &Db) -> anyhow::Result<Self> {
+        let policy =
+            CallPolicy { request_timeout: config.provider_timeout, ..CallPolicy::default() };
+        let stripe = config
+            .stripe
+            .clone()
+            .map(|(base, key)| StripeClient::new(&base, key, policy))
+            .transpose()?;
+        let pesapal = config.pesapal.clone().map(|s| PesapalClient::new(s, policy)).transpose()?;
+        Ok(Self {
+            inventory: Inventory::new(db),
+            payments: Payments::new(db),
+            ledger: Ledger::new(db).with_retention(config.idempotency_retention),
+            limiter: RateLimiter::new(db),
+            limits: Arc::new(config.limits.clone()),
+            stripe,
+            pesapal,
+        })
+    }
+}
+
+/// This module's routes.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/reserveInventory", post(callables::reserve_inventory))
+        .route("/releaseReservation", post(callables::release_reservation))
+        .route("/initiatePayment", post(callables::initiate_payment))
+        .route("/getOrder", post(callables::get_order))
+        .with_state(state)
+}

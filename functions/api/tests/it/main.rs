@@ -1,0 +1,6 @@
+//! Integration tests of the api function against the official emulators: callables over real
+//! HTTP with the runtime's layers, Firebase ID tokens signed with testkit keys published by a
+//! local JWKS server, one project per test.
+
+mod feed;
+mod payments;

@@ -1,0 +1,47 @@
+//! Rate limits per user and callable hold across instances: 429 with Retry-After.
+
+use serde_json::json;
+
+use super::{Harness, call_at};
+
+#[tokio::test]
+async fn five_payment_attempts_per_fifteen_minutes_across_instances() {
+    let h = Harness::start(&[]).await;
+    let second = h.another_instance().await;
+    let token = h.token("ada");
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &h.app } else { &second };
+        let data = json!({"reservationIds": [format!("res_missing_{i}")], "provider": "stripe"});
+        let response = call_at(app, &token, "initiatePayment", data, Some(&format!("k{i}"))).await;
+        assert_eq!(response.status(), 404, "attempt {i} is allowed (and finds no reservation)");
+    }
+    let data = json!({"reservationIds": ["res_missing_x"], "provider": "stripe"});
+    let limited = call_at(&second, &token, "initiatePayment", data.clone(), Some("k5")).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let limited = call_at(&h.app, &token, "initiatePayment", data, Some("k6")).await;
+    assert_eq!(limited.status(), 429);
+    // Another user is not affected.
+    let bob = call_at(
+        &h.app,
+        &h.token("bob"),
+        "initiatePayment",
+        json!({"reservationIds": ["res_x"], "provider": "stripe"}),
+        Some("k0"),
+    )
+    .await;
+    assert_eq!(bob.status(), 404);
+}
+
+#[tokio::test]
+async fn limits_are_configurable_per_callable() {
+    let h = Harness::start(&[("HEARTH_RATE_LIMITS", "getOrder=2/60")]).await;
+    for _ in 0..2 {
+        let response = h.call("ada", "getOrder", json!({"orderId": "ord_x"})).await;
+        assert_eq!(response.status(), 404);
+    }
+    let limited = h.call("ada", "getOrder", json!({"orderId": "ord_x"})).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+}

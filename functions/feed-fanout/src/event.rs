@@ -1,0 +1,156 @@
+//! `POST /`: Eventarc Firestore events on `posts/{postId}`.
+//!
+//! ```text
+//! OIDC (runtime::auth::GoogleCaller)         forged / missing token -> 401
+//! FirestoreEvent::from_http                  malformed CloudEvent or data -> permanent (dead letter, 200)
+//! document must be posts/{postId}            anything else -> permanent
+//! domain::feed::classify(old, new)           Nothing -> 204 (no write at all)
+//! ledger claim (CloudEvent id)               Done -> 204 | InFlight -> 409 + Retry-After | Mismatch -> permanent
+//! the post as it is now decides              Add: gone/inactive -> nothing; high-follower vendor -> nothing
+//!                                            (merged at read time); else the first pages inline, the rest
+//!                                            as fanout-tasks. Remove: active again -> nothing; else delete
+//!                                            from every feed (the rest as fanout-tasks).
+//! ```
+//! The event only triggers: Eventarc does not order deliveries, so acting on the current post
+//! makes a late "created" after a "deleted" harmless, and the reverse.
+
+use anyhow::anyhow;
+use axum::body::Bytes;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use domain::feed::{Change, PostFacts, classify, is_high_follower};
+use gcp::error::PublicError;
+use gcp::eventarc::FirestoreEvent;
+use gcp::firestore::FirestoreDocument;
+use http::{HeaderMap, StatusCode};
+use runtime::Error;
+use runtime::auth::GoogleCaller;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::work::{self, store_failure};
+
+/// The idempotency scope of post events (the key is the CloudEvent id).
+pub const SCOPE: &str = "eventarc:posts";
+
+/// The post fields the feed reads, as the event carries them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostFields {
+    vendor_id: String,
+    #[serde(default)]
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    is_premium: bool,
+}
+
+fn facts(doc: &FirestoreDocument) -> Option<PostFacts> {
+    let fields: PostFields = doc.deserialize().ok()?;
+    Some(PostFacts {
+        vendor_id: fields.vendor_id,
+        active: fields.is_active,
+        created_at: fields.created_at,
+        expires_at: fields.expires_at,
+        premium: fields.is_premium,
+    })
+}
+
+pub(crate) async fn post_event(
+    State(state): State<AppState>,
+    GoogleCaller(_caller): GoogleCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, Error> {
+    let ce_id = headers.get("ce-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let event = FirestoreEvent::from_http(&headers, body).map_err(|error| {
+        let reason = format!("undecodable post event: {}", error.public_message());
+        Error::permanent(reason, error, ce_id.clone())
+    })?;
+    let post_id = match event.document_path().and_then(|p| p.strip_prefix("posts/")) {
+        Some(id) if !id.is_empty() && !id.contains('/') => id.to_owned(),
+        _ => {
+            return Err(Error::permanent(
+                "the event is not about a posts/{postId} document",
+                anyhow!("document {:?}", event.document_path()),
+                Some(event.id),
+            ));
+        }
+    };
+
+    // Without data (Eventarc drops oversized payloads), the current post decides alone.
+    let change = match &event.data {
+        Some(data) => {
+            let old = data.old_value.as_ref().and_then(facts);
+            let new = data.value.as_ref().and_then(facts);
+            if data.value.is_some() && new.is_none() {
+                tracing::warn!(%post_id, "post without vendorId/createdAt: not a feed post");
+            }
+            classify(old.as_ref(), new.as_ref())
+        }
+        None => Change::Add,
+    };
+    let Some(action) = (match change {
+        Change::Add => Some("add"),
+        Change::Remove => Some("remove"),
+        Change::Nothing => None,
+    }) else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+
+    let fingerprint =
+        hex::encode(Sha256::digest(format!("{}|{post_id}|{action}", event.event_type)));
+    let Some(token) = work::claim(&state, SCOPE, &event.id, &fingerprint).await? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let result = handle(&state, &post_id, change, event.data.is_none()).await;
+    work::settle(&state, &token, &result).await;
+    let summary = result?;
+    tracing::info!(event_id = %event.id, %post_id, %summary, "post event handled");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn handle(
+    state: &AppState,
+    post_id: &str,
+    change: Change,
+    no_data: bool,
+) -> Result<Value, Error> {
+    let current =
+        store::feed::post(&state.db, post_id).await.map_err(|e| store_failure(e, None))?;
+    let active = current.as_ref().filter(|p| p.active);
+    match (change, active) {
+        // No data: add when active now, else remove.
+        (Change::Add, Some(post)) => {
+            // The aggregated `followerCount` (the number getFeed's read-time merge uses too, so
+            // both sides agree on who is a high-follower vendor).
+            let counts =
+                store::feed::follower_counts(&state.db, std::slice::from_ref(&post.vendor_id))
+                    .await
+                    .map_err(|e| store_failure(e, None))?;
+            let followers = counts.first().copied().unwrap_or(0);
+            if is_high_follower(followers, &state.policy) {
+                return Ok(
+                    json!({"action": "none", "reason": "high-follower vendor: merged at read time", "followers": followers}),
+                );
+            }
+            let item = work::item(state, post_id, post);
+            work::add(state, &item, None, None, Some(state.policy.inline_pages), 0).await
+        }
+        (Change::Add, None) if !no_data => {
+            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
+        }
+        (Change::Add | Change::Remove, None) => {
+            let vendor = current.map(|p| p.vendor_id).unwrap_or_default();
+            work::remove(state, post_id, &vendor, Some(state.policy.inline_pages), 0).await
+        }
+        (Change::Remove, Some(_)) => {
+            Ok(json!({"action": "none", "reason": "the post is active again"}))
+        }
+        (Change::Nothing, _) => Ok(json!({"action": "none"})),
+    }
+}

@@ -1,0 +1,96 @@
+//! feed-fanout: writes a vendor's new post into its followers' feeds and removes deleted or
+//! deactivated posts from every feed (seed 002 section 4, hybrid fan-out).
+//!
+//! - `POST /`: Eventarc Firestore events on `posts/{postId}` (binary-mode CloudEvent,
+//!   `DocumentEventData`, decoded by `gcp::eventarc`), Google OIDC-authenticated, deduplicated
+//!   on the CloudEvent id through the idempotency ledger. The event only triggers: what is done
+//!   follows the post as it is now, so out-of-order deliveries converge.
+//! - `POST /pubsub/fanout-tasks`: continuation tasks (`domain::messages::FanoutTask`), each a
+//!   cursor range of the vendor's followers, each within the time budget.
+//!
+//! This crate only wires: the rules are `domain::feed`, the reads and writes `store::feed`,
+//! the wire formats `gcp`, publishing `bus`, errors become responses in `runtime`.
+
+mod config;
+mod event;
+mod tasks;
+mod work;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::post;
+use bus::{Bus, BusConfig};
+use domain::feed::FeedPolicy;
+use runtime::DeadLetterSink;
+use runtime::auth::PushAuth;
+use store::feed::Fanout;
+use store::{Db, DeadLetters, Ledger};
+
+pub use config::{Config, DEFAULT_LEASE, feed_policy};
+pub use event::SCOPE as EVENT_SCOPE;
+pub use tasks::SCOPE as TASK_SCOPE;
+
+/// Shared, cheap-to-clone state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    db: Db,
+    ledger: Ledger,
+    dead_letters: DeadLetters,
+    push_auth: PushAuth,
+    bus: Bus,
+    fanout: Fanout,
+    policy: FeedPolicy,
+    lease: Duration,
+}
+
+impl AppState {
+    /// Builds the state (Firestore connects on first use; the Pub/Sub client is set up here).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let db = Db::new(config.db.clone());
+        let project = config.db.project_id.clone();
+        let bus = Bus::connect(BusConfig::new(project, config.base.pubsub_emulator_host.clone()))
+            .await
+            .context("setting up the Pub/Sub publisher")?;
+        Ok(Self {
+            ledger: Ledger::new(&db),
+            dead_letters: DeadLetters::new(&db),
+            fanout: Fanout::new(&db, config.policy, config.ramp),
+            db,
+            push_auth: config.push_auth.clone(),
+            bus,
+            policy: config.policy,
+            lease: config.lease,
+        })
+    }
+
+    /// Where permanent failures are recorded: `dead_letters/{id}` in Firestore.
+    pub fn dead_letters(&self) -> Arc<dyn DeadLetterSink> {
+        Arc::new(self.dead_letters.clone())
+    }
+
+    /// The Firestore handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl FromRef<AppState> for PushAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.push_auth.clone()
+    }
+}
+
+/// The function's routes (without the runtime layers: wrap with `runtime::Server`).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(event::post_event).layer(runtime::limits::push_endpoint()))
+        .route(
+            "/pubsub/fanout-tasks",
+            post(tasks::fanout_tasks).layer(runtime::limits::push_endpoint()),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,89 @@
+//! `POST /pubsub/fanout-tasks`: continuation tasks of a fan-out or a removal.
+//!
+//! ```text
+//! OIDC (runtime::auth::GoogleCaller)      forged / missing token -> 401
+//! parse_push::<FanoutTask>                undecodable (envelope, base64, JSON, version) -> permanent
+//! ledger claim (message id)               Done -> 204 | InFlight -> 409 | Mismatch -> permanent
+//! Add: the post must still be active      else nothing (its removal handles the feeds)
+//!      followers in (start_after, end_at] until the time budget; the rest re-published
+//! Remove: unless the post is active again, delete its entries until the budget; the rest re-published
+//! ```
+//! A crash mid-task leaves the message unacknowledged: Pub/Sub redelivers it and the range is
+//! rewritten (same documents, same content), so nothing is lost and nothing is doubled.
+
+use anyhow::anyhow;
+use axum::body::Bytes;
+use axum::extract::State;
+use domain::messages::{FanoutAction, FanoutTask};
+use gcp::error::PublicError;
+use gcp::pubsub::{parse_push, parse_push_bytes};
+use http::StatusCode;
+use runtime::Error;
+use runtime::auth::GoogleCaller;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::work::{self, store_failure};
+
+/// The idempotency scope of `fanout-tasks` deliveries (the key is the Pub/Sub message id).
+pub const SCOPE: &str = "pubsub:fanout-tasks";
+
+pub(crate) async fn fanout_tasks(
+    State(state): State<AppState>,
+    GoogleCaller(_caller): GoogleCaller,
+    body: Bytes,
+) -> Result<StatusCode, Error> {
+    let event = parse_push::<FanoutTask>(&body).map_err(|error| {
+        let message_id = parse_push_bytes(&body).ok().map(|event| event.message_id);
+        let reason = format!("undecodable fanout-tasks message: {}", error.public_message());
+        Error::permanent(reason, error, message_id)
+    })?;
+    let message_id = event.message_id;
+    let task = event.data;
+    if task.page_size == 0 || task.post_id.is_empty() {
+        return Err(Error::permanent(
+            "a fanout-tasks message without post or page size",
+            anyhow!("message {message_id}: {task:?}"),
+            Some(message_id),
+        ));
+    }
+    let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&task).unwrap_or_default()));
+    let Some(token) = work::claim(&state, SCOPE, &message_id, &fingerprint).await? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let result = handle(&state, &task).await;
+    work::settle(&state, &token, &result).await;
+    let summary = result?;
+    tracing::info!(%message_id, post_id = %task.post_id, attempt = task.attempt, %summary, "fan-out task handled");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn handle(state: &AppState, task: &FanoutTask) -> Result<Value, Error> {
+    let current =
+        store::feed::post(&state.db, &task.post_id).await.map_err(|e| store_failure(e, None))?;
+    let active = current.as_ref().filter(|p| p.active);
+    match (task.action, active) {
+        (FanoutAction::Add, Some(post)) => {
+            let item = work::item(state, &task.post_id, post);
+            work::add(
+                state,
+                &item,
+                task.start_after.as_ref(),
+                task.end_at.as_ref(),
+                None,
+                task.attempt,
+            )
+            .await
+        }
+        (FanoutAction::Add, None) => {
+            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
+        }
+        (FanoutAction::Remove, None) => {
+            work::remove(state, &task.post_id, &task.vendor_id, None, task.attempt).await
+        }
+        (FanoutAction::Remove, Some(_)) => {
+            Ok(json!({"action": "none", "reason": "the post is active again"}))
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The steps shared by the event and task handlers: run a range of the fan-out (or a round of
+//! removal) and hand the rest on as a `fanout-tasks` message, plus the ledger and error
+//! plumbing.
+
+use anyhow::anyhow;
+use bus::Attributes;
+use domain::feed::{FeedItem, FeedSource, PostFacts, feed_item};
+use domain::messages::{FanoutAction, FanoutTask, FanoutTasks, FollowerCursor, Version};
+use gcp::callable::Code;
+use runtime::Error;
+use serde_json::{Value, json};
+use store::feed::RunEnd;
+use store::{Claim, LeaseToken};
+
+use crate::AppState;
+
+/// What one invocation did, saved in the ledger and logged.
+pub(crate) fn summary(action: &str, stats: &store::feed::RunStats, handed_off: bool) -> Value {
+    json!({
+        "action": action,
+        "entries": stats.written,
+        "pages": stats.pages,
+        "handed_off": handed_off,
+    })
+}
+
+/// The feed entry of a post as it is now.
+pub(crate) fn item(state: &AppState, post_id: &str, post: &PostFacts) -> FeedItem {
+    feed_item(post_id, post, &state.policy, FeedSource::Following)
+}
+
+/// Writes `item` for the followers in (`start_after`, `end_at`], handing the rest on.
+pub(crate) async fn add(
+    state: &AppState,
+    item: &FeedItem,
+    start_after: Option<&FollowerCursor>,
+    end_at: Option<&FollowerCursor>,
+    max_pages: Option<u32>,
+    attempt: u32,
+) -> Result<Value, Error> {
+    let (end, stats) = state
+        .fanout
+        .add(item, start_after, end_at, max_pages)
+        .await
+        .map_err(|e| store_failure(e, None))?;
+    let handed_off = match end {
+        RunEnd::Done => false,
+        RunEnd::HandOff(next) => {
+            let task = FanoutTask {
+                v: Version,
+                action: FanoutAction::Add,
+                post_id: item.post_id.clone(),
+                vendor_id: item.vendor_id.clone(),
+                start_after: next,
+                end_at: end_at.cloned(),
+                page_size: state.policy.page_size,
+                attempt: attempt.saturating_add(1),
+            };
+            publish(state, &task).await?;
+            true
+        }
+    };
+    tracing::info!(post_id = %item.post_id, entries = stats.written, pages = stats.pages, handed_off, elapsed = ?stats.elapsed, "fan-out range written");
+    Ok(summary("add", &stats, handed_off))
+}
+
+/// Removes `post_id` from feeds for at most `max_pages` pages, handing the rest on.
+pub(crate) async fn remove(
+    state: &AppState,
+    post_id: &str,
+    vendor_id: &str,
+    max_pages: Option<u32>,
+    attempt: u32,
+) -> Result<Value, Error> {
+    let (end, stats) =
+        state.fanout.remove(post_id, max_pages).await.map_err(|e| store_failure(e, None))?;
+    let handed_off = end != RunEnd::Done;
+    if handed_off {
+        let task = FanoutTask {
+            v: Version,
+            action: FanoutAction::Remove,
+            post_id: post_id.to_owned(),
+            vendor_id: vendor_id.to_owned(),
+            start_after: None,
+            end_at: None,
+            page_size: state.policy.page_size,
+            attempt: attempt.saturating_add(1),
+        };
+        publish(state, &task).await?;
+    }
+    tracing::info!(%post_id, entries = stats.written, handed_off, "feed entries removed");
+    Ok(summary("remove", &stats, handed_off))
+}
+
+async fn publish(state: &AppState, task: &FanoutTask) -> Result<(), Error> {
+    match state.bus.publish::<FanoutTasks>(task, Attributes::new()).await {
+        Ok(_) => Ok(()),
+        // Whatever the cause, this delivery is redone (idempotently) from its start.
+        Err(error) => Err(Error::retry(
+            anyhow::Error::new(error).context("publishing a fan-out continuation"),
+        )),
+    }
+}
+
+/// Claims `key` in `scope`: `Ok(Some(token))` to go ahead, `Ok(None)` when already done.
+pub(crate) async fn claim(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Option<LeaseToken>, Error> {
+    let claim = state
+        .ledger
+        .claim(scope, key, fingerprint, state.lease)
+        .await
+        .map_err(|e| store_failure(e, Some(key)))?;
+    match claim {
+        Claim::Fresh(token) => Ok(Some(token)),
+        Claim::Done(_) => Ok(None),
+        Claim::InFlight { retry_after } => Err(Error::Retry {
+            source: anyhow!("{key} is being processed by another delivery"),
+            code: Code::Aborted,
+            retry_after: Some(retry_after),
+            details: None,
+        }),
+        Claim::Mismatch => Err(Error::permanent(
+            "an event id was reused with a different payload",
+            anyhow!("{scope} {key}: fingerprint differs from the first delivery"),
+            Some(key.to_owned()),
+        )),
+    }
+}
+
+/// Settles a claim after `result`: saves the summary on success, releases the lease on failure.
+pub(crate) async fn settle(state: &AppState, token: &LeaseToken, result: &Result<Value, Error>) {
+    let outcome = match result {
+        Ok(summary) => state.ledger.complete(token, summary).await,
+        Err(_) => state.ledger.release(token).await,
+    };
+    if let Err(error) = outcome {
+        // Every step is idempotent: a later redelivery redoes the work at worst.
+        tracing::warn!(%error, "could not settle the idempotency record");
+    }
+}
+
+/// Retryable store failures ask for redelivery; the others can never succeed.
+pub(crate) fn store_failure(error: store::Error, event_id: Option<&str>) -> Error {
+    if error.is_retryable() {
+        return Error::retry(anyhow::Error::new(error).context("feed fan-out"));
+    }
+    Error::permanent(format!("feed fan-out failed: {error}"), error, event_id.map(str::to_owned))
+}

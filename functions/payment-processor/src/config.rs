@@ -1,0 +1,106 @@
+//! The payment-processor configuration: shared settings, push authentication, the Pesapal
+//! client (status lookups) and whether outcomes are published.
+
+use std::time::Duration;
+
+use providers::PesapalSettings;
+use runtime::auth::PushAuth;
+use runtime::{BaseConfig, ConfigError, Env};
+use secrecy::SecretString;
+use store::DbConfig;
+
+/// Default lease on an event while it is applied.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// Everything the function needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Shared settings.
+    pub base: BaseConfig,
+    /// Firestore.
+    pub db: DbConfig,
+    /// Google OIDC of push deliveries (`HEARTH_OIDC_AUDIENCE`, `HEARTH_OIDC_ALLOWED_EMAILS`).
+    pub push_auth: PushAuth,
+    /// `HEARTH_PAYMENT_PROCESSOR_LEASE_SECS` (default 60).
+    pub lease: Duration,
+    /// Pesapal status lookups: `HEARTH_PESAPAL_API_BASE` (default
+    /// `https://pay.pesapal.com/v3`), `HEARTH_PESAPAL_CONSUMER_KEY`,
+    /// `HEARTH_PESAPAL_CONSUMER_SECRET`. `None` when the key is unset: Pesapal hints are then
+    /// dead-lettered.
+    pub pesapal: Option<PesapalSettings>,
+    /// `HEARTH_PUBLISH_PAYMENT_OUTCOMES` (default off): publish `order-paid` and
+    /// `refund-requests`. Off until those topics have subscribers in the manifest; the order
+    /// documents carry the outcome (`status`, `refund_requested`) either way.
+    pub publish_outcomes: bool,
+}
+
+impl Config {
+    /// From the process environment, on top of `base`.
+    pub fn from_env(base: BaseConfig) -> Result<Self, ConfigError> {
+        Self::load(base, &Env::from_process())
+    }
+
+    /// From `env`, on top of `base`.
+    pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
+        let project = base
+            .project_id
+            .clone()
+            .ok_or_else(|| ConfigError::Missing { var: "GOOGLE_CLOUD_PROJECT".to_owned() })?;
+        let db = match &base.firestore_emulator_host {
+            Some(host) => DbConfig::emulator(project, host.clone()),
+            None => DbConfig::production(project),
+        };
+        let push_auth = PushAuth::from_config(&base)?;
+        let lease = env.positive_secs_or("HEARTH_PAYMENT_PROCESSOR_LEASE_SECS", DEFAULT_LEASE)?;
+        let pesapal = pesapal_settings(env)?;
+        let publish_outcomes = env.flag("HEARTH_PUBLISH_PAYMENT_OUTCOMES")?;
+        Ok(Self { base, db, push_auth, lease, pesapal, publish_outcomes })
+    }
+}
+
+/// The Pesapal settings shared by the api and the processor (`None` when
+/// `HEARTH_PESAPAL_CONSUMER_KEY` is unset).
+pub fn pesapal_settings(env: &Env) -> Result<Option<PesapalSettings>, ConfigError> {
+    let Some(consumer_key) = env.string("HEARTH_PESAPAL_CONSUMER_KEY") else { return Ok(None) };
+    let consumer_secret: SecretString = env.required_secret("HEARTH_PESAPAL_CONSUMER_SECRET")?;
+    Ok(Some(PesapalSettings {
+        base_url: env.url_or("HEARTH_PESAPAL_API_BASE", "https://pay.pesapal.com/v3")?,
+        consumer_key,
+        consumer_secret,
+        ipn_id: env.string_or("HEARTH_PESAPAL_IPN_ID", ""),
+        callback_url: env.string_or("HEARTH_PESAPAL_CALLBACK_URL", ""),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::load(BaseConfig::from_map(map.clone())?, &Env::from_map(map))
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let good = [
+            ("GOOGLE_CLOUD_PROJECT", "demo-p"),
+            ("HEARTH_OIDC_AUDIENCE", "https://processor.example/"),
+            ("HEARTH_OIDC_ALLOWED_EMAILS", "push@demo-p.iam.gserviceaccount.com"),
+        ];
+        let config = load(&good).unwrap();
+        assert!(config.pesapal.is_none());
+        assert!(!config.publish_outcomes);
+        let mut with_key = good.to_vec();
+        with_key.push(("HEARTH_PESAPAL_CONSUMER_KEY", "ck"));
+        assert_eq!(load(&with_key).unwrap_err().var(), "HEARTH_PESAPAL_CONSUMER_SECRET");
+        with_key.push(("HEARTH_PESAPAL_CONSUMER_SECRET", "cs"));
+        let config = load(&with_key).unwrap();
+        assert_eq!(config.pesapal.unwrap().base_url, "https://pay.pesapal.com/v3");
+        let mut bad = good.to_vec();
+        bad.push(("HEARTH_PUBLISH_PAYMENT_OUTCOMES", "maybe"));
+        assert_eq!(load(&bad).unwrap_err().var(), "HEARTH_PUBLISH_PAYMENT_OUTCOMES");
+    }
+}

@@ -1,0 +1,105 @@
+//! payment-processor: applies `payment-events` exactly once in effect.
+//!
+//! - `POST /pubsub/payment-events`: Pub/Sub push (ordered by order id), Google OIDC-verified.
+//!   Deduplicated by the provider's event id through the idempotency ledger (scope
+//!   `pubsub:payment-events`); Pesapal hints are resolved by asking Pesapal for the status
+//!   first; then ONE Firestore transaction moves the order and payment and commits the
+//!   reservations (`store::payments`), with a per-order watermark so an older event never
+//!   overwrites a newer state. A payment that arrives after its reservation expired re-reserves
+//!   if stock allows, else the order is flagged `refund_pending`.
+//! - Outcomes: `order-paid` and `refund-requests` are published when
+//!   `HEARTH_PUBLISH_PAYMENT_OUTCOMES` is on (see `Config::publish_outcomes`).
+//!
+//! Transient failures answer 5xx (Pub/Sub redelivers); permanent ones become dead letters and
+//! are acknowledged.
+
+mod config;
+mod push;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::post;
+use bus::{Bus, BusConfig};
+use providers::{CallPolicy, PesapalClient};
+use runtime::DeadLetterSink;
+use runtime::auth::PushAuth;
+use store::payments::Payments;
+use store::{Db, DeadLetters, Ledger};
+
+pub use config::{Config, DEFAULT_LEASE, pesapal_settings};
+pub use push::SCOPE as LEDGER_SCOPE;
+
+/// Shared, cheap-to-clone state of the handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    db: Db,
+    ledger: Ledger,
+    payments: Payments,
+    dead_letters: DeadLetters,
+    push_auth: PushAuth,
+    pesapal: Option<PesapalClient>,
+    bus: Option<Bus>,
+    lease: Duration,
+}
+
+impl AppState {
+    /// Builds the state; does no I/O.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let db = Db::new(config.db.clone());
+        let pesapal = config
+            .pesapal
+            .clone()
+            .map(|settings| PesapalClient::new(settings, CallPolicy::default()))
+            .transpose()?;
+        let bus = if config.publish_outcomes {
+            Some(
+                Bus::connect(BusConfig::new(
+                    config.db.project_id.clone(),
+                    config.base.pubsub_emulator_host.clone(),
+                ))
+                .await?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            ledger: Ledger::new(&db),
+            payments: Payments::new(&db),
+            dead_letters: DeadLetters::new(&db),
+            db,
+            push_auth: config.push_auth.clone(),
+            pesapal,
+            bus,
+            lease: config.lease,
+        })
+    }
+
+    /// Where permanent failures are recorded.
+    pub fn dead_letters(&self) -> Arc<dyn DeadLetterSink> {
+        Arc::new(self.dead_letters.clone())
+    }
+
+    /// The Firestore handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl FromRef<AppState> for PushAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.push_auth.clone()
+    }
+}
+
+/// The function's routes (without the runtime layers: wrap with `runtime::Server`).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/pubsub/payment-events",
+            post(push::payment_events).layer(runtime::limits::push_endpoint()),
+        )
+        .with_state(state)
+}

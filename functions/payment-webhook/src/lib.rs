@@ -1,0 +1,76 @@
+//! payment-webhook: the providers' door into the system. Verifies what can be verified, dedupes
+//! by the provider's event id, forwards a `PaymentEvent` to `payment-events` (ordering key: the
+//! order id) and answers at once; the payment-processor does the work.
+//!
+//! - `POST /stripe`: `Stripe-Signature` over the raw body with every active secret, 300 s
+//!   tolerance (`providers::stripe`); uninteresting event types are acknowledged and ignored.
+//! - `GET|POST /pesapal`: an unsigned IPN, forwarded as a hint only (the processor asks Pesapal
+//!   for the status); answered in Pesapal's acknowledgement shape.
+//!
+//! Forged, stale, malformed and oversized requests are refused before anything is claimed or
+//! published. Dedupe goes through the idempotency ledger (scopes `webhook:stripe`,
+//! `webhook:pesapal`), shared with the api's Idempotency-Key records and Pub/Sub message ids.
+
+mod config;
+mod forward;
+mod pesapal;
+mod stripe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use bus::{Bus, BusConfig};
+use secrecy::SecretString;
+use store::{Db, Ledger};
+
+pub use config::{Config, MAX_BODY_BYTES};
+pub use forward::{PESAPAL_SCOPE, STRIPE_SCOPE};
+
+/// Shared, cheap-to-clone state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    db: Db,
+    ledger: Ledger,
+    bus: Bus,
+    secrets: Arc<Vec<SecretString>>,
+    tolerance: Duration,
+    publish_deadline: Duration,
+    lease: Duration,
+}
+
+impl AppState {
+    /// Builds the state; does no I/O (Firestore and Pub/Sub connect on first use).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let db = Db::new(config.db.clone());
+        let bus = Bus::connect(BusConfig::new(
+            config.db.project_id.clone(),
+            config.base.pubsub_emulator_host.clone(),
+        ))
+        .await?;
+        Ok(Self {
+            ledger: Ledger::new(&db),
+            db,
+            bus,
+            secrets: Arc::new(config.stripe_secrets.clone()),
+            tolerance: config.tolerance,
+            publish_deadline: config.publish_deadline,
+            lease: Duration::from_secs(30),
+        })
+    }
+
+    /// The Firestore handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+/// The function's routes (without the runtime layers: wrap with `runtime::Server`).
+pub fn app(state: AppState) -> Router {
+    let limit = runtime::limits::body_limit(MAX_BODY_BYTES);
+    Router::new()
+        .route("/stripe", post(stripe::receive).layer(limit))
+        .route("/pesapal", get(pesapal::receive_get).post(pesapal::receive_post).layer(limit))
+        .with_state(state)
+}
