@@ -5,7 +5,9 @@
 //! (every page is idempotent, see `store::cleanup`), never deletes anything that has not
 //! expired, and answers with counts (`examined`, `changed`, `pages`, `remaining`) that also go
 //! to the logs. Jobs: `prune-idempotency` (expired idempotency records; Firestore TTL is the
-//! backstop). The jobs of the reservation and feed collections join as those collections land.
+//! backstop) and `expire-reservations` (held reservations past their hold go back to stock,
+//! exactly once). `expire-feed-items` and `aggregate-counters` are not scheduled yet (see the
+//! README).
 //!
 //! This crate only wires: the budget is `domain::cleanup`, the sweeps are `store::cleanup`.
 
@@ -170,7 +172,19 @@ async fn run_page(state: &AppState, job: Job) -> Result<Page, Error> {
             store::cleanup::delete_expired_page(&state.db, collection, field, now, state.page_size)
                 .await
         }
-        Job::ExpireReservations | Job::ExpireFeedItems | Job::AggregateCounters => {
+        Job::ExpireReservations => {
+            // Each reservation is expired in its own guarded commit that returns its units
+            // exactly once; a reservation another run expired first is not counted again.
+            store::inventory::Inventory::new(&state.db)
+                .sweep_expired(now, state.page_size)
+                .await
+                .map(|r| Page {
+                    examined: r.examined as u64,
+                    changed: r.expired as u64,
+                    full: r.examined >= state.page_size as usize,
+                })
+        }
+        Job::ExpireFeedItems | Job::AggregateCounters => {
             return Err(Error::reject(
                 Code::NotFound,
                 format!("job `{job}` is not deployed yet: its collection has not landed"),

@@ -207,3 +207,82 @@ async fn callers_and_job_names_are_checked() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(h.remaining_ids().await.len(), 3);
 }
+
+mod reservations {
+    //! `expire-reservations`: held reservations past their hold go back to stock exactly once.
+
+    use domain::inventory::Sku;
+    use store::inventory::{Inventory, ReserveOutcome};
+    use store::{Db, DbConfig};
+
+    use super::*;
+
+    /// `expired` reservations whose hold ended 5 minutes ago and `live` ones still held, of 2
+    /// units each, on a product with 100 units in 5 shards.
+    async fn seed(h: &Harness, expired: usize, live: usize) -> (Inventory, Sku) {
+        let db = Db::new(DbConfig::emulator(h.project.clone(), h.host));
+        let inventory = Inventory::new(&db);
+        let sku = Sku::product("lamp");
+        inventory.set_stock(&sku, 100, 5).await.unwrap();
+        let past = Utc::now() - chrono::Duration::minutes(20);
+        for i in 0..expired + live {
+            let at = if i < expired { past } else { Utc::now() };
+            let outcome = inventory
+                .reserve(&format!("buyer-{i}"), &sku, 2, &format!("r-{i:03}"), at)
+                .await
+                .unwrap();
+            assert!(matches!(outcome, ReserveOutcome::Reserved { .. }), "{outcome:?}");
+        }
+        (inventory, sku)
+    }
+
+    async fn available(inventory: &Inventory, sku: &Sku) -> i64 {
+        inventory.availability(sku).await.unwrap().unwrap().0
+    }
+
+    #[tokio::test]
+    async fn expired_holds_return_their_units_and_live_ones_stay() {
+        let h = harness(4, 100).await;
+        let (inventory, sku) = seed(&h, 9, 3).await;
+        assert_eq!(available(&inventory, &sku).await, 100 - 24);
+        let (status, body) = h.run("expire-reservations", Some(&scheduler_token())).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["changed"], 9, "{body}");
+        assert_eq!(available(&inventory, &sku).await, 100 - 6, "only the live holds remain");
+        let (_, again) = h.run("expire-reservations", Some(&scheduler_token())).await;
+        assert_eq!(again["changed"], 0, "{again}");
+        assert_eq!(available(&inventory, &sku).await, 94, "nothing returned twice");
+    }
+
+    #[tokio::test]
+    async fn two_concurrent_runs_return_each_hold_once() {
+        let h = harness(3, 100).await;
+        let (inventory, sku) = seed(&h, 12, 2).await;
+        let token = scheduler_token();
+        let (a, b) = tokio::join!(
+            h.run("expire-reservations", Some(&token)),
+            h.run("expire-reservations", Some(&token))
+        );
+        assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+        let changed = a.1["changed"].as_u64().unwrap() + b.1["changed"].as_u64().unwrap();
+        assert_eq!(changed, 12, "{a:?} {b:?}");
+        assert_eq!(available(&inventory, &sku).await, 100 - 4);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_run_finishes_on_the_next() {
+        let h = harness(5, 1).await;
+        let (inventory, sku) = seed(&h, 12, 1).await;
+        let token = scheduler_token();
+        let (_, first) = h.run("expire-reservations", Some(&token)).await;
+        assert_eq!(
+            (first["changed"].clone(), first["remaining"].clone()),
+            (json!(5), json!(true)),
+            "{first}"
+        );
+        for _ in 0..3 {
+            h.run("expire-reservations", Some(&token)).await;
+        }
+        assert_eq!(available(&inventory, &sku).await, 100 - 2);
+    }
+}
