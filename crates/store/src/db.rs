@@ -73,9 +73,10 @@ impl DbConfig {
 
     /// From the function's validated startup config: `GOOGLE_CLOUD_PROJECT` and, when set,
     /// `FIRESTORE_EMULATOR_HOST`.
-    pub fn from_base(base: &runtime::BaseConfig) -> Result<Self, Error> {
-        let project = base.project_id.clone().ok_or_else(|| {
-            Error::Invalid("GOOGLE_CLOUD_PROJECT is required to use Firestore".to_owned())
+    /// A missing project is a start-up error naming `GOOGLE_CLOUD_PROJECT`.
+    pub fn from_base(base: &runtime::BaseConfig) -> Result<Self, runtime::ConfigError> {
+        let project = base.project_id.clone().ok_or_else(|| runtime::ConfigError::Missing {
+            var: "GOOGLE_CLOUD_PROJECT".to_owned(),
         })?;
         Ok(match &base.firestore_emulator_host {
             Some(host) => Self::emulator(project, host.clone()),

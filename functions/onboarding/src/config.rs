@@ -35,14 +35,7 @@ impl Config {
 
     /// From `env` (tests pass a map), on top of `base`.
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let project = base
-            .project_id
-            .clone()
-            .ok_or_else(|| ConfigError::Missing { var: "GOOGLE_CLOUD_PROJECT".to_owned() })?;
-        let db = match &base.firestore_emulator_host {
-            Some(host) => DbConfig::emulator(project, host.clone()),
-            None => DbConfig::production(project),
-        };
+        let db = DbConfig::from_base(&base)?;
         let push_auth = PushAuth::from_config(&base)?;
         let firebase_auth = FirebaseAuth::from_config(&base)?;
         let lease = env.positive_secs_or("HEARTH_ONBOARDING_LEASE_SECS", DEFAULT_LEASE)?;

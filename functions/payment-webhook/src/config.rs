@@ -35,14 +35,7 @@ impl Config {
 
     /// From `env`, on top of `base`.
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let project = base
-            .project_id
-            .clone()
-            .ok_or_else(|| ConfigError::Missing { var: "GOOGLE_CLOUD_PROJECT".to_owned() })?;
-        let db = match &base.firestore_emulator_host {
-            Some(host) => DbConfig::emulator(project, host.clone()),
-            None => DbConfig::production(project),
-        };
+        let db = DbConfig::from_base(&base)?;
         const SECRETS: &str = "HEARTH_STRIPE_WEBHOOK_SECRETS";
         let stripe_secrets: Vec<SecretString> = env
             .list(SECRETS)

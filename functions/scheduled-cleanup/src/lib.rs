@@ -48,14 +48,7 @@ impl Config {
     }
 
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let project = base
-            .project_id
-            .clone()
-            .ok_or_else(|| ConfigError::Missing { var: "GOOGLE_CLOUD_PROJECT".to_owned() })?;
-        let db = match &base.firestore_emulator_host {
-            Some(host) => DbConfig::emulator(project, host.clone()),
-            None => DbConfig::production(project),
-        };
+        let db = DbConfig::from_base(&base)?;
         let push_auth = PushAuth::from_config(&base)?;
         let page_size: u32 =
             env.parse_or("HEARTH_CLEANUP_PAGE_SIZE", "a page size of 1 to 500", 300)?;
