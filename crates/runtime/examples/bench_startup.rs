@@ -79,9 +79,18 @@ fn run() -> anyhow::Result<bool> {
         .file_name()
         .map_or(args.binary.clone(), |n| n.to_string_lossy().into_owned());
 
+    // A function's own configuration passes through (project, emulator hosts, HEARTH_*), so
+    // any function binary can be measured; everything else is cleared.
+    let passed: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("HEARTH_") || k.ends_with("_EMULATOR_HOST") || k == "GOOGLE_CLOUD_PROJECT"
+        })
+        .filter(|(k, _)| k != "HEARTH_LOG_FORMAT")
+        .collect();
     let service = |port: u16| {
         let mut cmd = Command::new(&args.binary);
         cmd.env_clear()
+            .envs(passed.iter().cloned())
             .env("PORT", port.to_string())
             .env("HEARTH_LOG_FORMAT", "json")
             .stdin(Stdio::null())
