@@ -10,6 +10,7 @@ pub mod fake_provider;
 pub mod jwks;
 pub mod keys;
 pub mod pubsub;
+pub mod rules;
 pub mod tokens;
 
 pub use app::{TestApp, spawn_app};

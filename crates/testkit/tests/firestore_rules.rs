@@ -4,19 +4,7 @@
 //! both allowing what it should and denying what it must.
 
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
-
-static RULES_EMULATOR: OnceCell<String> = OnceCell::const_new();
-
-async fn emulator() -> &'static str {
-    RULES_EMULATOR
-        .get_or_init(|| async {
-            let rules =
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firestore.rules");
-            testkit::emulators::firestore_with_rules(&rules.canonicalize().unwrap()).await
-        })
-        .await
-}
+use testkit::rules::{emulator, fields};
 
 struct Db {
     host: &'static str,
@@ -36,25 +24,6 @@ impl As {
     fn user(uid: &'static str, tenant: &'static str, role: &'static str) -> As {
         As::User { uid, tenant, role }
     }
-}
-
-/// Converts plain JSON into Firestore REST `fields`.
-fn fields(data: &Value) -> Value {
-    fn value(v: &Value) -> Value {
-        match v {
-            Value::Null => json!({"nullValue": null}),
-            Value::Bool(b) => json!({"booleanValue": b}),
-            Value::Number(n) if n.is_i64() => json!({"integerValue": n.to_string()}),
-            Value::Number(n) => json!({"doubleValue": n.as_f64()}),
-            Value::String(s) => json!({"stringValue": s}),
-            Value::Array(a) => {
-                json!({"arrayValue": {"values": a.iter().map(value).collect::<Vec<_>>()}})
-            }
-            Value::Object(_) => json!({"mapValue": {"fields": fields(v)}}),
-        }
-    }
-    let map = data.as_object().expect("an object");
-    Value::Object(map.iter().map(|(k, v)| (k.clone(), value(v))).collect())
 }
 
 impl Db {

@@ -4,19 +4,7 @@
 //! is shown allowing what it should and denying what it must.
 
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
-
-static RULES_EMULATOR: OnceCell<String> = OnceCell::const_new();
-
-async fn emulator() -> &'static str {
-    RULES_EMULATOR
-        .get_or_init(|| async {
-            let rules =
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firestore.rules");
-            testkit::emulators::firestore_with_rules(&rules.canonicalize().unwrap()).await
-        })
-        .await
-}
+use testkit::rules::{emulator, fields};
 
 struct Db {
     host: &'static str,
@@ -30,26 +18,6 @@ enum As {
     Admin,
     Anonymous,
     User(&'static str),
-}
-
-/// Converts plain JSON into Firestore REST `fields`; `{"$ts": "<RFC 3339>"}` is a timestamp.
-fn fields(data: &Value) -> Value {
-    fn value(v: &Value) -> Value {
-        match v {
-            Value::Null => json!({"nullValue": null}),
-            Value::Bool(b) => json!({"booleanValue": b}),
-            Value::Number(n) if n.is_i64() => json!({"integerValue": n.to_string()}),
-            Value::Number(n) => json!({"doubleValue": n.as_f64()}),
-            Value::String(s) => json!({"stringValue": s}),
-            Value::Array(a) => {
-                json!({"arrayValue": {"values": a.iter().map(value).collect::<Vec<_>>()}})
-            }
-            Value::Object(o) if o.contains_key("$ts") => json!({"timestampValue": o["$ts"]}),
-            Value::Object(_) => json!({"mapValue": {"fields": fields(v)}}),
-        }
-    }
-    let map = data.as_object().expect("an object");
-    Value::Object(map.iter().map(|(k, v)| (k.clone(), value(v))).collect())
 }
 
 fn ts(offset_hours: i64) -> Value {

@@ -4,19 +4,7 @@
 //! client write is refused; the server path still writes.
 
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
-
-static RULES_EMULATOR: OnceCell<String> = OnceCell::const_new();
-
-async fn emulator() -> &'static str {
-    RULES_EMULATOR
-        .get_or_init(|| async {
-            let rules =
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firestore.rules");
-            testkit::emulators::firestore_with_rules(&rules.canonicalize().unwrap()).await
-        })
-        .await
-}
+use testkit::rules::{emulator, fields};
 
 /// Who makes a request.
 #[derive(Clone, Copy)]
@@ -28,25 +16,6 @@ enum As {
 
 const ADA: As = As::User("ada");
 const BOB: As = As::User("bob");
-
-/// Converts plain JSON into Firestore REST `fields`.
-fn fields(data: &Value) -> Value {
-    fn value(v: &Value) -> Value {
-        match v {
-            Value::Null => json!({"nullValue": null}),
-            Value::Bool(b) => json!({"booleanValue": b}),
-            Value::Number(n) if n.is_i64() => json!({"integerValue": n.to_string()}),
-            Value::Number(n) => json!({"doubleValue": n.as_f64()}),
-            Value::String(s) => json!({"stringValue": s}),
-            Value::Array(a) => {
-                json!({"arrayValue": {"values": a.iter().map(value).collect::<Vec<_>>()}})
-            }
-            Value::Object(_) => json!({"mapValue": {"fields": fields(v)}}),
-        }
-    }
-    let map = data.as_object().expect("an object");
-    Value::Object(map.iter().map(|(k, v)| (k.clone(), value(v))).collect())
-}
 
 struct Db {
     host: &'static str,
