@@ -63,6 +63,20 @@ impl CounterField {
         }
     }
 
+    /// The shard document id of shard `n` (`{key}_{n}`, e.g. `likes_3`).
+    pub fn shard_id(self, n: u32) -> String {
+        format!("{}_{n}", self.key())
+    }
+
+    /// The field and shard number a shard document id names, if it names one of this field's
+    /// shards (`likes_3` -> (Likes, 3); `likes_20` and `stock_1` -> `None`).
+    pub fn parse_shard_id(id: &str) -> Option<(CounterField, u32)> {
+        let (key, n) = id.rsplit_once('_')?;
+        let field = Self::ALL.into_iter().find(|f| f.key() == key)?;
+        let n: u32 = n.parse().ok()?;
+        (n < field.shards() && field.shard_id(n) == id).then_some((field, n))
+    }
+
     /// Whether the counter counts distinct (item, user) markers, and so must never go below 0.
     pub const fn is_membership(self) -> bool {
         matches!(self, Self::Likes | Self::Followers | Self::Views | Self::StoryViews)
@@ -120,6 +134,23 @@ pub fn membership(request: Membership, marker_exists: bool) -> MembershipOutcome
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn shard_ids_round_trip_and_strangers_are_refused() {
+        for field in CounterField::ALL {
+            for n in [0, field.shards() - 1] {
+                assert_eq!(CounterField::parse_shard_id(&field.shard_id(n)), Some((field, n)));
+            }
+            assert_eq!(CounterField::parse_shard_id(&field.shard_id(field.shards())), None);
+        }
+        assert_eq!(
+            CounterField::parse_shard_id("story_views_49"),
+            Some((CounterField::StoryViews, 49))
+        );
+        for stranger in ["3", "stock_1", "likes", "likes_", "likes_03", "likes_-1", "_likes_1"] {
+            assert_eq!(CounterField::parse_shard_id(stranger), None, "{stranger}");
+        }
+    }
 
     #[test]
     fn shard_counts_follow_the_seed() {

@@ -7,6 +7,11 @@
 //! other. Labels are the matched route pattern (never the raw path, which would explode the
 //! cardinality), the method and the status class. An *error* is a 5xx answer or a permanent
 //! failure that was dead-lettered and acknowledged with 200.
+//!
+//! Batch work (the scheduled cleanup jobs) adds its own counts with [`Metrics::record_job`]:
+//! `hearth_job_runs_total{job, remaining}` and `hearth_job_documents_total{job, outcome}`
+//! (`examined` / `changed`). Handlers reach the service's `Metrics` as an
+//! `axum::Extension<Metrics>`, which `Server::router` installs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +46,20 @@ struct Labels {
     status_class: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobRunLabels {
+    job: String,
+    /// "true" when the run stopped on its budget with work left.
+    remaining: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobDocLabels {
+    job: String,
+    /// "examined" or "changed".
+    outcome: String,
+}
+
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// The metrics of one service (cheap to clone; clones share the data).
@@ -54,6 +73,8 @@ struct Inner {
     requests: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
     latency: HistogramFamily,
+    job_runs: Family<JobRunLabels, Counter>,
+    job_documents: Family<JobDocLabels, Counter>,
     routes: Mutex<BTreeMap<(String, String), RouteStats>>,
 }
 
@@ -93,12 +114,22 @@ impl Metrics {
             Unit::Seconds,
             latency.clone(),
         );
+        let job_runs = Family::<JobRunLabels, Counter>::default();
+        let job_documents = Family::<JobDocLabels, Counter>::default();
+        registry.register("job_runs", "Batch job runs finished", job_runs.clone());
+        registry.register(
+            "job_documents",
+            "Documents a batch job examined or changed",
+            job_documents.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 errors,
                 latency,
+                job_runs,
+                job_documents,
                 routes: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -137,6 +168,17 @@ impl Metrics {
         stats.count += 1;
         stats.errors += u64::from(error);
         stats.latency_micros.saturating_record(micros);
+    }
+
+    /// Records one finished run of batch job `job`: documents examined and changed, and whether
+    /// work was left for the next run.
+    pub fn record_job(&self, job: &str, examined: u64, changed: u64, remaining: bool) {
+        let run = JobRunLabels { job: job.to_owned(), remaining: remaining.to_string() };
+        self.inner.job_runs.get_or_create(&run).inc();
+        for (outcome, n) in [("examined", examined), ("changed", changed)] {
+            let labels = JobDocLabels { job: job.to_owned(), outcome: outcome.to_owned() };
+            self.inner.job_documents.get_or_create(&labels).inc_by(n);
+        }
     }
 
     /// The OpenMetrics text exposition.
@@ -220,5 +262,21 @@ mod tests {
         ));
         assert!(text.contains("hearth_http_request_duration_seconds_bucket"));
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn job_runs_add_up_per_job() {
+        let m = Metrics::new();
+        m.record_job("prune-idempotency", 300, 298, true);
+        m.record_job("prune-idempotency", 12, 12, false);
+        let text = m.render_text();
+        for line in [
+            r#"hearth_job_documents_total{job="prune-idempotency",outcome="examined"} 312"#,
+            r#"hearth_job_documents_total{job="prune-idempotency",outcome="changed"} 310"#,
+            r#"hearth_job_runs_total{job="prune-idempotency",remaining="true"} 1"#,
+            r#"hearth_job_runs_total{job="prune-idempotency",remaining="false"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

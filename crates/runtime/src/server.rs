@@ -98,6 +98,7 @@ impl Server {
             .and(NotForContentType::IMAGES)
             .and(NotForContentType::SSE);
         app.merge(builtin)
+            .layer(axum::Extension(self.metrics.clone()))
             .layer(DefaultBodyLimit::max(config.body_limit))
             .layer(from_fn_with_state(errors, error::map_errors))
             .layer(CompressionLayer::new().gzip(true).compress_when(compress_when))

@@ -90,6 +90,16 @@ impl Tx<'_> {
         });
     }
 
+    /// Queues a write built by the caller (e.g. a counter shard increment).
+    pub(crate) fn push_write(&mut self, write: Write) {
+        self.writes.push(write);
+    }
+
+    /// The database the transaction runs on.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// How many writes are queued.
     pub fn pending_writes(&self) -> usize {
         self.writes.len()

@@ -4,25 +4,29 @@
 //! (`domain::cleanup::Budget`), so it is safe to interrupt anywhere and to run twice at once
 //! (every page is idempotent, see `store::cleanup`), never deletes anything that has not
 //! expired, and answers with counts (`examined`, `changed`, `pages`, `remaining`) that also go
-//! to the logs. Jobs: `prune-idempotency` (expired idempotency records; Firestore TTL is the
-//! backstop) and `expire-reservations` (held reservations past their hold go back to stock,
-//! exactly once). `expire-feed-items` and `aggregate-counters` are not scheduled yet (see the
-//! README).
+//! to the logs and to `/metrics` (`hearth_job_runs_total`, `hearth_job_documents_total`).
+//! Jobs:
+//! - `expire-reservations`: held reservations past their hold go back to stock, exactly once;
+//! - `expire-feed-items`: feed entries past `expiresAt` are deleted (guarded deletes);
+//! - `prune-idempotency`: expired idempotency records (Firestore TTL is the backstop);
+//! - `aggregate-counters`: every sharded counter with a dirty shard gets its total written to
+//!   its parent field.
 //!
-//! This crate only wires: the budget is `domain::cleanup`, the sweeps are `store::cleanup`.
+//! This crate only wires: the budget is `domain::cleanup`, the sweeps are `store::cleanup`,
+//! `store::inventory` and `store::counters`.
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use domain::cleanup::{Budget, Job, Page, Report};
 use gcp::callable::Code;
 use gcp::error::PublicError as _;
 use gcp::scheduler::SchedulerRequest;
 use runtime::auth::{GoogleCaller, PushAuth};
-use runtime::{BaseConfig, ConfigError, Env, Error};
+use runtime::{BaseConfig, ConfigError, Env, Error, Metrics};
 use serde::Serialize;
 use store::{Db, DbConfig};
 
@@ -117,6 +121,7 @@ struct Answer {
 
 async fn run_job(
     State(state): State<AppState>,
+    metrics: Option<Extension<Metrics>>,
     GoogleCaller(caller): GoogleCaller,
     Path(job): Path<String>,
     headers: HeaderMap,
@@ -140,9 +145,10 @@ async fn run_job(
     let started = Instant::now();
     let mut report = Report::default();
     let mut slowest = Duration::ZERO;
+    let mut cursor = Cursor::default();
     while state.budget.another_page(&report, started.elapsed(), slowest) {
         let page_started = Instant::now();
-        let page = run_page(&state, job).await?;
+        let page = run_page(&state, job, &mut cursor).await?;
         slowest = slowest.max(page_started.elapsed());
         report.add(page);
     }
@@ -154,15 +160,39 @@ async fn run_job(
         remaining = report.remaining,
         "cleanup run finished"
     );
+    if let Some(Extension(metrics)) = metrics {
+        metrics.record_job(job.as_str(), report.examined, report.changed, report.remaining);
+    }
     Ok(Json(Answer { job, report, elapsed_ms: started.elapsed().as_millis() }))
 }
 
-async fn run_page(state: &AppState, job: Job) -> Result<Page, Error> {
+/// Where a run's next page starts, for the jobs that page with a cursor.
+#[derive(Debug, Default)]
+struct Cursor {
+    expiry: store::cleanup::After,
+    shard: Option<String>,
+}
+
+async fn run_page(state: &AppState, job: Job, cursor: &mut Cursor) -> Result<Page, Error> {
     let now = chrono::Utc::now();
     let result = match job {
-        Job::PruneIdempotency => {
-            let (collection, field) = store::cleanup::IDEMPOTENCY;
-            store::cleanup::delete_expired_page(&state.db, collection, field, now, state.page_size)
+        Job::PruneIdempotency | Job::ExpireFeedItems => {
+            let sweep = if job == Job::PruneIdempotency {
+                &store::cleanup::IDEMPOTENCY
+            } else {
+                &store::cleanup::FEED_ITEMS
+            };
+            store::cleanup::delete_expired_page(
+                &state.db,
+                sweep,
+                now,
+                state.page_size,
+                &mut cursor.expiry,
+            )
+            .await
+        }
+        Job::AggregateCounters => {
+            store::counters::aggregate_dirty_page(&state.db, state.page_size, &mut cursor.shard)
                 .await
         }
         Job::ExpireReservations => {
@@ -176,12 +206,6 @@ async fn run_page(state: &AppState, job: Job) -> Result<Page, Error> {
                     changed: r.expired as u64,
                     full: r.examined >= state.page_size as usize,
                 })
-        }
-        Job::ExpireFeedItems | Job::AggregateCounters => {
-            return Err(Error::reject(
-                Code::NotFound,
-                format!("job `{job}` is not deployed yet: its collection has not landed"),
-            ));
         }
     };
     result.map_err(|error| {

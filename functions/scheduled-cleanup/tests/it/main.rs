@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 use testkit::keys::primary;
 use testkit::tokens;
 
+mod counters;
+mod feed_items;
+
 const AUDIENCE: &str = "https://scheduled-cleanup.example.run.app";
 const SCHEDULER: &str = "hearth-scheduler@demo.iam.gserviceaccount.com";
 
