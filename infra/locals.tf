@@ -192,13 +192,18 @@ locals {
   # expired documents go (TTL deletes within about a day of expiry, not on time).
   # `indexed = false` drops the field's single-field indexes (nothing queries them; a
   # monotonically increasing indexed timestamp is a write hotspot). firestore.indexes.json
-  # declares the same idempotency override, so `firebase deploy` and Terraform agree.
-  # Collection group `posts` covers feed items (feeds/{uid}/posts/{postId}) and top-level posts;
-  # only documents that carry an `expires_at` timestamp are ever deleted.
+  # declares the same overrides, so `firebase deploy` and Terraform agree.
+  # - feed-items: only feed entries (feeds/{uid}/posts/{postId}) carry `ttlAt` (= their
+  #   `expiresAt`); the vendors' posts share the collection group `posts` and may carry an
+  #   `expiresAt` of their own, so a TTL on `expiresAt` would delete them too.
+  # - rate-limits: windows have no cleanup job; TTL is the only one (an hour after the window).
+  # - reservations have NO TTL on purpose: deleting a held reservation whose hold ended before
+  #   `expire-reservations` released it would lose its units for good, and paid reservations
+  #   are records of an order.
   ttl_fields = {
-    reservations = { collection = "reservations", field = "expires_at", indexed = true }
-    feed-items   = { collection = "posts", field = "expires_at", indexed = true }
-    idempotency  = { collection = "idempotency", field = "expires_at", indexed = false }
+    feed-items  = { collection = "posts", field = "ttlAt", indexed = false }
+    idempotency = { collection = "idempotency", field = "expires_at", indexed = false }
+    rate-limits = { collection = "rate_limits", field = "expires_at", indexed = false }
   }
 
   # APIs the deployment uses (Cloud Build and Artifact Registry too: deploy.sh builds images).

@@ -363,7 +363,7 @@ fn expected_resources(
         ("google_firestore_database.default", (None, BTreeSet::new())),
         (
             "google_firestore_field.ttl",
-            (Some("local.ttl_fields"), set(&["feed-items", "idempotency", "reservations"])),
+            (Some("local.ttl_fields"), set(&["feed-items", "idempotency", "rate-limits"])),
         ),
     ])
 }
@@ -1059,13 +1059,20 @@ fn check_firestore(plan: &Value, vars: &Vars, p: &mut Problems) {
             })
             .collect();
     for (collection, field) in
-        [("reservations", "expires_at"), ("posts", "expires_at"), ("idempotency", "expires_at")]
+        [("posts", "ttlAt"), ("idempotency", "expires_at"), ("rate_limits", "expires_at")]
     {
         match ttl.get(&(collection.to_owned(), field.to_owned())) {
             Some(f) => {
                 p.eq(&format!("TTL on {collection}.{field}"), f.get("ttl_config"), json!([{}]));
             }
             None => p.push(format!("no TTL policy on {collection}.{field}")),
+        }
+    }
+    // A TTL on a held reservation would delete it before its units go back to stock; one on
+    // `posts.expiresAt` would delete vendor posts along with feed entries.
+    for (collection, field) in [("reservations", "expires_at"), ("posts", "expiresAt")] {
+        if ttl.contains_key(&(collection.to_owned(), field.to_owned())) {
+            p.push(format!("a TTL policy on {collection}.{field} would delete live data"));
         }
     }
     // firestore.indexes.json (deployed by firebase) and Terraform must agree on TTL fields.
