@@ -115,6 +115,16 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Runs `job` twice at once; both must answer 200. Returns the sum of their `changed`.
+    async fn run_twice_at_once(&self, job: &str) -> u64 {
+        let token = scheduler_token();
+        let (a, b) = tokio::join!(self.run(job, Some(&token)), self.run(job, Some(&token)));
+        assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+        a.1["changed"].as_u64().unwrap() + b.1["changed"].as_u64().unwrap()
+    }
+}
+
 fn scheduler_token() -> String {
     tokens::sign(&tokens::google_oidc_claims(AUDIENCE, SCHEDULER), primary())
 }
@@ -149,14 +159,8 @@ async fn expired_records_go_and_unexpired_ones_stay() {
 async fn two_concurrent_runs_do_not_double_anything() {
     let h = harness(5, 100).await;
     seed(&h, 40, 3).await;
-    let token = scheduler_token();
-    let (a, b) = tokio::join!(
-        h.run("prune-idempotency", Some(&token)),
-        h.run("prune-idempotency", Some(&token))
-    );
-    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
-    let changed = a.1["changed"].as_u64().unwrap() + b.1["changed"].as_u64().unwrap();
-    assert_eq!(changed, 40, "each expired record deleted and counted once: {a:?} {b:?}");
+    let changed = h.run_twice_at_once("prune-idempotency").await;
+    assert_eq!(changed, 40, "each expired record deleted and counted once");
     assert_eq!(h.remaining_ids().await.len(), 3);
 }
 
@@ -261,14 +265,7 @@ mod reservations {
     async fn two_concurrent_runs_return_each_hold_once() {
         let h = harness(3, 100).await;
         let (inventory, sku) = seed(&h, 12, 2).await;
-        let token = scheduler_token();
-        let (a, b) = tokio::join!(
-            h.run("expire-reservations", Some(&token)),
-            h.run("expire-reservations", Some(&token))
-        );
-        assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
-        let changed = a.1["changed"].as_u64().unwrap() + b.1["changed"].as_u64().unwrap();
-        assert_eq!(changed, 12, "{a:?} {b:?}");
+        assert_eq!(h.run_twice_at_once("expire-reservations").await, 12);
         assert_eq!(available(&inventory, &sku).await, 100 - 4);
     }
 
