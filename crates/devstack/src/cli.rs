@@ -222,12 +222,7 @@ async fn invoke_cmd(args: InvokeArgs) -> anyhow::Result<bool> {
 /// Brings a new stack up with `options`, runs the scenario, and stops the stack.
 pub async fn demo_on_new_stack(options: StackOptions) -> anyhow::Result<DemoReport> {
     let stack = Stack::up(options).await?;
-    let running = stack.running();
-    let target = Target {
-        project: running.project,
-        emulators: running.emulators,
-        functions: running.functions,
-    };
+    let target = Target::from(stack.running());
     let report = demo::run_scenario(&target).await;
     stack.shutdown().await;
     Ok(report)
@@ -238,9 +233,7 @@ async fn demo_cmd(args: DemoArgs) -> anyhow::Result<bool> {
     let report = match running {
         Some(r) => {
             tracing::info!(project = %r.project, pid = r.pid, "running the demo on the running stack");
-            let target =
-                Target { project: r.project, emulators: r.emulators, functions: r.functions };
-            demo::run_scenario(&target).await
+            demo::run_scenario(&Target::from(r)).await
         }
         None => {
             tracing::info!("no running stack: bringing one up for the demo");

@@ -2,7 +2,8 @@
 //! per trigger of the manifest, shaped exactly as the real caller sends them (like
 //! `cargo lambda invoke --data-example`): a Pub/Sub push envelope with an OIDC token, an
 //! Identity Platform blocking request with an unsigned JWT (as the Auth emulator sends it), a
-//! binary-mode Eventarc Firestore CloudEvent, a Cloud Scheduler call. `--list` shows them.
+//! binary-mode Eventarc Firestore CloudEvent, a Cloud Scheduler call, a Stripe webhook signed
+//! with the secret devstack gives the receiver. `--list` shows them.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use domain::tenancy::Role;
 use gcp::eventarc::FirestoreEventType;
 use gcp::firestore::{FirestoreDocument, Value as DocValue};
 use manifest::{HttpAuth, Manifest, Trigger};
+use runtime::Env;
 use serde_json::{Value, json};
 
 use crate::eventarc::pattern::DocumentPattern;
@@ -58,6 +60,22 @@ pub fn sample_message(topic: &str, uid: &str) -> Value {
         return serde_json::to_value(msg).unwrap_or_default();
     }
     json!({})
+}
+
+/// The variable holding the Stripe webhook signing secrets.
+const STRIPE_SECRETS: &str = "HEARTH_STRIPE_WEBHOOK_SECRETS";
+
+/// A `payment_intent.succeeded` event for a sample order.
+fn sample_stripe_event() -> Value {
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let intent = json!({"id": format!("pi_sample_{id}"), "object": "payment_intent",
+        "amount": 1000, "currency": "usd", "metadata": {"order_id": format!("ord_sample_{id}")}});
+    testkit::fake_provider::stripe_event_for(
+        intent,
+        &format!("evt_sample_{id}"),
+        "payment_intent.succeeded",
+        Utc::now().timestamp(),
+    )
 }
 
 fn sample_uid() -> String {
@@ -220,6 +238,32 @@ pub fn examples(
                     body: Vec::new(),
                 }
             }
+            Trigger::Http { auth: HttpAuth::Provider, .. }
+                if path.ends_with("/stripe") && spec.secrets.contains_key(STRIPE_SECRETS) =>
+            {
+                let secrets = crate::plan::secret_value(
+                    STRIPE_SECRETS,
+                    &spec.secrets[STRIPE_SECRETS],
+                    &Env::from_process(),
+                );
+                let secret = crate::demo::payments::signing_secret(&secrets).unwrap_or_default();
+                let event = data.cloned().unwrap_or_else(sample_stripe_event);
+                let body =
+                    serde_json::to_vec(&event).map_err(|e| InvokeError::Build(e.to_string()))?;
+                let signature =
+                    testkit::fake_provider::stripe_signature(secret, Utc::now().timestamp(), &body);
+                Example {
+                    function: function.to_owned(),
+                    name: path.trim_start_matches('/').replace('/', "-"),
+                    description: format!(
+                        "Stripe webhook {} signed with the local {STRIPE_SECRETS} (an unknown order: dead-lettered by the processor)",
+                        event["type"].as_str().unwrap_or("event")
+                    ),
+                    path,
+                    headers: vec![json_header.clone(), ("stripe-signature".to_owned(), signature)],
+                    body,
+                }
+            }
             Trigger::Http { auth, methods, .. } => {
                 let token = match auth {
                     HttpAuth::Firebase => Some(testkit::tokens::unsigned(
@@ -368,6 +412,41 @@ mod tests {
         .unwrap();
         assert_eq!(claims["aud"], "http://127.0.0.1:1/before-create");
         assert_eq!(claims["iss"], "https://securetoken.google.com/demo-p");
+    }
+
+    #[test]
+    fn the_stripe_example_is_signed_with_the_secret_the_webhook_is_given() {
+        let m = repo();
+        let all = examples(&m, "payment-webhook", "demo-p", "http://127.0.0.1:1", None).unwrap();
+        let ex = find(all, "payment-webhook", "stripe").unwrap();
+        let header = &ex.headers.iter().find(|(k, _)| k == "stripe-signature").unwrap().1;
+        let t: i64 = header.strip_prefix("t=").unwrap().split(',').next().unwrap().parse().unwrap();
+        let spec = &m.functions["payment-webhook"];
+        let env = crate::plan::function_env(
+            &m,
+            "payment-webhook",
+            "demo-p",
+            &crate::plan::Emulators {
+                firestore: "h:1".into(),
+                pubsub: "h:2".into(),
+                auth: "h:3".into(),
+            },
+            "http://127.0.0.1:1",
+            1,
+            crate::plan::LocalServices { jwks_url: "http://k", provider: None },
+            &Env::from_process(),
+        );
+        assert!(spec.secrets.contains_key(STRIPE_SECRETS));
+        let secret =
+            crate::demo::payments::signing_secret(&env[STRIPE_SECRETS]).unwrap().to_owned();
+        assert_eq!(
+            header,
+            &testkit::fake_provider::stripe_signature(&secret, t, &ex.body),
+            "the signature payment-webhook checks"
+        );
+        let event: Value = serde_json::from_slice(&ex.body).unwrap();
+        assert_eq!(event["type"], "payment_intent.succeeded");
+        assert!(event["data"]["object"]["metadata"]["order_id"].is_string());
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //!
 //! `cargo run -p devstack` ([`stack::Stack::up`]) starts the Firestore (with the repository's
 //! rules), Pub/Sub and Firebase Auth emulators, creates every topic and subscription of the
-//! manifest (`shared/functions.yaml`), serves every function in-process on its own port with
-//! the configuration production would give it, registers the blocking functions with the Auth
-//! emulator, and delivers what the emulators cannot: Pub/Sub push with production semantics
-//! ([`pubsub`]), Eventarc Firestore events ([`eventarc`]) and Cloud Scheduler jobs ([`jobs`]).
+//! manifest (`shared/functions.yaml`), serves the fake payment provider
+//! (`testkit::fake_provider`) and every function in-process on its own port with the
+//! configuration production would give it (provider base URLs pointing at the fake), registers
+//! the blocking functions with the Auth emulator, and delivers what the emulators cannot:
+//! Pub/Sub push with production semantics ([`pubsub`]), Eventarc Firestore events
+//! ([`eventarc`]) and Cloud Scheduler jobs ([`jobs`]).
 //! `invoke` ([`invoke`]) sends sample payloads to a running function; `demo` ([`demo`]) drives
-//! the end-to-end scenario and checks every step.
+//! the end-to-end scenario (sign-up, onboarding, follow, post, feed, like, reserve, pay, the
+//! abandoned reservation's cleanup) and checks every step.
 //!
 //! Map: [`plan`] (pure: what runs where, with which env), [`registry`] (manifest name ->
 //! Router builder), [`identity`] (local OIDC keys and callers), [`stack`] (bringing it up and

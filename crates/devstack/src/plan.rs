@@ -1,7 +1,7 @@
 //! What the stack will run, computed from the manifest before anything starts: each
 //! function's port, URL, routes and environment (the configuration production would give it,
-//! pointed at the emulators and the local key server), the topics and subscriptions to
-//! create, the push routes, Eventarc routes and scheduled jobs. Pure.
+//! pointed at the emulators, the local key server and the fake payment provider), the topics
+//! and subscriptions to create, the push routes, Eventarc routes and scheduled jobs. Pure.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,6 +93,39 @@ pub enum PlanError {
     NoPort(String),
 }
 
+/// Where the local stand-ins listen, besides the emulators.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalServices<'a> {
+    /// The JWK Set URL of the local OIDC key (`HEARTH_GOOGLE_OIDC_JWKS_URL`).
+    pub jwks_url: &'a str,
+    /// The fake payment provider's base URL (Stripe's and Pesapal's APIs), if it runs.
+    pub provider: Option<&'a str>,
+}
+
+/// The API base URL variables of each payment provider, keyed by the secret that shows a
+/// function calls that provider (the api creates payments, the processor asks Pesapal).
+pub const PROVIDER_BASES: [(&str, &str); 2] = [
+    ("HEARTH_STRIPE_SECRET_KEY", "HEARTH_STRIPE_API_BASE"),
+    ("HEARTH_PESAPAL_CONSUMER_KEY", "HEARTH_PESAPAL_API_BASE"),
+];
+
+/// The local value of a secret that devstack's environment does not set: shaped like the real
+/// one where the code or the fake provider checks the shape (`sk_test_...` Stripe API keys,
+/// `whsec_...` webhook signing secrets), else `local-<secret>`.
+pub fn local_secret(var: &str, secret: &str) -> String {
+    match var {
+        "HEARTH_STRIPE_SECRET_KEY" => format!("sk_test_devstack_{secret}"),
+        "HEARTH_STRIPE_WEBHOOK_SECRETS" => format!("whsec_devstack_{secret}"),
+        _ => format!("local-{secret}"),
+    }
+}
+
+/// The value devstack gives the secret variable `var` (Secret Manager name `secret`): from
+/// devstack's own environment `env`, else [`local_secret`].
+pub fn secret_value(var: &str, secret: &str, env: &Env) -> String {
+    env.string(var).unwrap_or_else(|| local_secret(var, secret))
+}
+
 /// The pull subscription devstack creates on a dead-letter topic so nothing is lost and
 /// dead letters can be inspected.
 pub fn dead_letter_subscription(topic: &str) -> String {
@@ -100,7 +133,7 @@ pub fn dead_letter_subscription(topic: &str) -> String {
 }
 
 /// The environment production would give `function` (manifest env and secrets, resources),
-/// pointed at the emulators and the local key server.
+/// pointed at the emulators, the local key server and the fake payment provider.
 #[allow(clippy::too_many_arguments)]
 pub fn function_env(
     manifest: &Manifest,
@@ -109,9 +142,10 @@ pub fn function_env(
     emulators: &Emulators,
     base_url: &str,
     port: u16,
-    jwks_url: &str,
+    local: LocalServices<'_>,
     secrets: &Env,
 ) -> BTreeMap<String, String> {
+    let jwks_url = local.jwks_url;
     let mut env = BTreeMap::new();
     let Some(spec) = manifest.functions.get(function) else { return env };
     for (k, v) in &spec.env {
@@ -120,7 +154,14 @@ pub fn function_env(
     for (var, secret) in &spec.secrets {
         // Secret Manager is not emulated: take the value from devstack's own environment, or
         // a recognisable local placeholder.
-        env.insert(var.clone(), secrets.string(var).unwrap_or_else(|| format!("local-{secret}")));
+        env.insert(var.clone(), secret_value(var, secret, secrets));
+    }
+    if let Some(provider) = local.provider {
+        for (secret_var, base_var) in PROVIDER_BASES {
+            if spec.secrets.contains_key(secret_var) || spec.env.contains_key(secret_var) {
+                env.insert(base_var.to_owned(), provider.to_owned());
+            }
+        }
     }
     let resources = spec.resources.or(&manifest.defaults.resources);
     let mut fixed = vec![
@@ -184,7 +225,7 @@ pub fn plan(
     project: &str,
     emulators: &Emulators,
     ports: &BTreeMap<String, u16>,
-    jwks_url: &str,
+    local: LocalServices<'_>,
     secrets: &Env,
 ) -> Result<StackPlan, PlanError> {
     let mut out = StackPlan {
@@ -200,8 +241,7 @@ pub fn plan(
     for (name, spec) in &manifest.functions {
         let port = *ports.get(name).ok_or_else(|| PlanError::NoPort(name.clone()))?;
         let base_url = format!("http://127.0.0.1:{port}");
-        let env =
-            function_env(manifest, name, project, emulators, &base_url, port, jwks_url, secrets);
+        let env = function_env(manifest, name, project, emulators, &base_url, port, local, secrets);
         let mut routes = Vec::new();
         for trigger in &spec.triggers {
             routes.push(RouteInfo { trigger: describe(trigger), path: trigger.path().to_owned() });
@@ -322,9 +362,11 @@ mod tests {
         for (name, port) in manifest.functions.keys().zip(8610u16..) {
             ports.entry(name.clone()).or_insert(port);
         }
-        plan(&manifest, "demo-p", &emulators(), &ports, "http://127.0.0.1:9/jwks", &Env::default())
-            .unwrap()
+        let local = LocalServices { jwks_url: "http://127.0.0.1:9/jwks", provider: Some(PROVIDER) };
+        plan(&manifest, "demo-p", &emulators(), &ports, local, &Env::default()).unwrap()
     }
+
+    const PROVIDER: &str = "http://127.0.0.1:7";
 
     #[test]
     fn functions_get_production_configuration_pointed_at_the_local_stack() {
@@ -390,10 +432,48 @@ mod tests {
             &emulators(),
             "http://x",
             1,
-            "http://k",
+            LocalServices { jwks_url: "http://k", provider: None },
             &secrets,
         );
         assert_eq!(env["HEARTH_A"], "from-env");
         assert_eq!(env["HEARTH_B"], "local-secret-b");
+    }
+
+    #[test]
+    fn payment_functions_talk_to_the_fake_provider_with_secrets_shaped_like_the_real_ones() {
+        let plan = repo_plan();
+        let env = |name: &str| &plan.functions.iter().find(|f| f.name == name).unwrap().env;
+        let api = env("api");
+        assert_eq!(api["HEARTH_STRIPE_API_BASE"], PROVIDER);
+        assert_eq!(api["HEARTH_PESAPAL_API_BASE"], PROVIDER);
+        assert!(api["HEARTH_STRIPE_SECRET_KEY"].starts_with("sk_test_"), "the fake checks sk_");
+        let processor = env("payment-processor");
+        assert_eq!(processor["HEARTH_PESAPAL_API_BASE"], PROVIDER);
+        assert!(
+            !processor.contains_key("HEARTH_STRIPE_API_BASE"),
+            "the processor never calls Stripe"
+        );
+        let webhook = env("payment-webhook");
+        assert!(webhook["HEARTH_STRIPE_WEBHOOK_SECRETS"].starts_with("whsec_"));
+        for f in ["signup-hook", "onboarding", "feed-fanout", "payment-webhook"] {
+            assert!(!env(f).contains_key("HEARTH_STRIPE_API_BASE"), "{f}");
+            assert!(!env(f).contains_key("HEARTH_PESAPAL_API_BASE"), "{f}");
+        }
+        // The configurations load: the api takes both providers, the webhook its secret.
+        let vars = |e: &BTreeMap<String, String>| Env::from_map(e.clone().into_iter().collect());
+        let base = runtime::BaseConfig::load(&vars(api)).unwrap();
+        let config = api::Config::load(base, &vars(api)).unwrap();
+        assert_eq!(config.payments.stripe.unwrap().0, PROVIDER);
+        assert_eq!(config.payments.pesapal.unwrap().base_url, PROVIDER);
+        let base = runtime::BaseConfig::load(&vars(webhook)).unwrap();
+        let config = payment_webhook::Config::load(base, &vars(webhook)).unwrap();
+        assert_eq!(config.stripe_secrets.len(), 1);
+    }
+
+    #[test]
+    fn local_secrets_have_the_real_shape_where_it_is_checked() {
+        assert_eq!(local_secret("HEARTH_STRIPE_SECRET_KEY", "k"), "sk_test_devstack_k");
+        assert_eq!(local_secret("HEARTH_STRIPE_WEBHOOK_SECRETS", "w"), "whsec_devstack_w");
+        assert_eq!(local_secret("HEARTH_PESAPAL_IPN_ID", "ipn"), "local-ipn");
     }
 }

@@ -1,7 +1,8 @@
 //! `devstack up`: starts the emulators, creates the manifest's topics and subscriptions,
-//! serves every function in-process on its own port with its production configuration,
-//! registers the blocking functions with the Auth emulator, and starts push delivery, the
-//! Eventarc bridge and the scheduler. [`Stack::shutdown`] stops all of it; the emulators stop
+//! serves the fake payment provider (`testkit::fake_provider`, Stripe's and Pesapal's HTTP
+//! contracts) and every function in-process on its own port with its production configuration
+//! (provider base URLs pointing at the fake), registers the blocking functions with the Auth
+//! emulator, and starts push delivery, the Eventarc bridge and the scheduler. [`Stack::shutdown`] stops all of it; the emulators stop
 //! with the process (testkit runs each under a watchdog that kills its whole process group as
 //! soon as this process exits, however it exits).
 
@@ -26,6 +27,7 @@ use crate::pubsub::engine::{self, LEASE};
 use crate::pubsub::rest::{PubsubRest, SubscriptionSpec};
 use crate::registry::{FunctionInput, Registry};
 use crate::state::RunningStack;
+use testkit::fake_provider::FakeProvider;
 
 /// How to bring the stack up.
 #[derive(Debug, Clone)]
@@ -73,6 +75,10 @@ pub struct Stack {
     pub plan: StackPlan,
     pub emulators: Emulators,
     pub jwks_url: String,
+    /// The fake payment provider (Stripe and Pesapal APIs) the functions are pointed at.
+    pub provider: FakeProvider,
+    /// The manifest the stack runs.
+    pub manifest: PathBuf,
     /// From the call to [`Stack::up`] to everything answering.
     pub ready_in: Duration,
     /// Emulator logs (testkit writes them under the temp dir).
@@ -103,6 +109,7 @@ impl Stack {
             .iter()
             .map(|(name, l)| Ok((name.clone(), l.local_addr()?.port())))
             .collect::<std::io::Result<_>>()?;
+        let provider_listener = bind_provider(&manifest, options.base_port).await?;
 
         let emulators = match options.emulators.clone() {
             Some(e) => e,
@@ -111,12 +118,23 @@ impl Stack {
         tracing::info!(firestore = %emulators.firestore, pubsub = %emulators.pubsub, auth = %emulators.auth, "emulators ready");
 
         let keys = LocalKeys::start().await;
+        let cancel = CancellationToken::new();
+        // A start-up that fails half way stops whatever it had started.
+        let stop_on_error = cancel.clone().drop_guard();
+        let mut tasks = Vec::new();
+        let (provider, provider_task) =
+            FakeProvider::serve(provider_listener, cancel.clone().cancelled_owned())
+                .context("serving the fake payment provider")?;
+        tasks.push(provider_task);
+        tracing::info!(url = %provider.base_url, "fake payment provider (Stripe, Pesapal) ready");
+        let jwks_url = keys.url();
+        let local = plan::LocalServices { jwks_url: &jwks_url, provider: Some(&provider.base_url) };
         let plan = plan::plan(
             &manifest,
             &options.project,
             &emulators,
             &ports,
-            &keys.url(),
+            local,
             &Env::from_process(),
         )?;
 
@@ -125,10 +143,6 @@ impl Stack {
         let rest = PubsubRest::new(&emulators.pubsub, &options.project);
         create_topology(&rest, &plan).await?;
 
-        let cancel = CancellationToken::new();
-        // A start-up that fails half way stops whatever it had started.
-        let stop_on_error = cancel.clone().drop_guard();
-        let mut tasks = Vec::new();
         let mut listeners = listeners;
         for function in &plan.functions {
             let listener =
@@ -200,6 +214,7 @@ impl Stack {
                     .map(|f| (f.name.clone(), f.base_url.clone()))
                     .collect(),
                 manifest: options.manifest.clone(),
+                provider: Some(provider.base_url.clone()),
             };
             match running.write() {
                 Ok(()) => wrote_state = true,
@@ -210,7 +225,9 @@ impl Stack {
         Ok(Stack {
             plan,
             emulators,
-            jwks_url: keys.url(),
+            jwks_url,
+            provider,
+            manifest: options.manifest.clone(),
             ready_in: started.elapsed(),
             emulator_logs: std::env::temp_dir().join("hearth-emulators"),
             cancel,
@@ -237,7 +254,8 @@ impl Stack {
                 .iter()
                 .map(|f| (f.name.clone(), f.base_url.clone()))
                 .collect(),
-            manifest: PathBuf::new(),
+            manifest: self.manifest.clone(),
+            provider: Some(self.provider.base_url.clone()),
         }
     }
 
@@ -273,6 +291,23 @@ async fn bind_ports(
         out.insert(name.clone(), listener);
     }
     Ok(out)
+}
+
+/// The fake provider's listener: on the port after the functions' (free with base port 0).
+async fn bind_provider(manifest: &Manifest, base_port: u16) -> anyhow::Result<TcpListener> {
+    let port = if base_port == 0 {
+        0
+    } else {
+        u16::try_from(manifest.functions.len())
+            .ok()
+            .and_then(|n| base_port.checked_add(n))
+            .ok_or_else(|| {
+                anyhow!("--base-port {base_port} leaves no room for the fake provider")
+            })?
+    };
+    TcpListener::bind(("127.0.0.1", port)).await.with_context(|| {
+        format!("the fake payment provider cannot listen on 127.0.0.1:{port} (in use? try --base-port 0 for free ports)")
+    })
 }
 
 async fn start_emulators(options: &StackOptions) -> Emulators {

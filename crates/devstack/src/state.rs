@@ -18,6 +18,9 @@ pub struct RunningStack {
     /// Function name -> base URL.
     pub functions: BTreeMap<String, String>,
     pub manifest: PathBuf,
+    /// The fake payment provider's base URL.
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// Where the file lives.

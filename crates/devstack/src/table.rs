@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 
-use crate::plan::dead_letter_subscription;
+use crate::plan::{StackPlan, dead_letter_subscription};
 use crate::stack::Stack;
 
 fn table(header: &[&str]) -> Table {
@@ -13,6 +13,24 @@ fn table(header: &[&str]) -> Table {
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
     t.set_header(header.to_vec());
     t
+}
+
+/// Which functions find the fake provider through which variable, e.g.
+/// `HEARTH_STRIPE_API_BASE (api), HEARTH_PESAPAL_API_BASE (api, payment-processor)`.
+pub fn provider_variables(plan: &StackPlan) -> String {
+    crate::plan::PROVIDER_BASES
+        .iter()
+        .filter_map(|(_, var)| {
+            let users: Vec<&str> = plan
+                .functions
+                .iter()
+                .filter(|f| f.env.contains_key(*var))
+                .map(|f| f.name.as_str())
+                .collect();
+            (!users.is_empty()).then(|| format!("{var} ({})", users.join(", ")))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every table, as text.
@@ -28,7 +46,7 @@ pub fn render(stack: &Stack) -> String {
             functions.add_row(vec![name, url, r.trigger.as_str(), r.path.as_str()]);
         }
     }
-    let mut emulators = table(&["emulator", "address", "clients find it through"]);
+    let mut emulators = table(&["emulator / local stand-in", "address", "clients find it through"]);
     emulators.add_row(vec![
         "Firestore (rules on)",
         stack.emulators.firestore.as_str(),
@@ -44,6 +62,11 @@ pub fn render(stack: &Stack) -> String {
         "OIDC keys (local)",
         stack.jwks_url.as_str(),
         "HEARTH_GOOGLE_OIDC_JWKS_URL",
+    ]);
+    emulators.add_row(vec![
+        "Fake payment provider (Stripe, Pesapal APIs)",
+        stack.provider.base_url.as_str(),
+        &provider_variables(plan),
     ]);
 
     let mut topics = table(&["topic", "subscription", "delivery"]);

@@ -3,11 +3,17 @@
 //!
 //! - Stripe: `POST /v1/payment_intents` (form-encoded, `Authorization: Bearer sk_...`,
 //!   `Idempotency-Key` honoured as Stripe does: same key and parameters -> the same intent;
-//!   same key, other parameters -> 400 `idempotency_error`), and correctly signed webhooks
+//!   same key, other parameters -> 400 `idempotency_error`), `GET /v1/payment_intents/{id}`,
+//!   and correctly signed webhooks
 //!   (`Stripe-Signature: t=..,v1=HMAC-SHA256(secret, "{t}.{body}")`).
 //! - Pesapal API 3.0: `POST /api/Auth/RequestToken`, `POST /api/Transactions/SubmitOrderRequest`,
 //!   `GET /api/Transactions/GetTransactionStatus?orderTrackingId=`, and IPNs
 //!   (`GET ipn_url?OrderTrackingId=..&OrderMerchantReference=..&OrderNotificationType=IPNCHANGE`).
+//!
+//! [`FakeProvider::start`] serves it on a random loopback port for a test;
+//! [`FakeProvider::serve`] on a given listener until a shutdown signal (the local stack). A
+//! client in another process builds webhooks with the free functions [`stripe_event_for`],
+//! [`stripe_signature`] and [`post_stripe_webhook`] from an intent it retrieved over HTTP.
 //!
 //! Failure injection: [`FakeProvider::fail_next`] makes the next API calls answer the given
 //! HTTP statuses (5xx to exercise retries and the circuit breaker, 4xx to check that they are
@@ -58,14 +64,23 @@ impl FakeProvider {
     /// Starts the fake on `127.0.0.1:0`.
     pub async fn start() -> Self {
         let state = Arc::new(Inner::default());
-        let router = Router::new()
-            .route("/v1/payment_intents", post(create_intent))
-            .route("/api/Auth/RequestToken", post(request_token))
-            .route("/api/Transactions/SubmitOrderRequest", post(submit_order))
-            .route("/api/Transactions/GetTransactionStatus", get(transaction_status))
-            .with_state(state.clone());
-        let app = crate::spawn_app(router).await;
+        let app = crate::spawn_app(router(state.clone())).await;
         Self { base_url: app.base_url, state }
+    }
+
+    /// Serves the fake on `listener` until `shutdown` completes; the handle ends when the
+    /// server has stopped.
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Inner::default());
+        let router = router(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        });
+        Ok((Self { base_url: format!("http://{addr}"), state }, task))
     }
 
     /// The next API calls answer these HTTP statuses (in order) instead of working.
@@ -121,26 +136,11 @@ impl FakeProvider {
         order_id: &str,
         created: i64,
     ) -> Value {
-        let mut intent = self.state.intents.lock().get(intent_id).cloned().unwrap_or_else(|| {
+        let intent = self.state.intents.lock().get(intent_id).cloned().unwrap_or_else(|| {
             json!({"id": intent_id, "object": "payment_intent", "amount": 1000,
                    "currency": "usd", "metadata": {"order_id": order_id}})
         });
-        intent["status"] = json!(match event_type {
-            "payment_intent.succeeded" => "succeeded",
-            "payment_intent.processing" => "processing",
-            "payment_intent.canceled" => "canceled",
-            _ => "requires_payment_method",
-        });
-        json!({
-            "id": event_id,
-            "object": "event",
-            "api_version": "2024-06-20",
-            "created": created,
-            "livemode": false,
-            "pending_webhooks": 1,
-            "type": event_type,
-            "data": {"object": intent},
-        })
+        stripe_event_for(intent, event_id, event_type, created)
     }
 
     /// Sends `event` to `webhook_url` as Stripe does: raw JSON body, signed now with `secret`.
@@ -150,16 +150,7 @@ impl FakeProvider {
         secret: &str,
         event: &Value,
     ) -> reqwest::Response {
-        let body = serde_json::to_vec(event).expect("JSON");
-        let header = stripe_signature(secret, chrono::Utc::now().timestamp(), &body);
-        client()
-            .post(webhook_url)
-            .header("content-type", "application/json; charset=utf-8")
-            .header("stripe-signature", header)
-            .body(body)
-            .send()
-            .await
-            .expect("webhook delivery")
+        post_stripe_webhook(&client(), webhook_url, secret, event).await.expect("webhook delivery")
     }
 
     /// Sends a Pesapal IPN (GET) for `tracking_id` to `ipn_url`.
@@ -176,6 +167,60 @@ impl FakeProvider {
             .await
             .expect("IPN delivery")
     }
+}
+
+fn router(state: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/v1/payment_intents", post(create_intent))
+        .route("/v1/payment_intents/{id}", get(retrieve_intent))
+        .route("/api/Auth/RequestToken", post(request_token))
+        .route("/api/Transactions/SubmitOrderRequest", post(submit_order))
+        .route("/api/Transactions/GetTransactionStatus", get(transaction_status))
+        .with_state(state)
+}
+
+/// A Stripe event of `event_type` about `intent` (a PaymentIntent object as Stripe returns it),
+/// created at `created` (unix seconds); the intent's `status` follows the event type.
+pub fn stripe_event_for(
+    mut intent: Value,
+    event_id: &str,
+    event_type: &str,
+    created: i64,
+) -> Value {
+    intent["status"] = json!(match event_type {
+        "payment_intent.succeeded" => "succeeded",
+        "payment_intent.processing" => "processing",
+        "payment_intent.canceled" => "canceled",
+        _ => "requires_payment_method",
+    });
+    json!({
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "type": event_type,
+        "data": {"object": intent},
+    })
+}
+
+/// POSTs `event` to `webhook_url` with `http` as Stripe does: raw JSON body, signed now with
+/// `secret`.
+pub async fn post_stripe_webhook(
+    http: &reqwest::Client,
+    webhook_url: &str,
+    secret: &str,
+    event: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    let body = serde_json::to_vec(event).unwrap_or_default();
+    let header = stripe_signature(secret, chrono::Utc::now().timestamp(), &body);
+    http.post(webhook_url)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("stripe-signature", header)
+        .body(body)
+        .send()
+        .await
 }
 
 /// `Stripe-Signature` for `body` at `t` signed with `secret`.
@@ -199,6 +244,13 @@ fn injected(state: &Inner) -> Option<Response> {
     )
 }
 
+fn stripe_authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer sk_"))
+}
+
 fn stripe_error(status: StatusCode, kind: &str, message: &str) -> Response {
     (status, Json(json!({"error": {"type": kind, "message": message}}))).into_response()
 }
@@ -218,11 +270,7 @@ async fn create_intent(
     if let Some(failure) = injected(&state) {
         return failure;
     }
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer sk_"));
-    if !authorized {
+    if !stripe_authorized(&headers) {
         return stripe_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
@@ -284,6 +332,34 @@ async fn create_intent(
     }
     state.intents.lock().insert(id, intent.clone());
     (StatusCode::OK, Json(intent)).into_response()
+}
+
+async fn retrieve_intent(
+    State(state): State<Arc<Inner>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    state.stripe_calls.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.delay.lock();
+    tokio::time::sleep(delay).await;
+    if let Some(failure) = injected(&state) {
+        return failure;
+    }
+    if !stripe_authorized(&headers) {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Invalid API Key provided",
+        );
+    }
+    match state.intents.lock().get(&id) {
+        Some(intent) => (StatusCode::OK, Json(intent.clone())).into_response(),
+        None => stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!("No such payment_intent: '{id}'"),
+        ),
+    }
 }
 
 async fn request_token(State(state): State<Arc<Inner>>, Json(body): Json<Value>) -> Response {
@@ -394,4 +470,50 @@ async fn transaction_status(
         "status": "200",
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_served_fake_hands_back_its_intents_and_stops_on_shutdown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (fake, task) = FakeProvider::serve(listener, async {
+            let _ = stopped.await;
+        })
+        .unwrap();
+        let http = client();
+        let created: Value = http
+            .post(format!("{}/v1/payment_intents", fake.base_url))
+            .bearer_auth("sk_test_x")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("amount=2500&currency=usd&metadata%5Border_id%5D=ord_1")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let url = format!("{}/v1/payment_intents/{id}", fake.base_url);
+        let got: Value =
+            http.get(&url).bearer_auth("sk_test_x").send().await.unwrap().json().await.unwrap();
+        assert_eq!(got, created);
+        assert_eq!(http.get(&url).send().await.unwrap().status(), 401, "no API key");
+        let unknown = format!("{}/v1/payment_intents/pi_nope", fake.base_url);
+        assert_eq!(http.get(&unknown).bearer_auth("sk_x").send().await.unwrap().status(), 404);
+
+        // An event built from the retrieved intent is the one the method builds.
+        let event = stripe_event_for(got, "evt_1", "payment_intent.succeeded", 7);
+        assert_eq!(event["data"]["object"]["status"], "succeeded");
+        assert_eq!(event["data"]["object"]["metadata"]["order_id"], "ord_1");
+        assert_eq!(event["data"]["object"]["amount"], 2500);
+        assert_eq!(fake.stripe_event("evt_1", "payment_intent.succeeded", &id, "x", 7), event);
+
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        assert!(http.get(&url).send().await.is_err(), "stopped");
+    }
 }

@@ -1,5 +1,7 @@
 //! The demo in-process, as CI runs it: a fresh stack of the repository's manifest and real
-//! functions on the emulators, the scenario over real HTTP, every check green.
+//! functions (and the fake payment provider) on the emulators, the scenario over real HTTP from
+//! sign-up through follow, post, feed, like, reserve, pay and the abandoned reservation's
+//! cleanup, every check green.
 
 use devstack::{Registry, StackOptions};
 
@@ -11,5 +13,24 @@ async fn the_demo_passes_end_to_end() {
     let report = devstack::cli::demo_on_new_stack(options).await.unwrap();
     println!("{}", report.render());
     assert!(report.passed(), "{}", report.render());
-    assert!(report.checks.len() >= 11, "every step ran: {}", report.render());
+    assert_eq!(report.checks.len(), 25, "every step ran: {}", report.render());
+    for step in [
+        "all seven documents exist",
+        "followVendor",
+        "Eventarc delivers the post to feed-fanout",
+        "getFeed returns the post",
+        "likePost twice counts one like",
+        "reserveInventory holds",
+        "initiatePayment",
+        "payment-webhook accepts a signed payment_intent.succeeded",
+        "order paid, reservation committed",
+        "leaves a reservation whose hold runs",
+        "returns it to stock",
+    ] {
+        assert!(
+            report.checks.iter().any(|c| c.step.contains(step)),
+            "no check `{step}`: {}",
+            report.render()
+        );
+    }
 }

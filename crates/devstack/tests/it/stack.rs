@@ -120,15 +120,24 @@ async fn a_stack_from_a_manifest_serves_and_feeds_every_function() {
         "tick",
         "posts/{postId}",
         &consumer_url,
+        "Fake payment provider",
+        &stack.provider.base_url,
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 
+    // The fake payment provider answers Stripe's API (an unknown intent is Stripe's 404).
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let intent_url = format!("{}/v1/payment_intents/pi_unknown", stack.provider.base_url);
+    let unknown = http.get(&intent_url).bearer_auth("sk_test_x").send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(stack.running().provider.as_deref(), Some(stack.provider.base_url.as_str()));
+
     assert_eq!(http.get(format!("{consumer_url}/healthz")).send().await.unwrap().status(), 200);
     stack.shutdown().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(http.get(format!("{consumer_url}/healthz")).send().await.is_err(), "stopped");
+    assert!(http.get(&intent_url).send().await.is_err(), "the fake provider stopped too");
 }
 
 #[tokio::test]

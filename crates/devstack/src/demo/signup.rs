@@ -1,84 +1,26 @@
-//! `devstack demo`: the end-to-end scenario over real HTTP through everything that exists so
-//! far, every step checked against the emulators, with a summary and a verdict. Today:
-//! sign-up through the Auth emulator -> the blocking hook assigns tenant and role claims ->
-//! sign-in passes the beforeSignIn hook -> the `user-signups` message is pushed by devstack to
-//! onboarding -> all seven documents exist with exactly the planned fields. Later issues add
-//! their steps here.
+//! Stage 1: sign-up and onboarding. Sign-up through the Auth emulator -> the blocking hook
+//! assigns tenant and role claims -> sign-in passes the beforeSignIn hook -> devstack pushes the
+//! `user-signups` message to onboarding -> all seven documents exist with exactly the planned
+//! fields. Also the sign-up the later stages use for their second user (the vendor).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
 use domain::onboarding::{ALPACA_PAPER_BASE_URL, DocKind};
-use firestore::gcloud_sdk::google::firestore::v1::GetDocumentRequest;
-use firestore::gcloud_sdk::tonic;
 use gcp::firestore::Value as DocValue;
 use serde_json::{Value, json};
 
-use crate::eventarc::convert;
-use crate::plan::Emulators;
+use super::{Ctx, DemoReport, read_doc};
 
-/// One checked step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub step: String,
-    pub ok: bool,
-    pub detail: String,
-    pub took: Duration,
-}
-
-/// The scenario's outcome.
-#[derive(Debug, Clone, Default)]
-pub struct DemoReport {
-    pub checks: Vec<Check>,
-}
-
-impl DemoReport {
-    /// Every check passed (and there was at least one).
-    pub fn passed(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
-    }
-
-    /// The summary table.
-    pub fn render(&self) -> String {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-        t.set_header(vec!["#", "check", "result", "time", "detail"]);
-        for (i, c) in self.checks.iter().enumerate() {
-            t.add_row(vec![
-                (i + 1).to_string(),
-                c.step.clone(),
-                if c.ok { "PASS" } else { "FAIL" }.to_owned(),
-                format!("{} ms", c.took.as_millis()),
-                c.detail.clone(),
-            ]);
-        }
-        let failed = self.checks.iter().filter(|c| !c.ok).count();
-        let mut out = format!("{t}\n");
-        let _ = write!(out, "{} passed, {failed} failed", self.checks.len() - failed);
-        out
-    }
-
-    fn record(&mut self, step: &str, started: Instant, result: Result<String, String>) -> bool {
-        let ok = result.is_ok();
-        let detail = result.unwrap_or_else(|e| e);
-        tracing::info!(step, ok, %detail, "demo check");
-        self.checks.push(Check { step: step.to_owned(), ok, detail, took: started.elapsed() });
-        ok
-    }
-}
-
-/// Where the scenario runs.
+/// A user signed up (and in) through the Auth emulator.
 #[derive(Debug, Clone)]
-pub struct Target {
-    pub project: String,
-    pub emulators: Emulators,
-    /// Function name -> base URL.
-    pub functions: BTreeMap<String, String>,
+pub struct SignedUp {
+    pub uid: String,
+    pub email: String,
+    /// The ID token of the latest sign-in (unsigned: the Auth emulator's).
+    pub id_token: String,
 }
 
 /// What one field must be.
@@ -257,17 +199,13 @@ pub fn jwt_claims(token: &str) -> Option<Value> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
-async fn identity_call(
-    http: &reqwest::Client,
-    target: &Target,
-    method: &str,
-    body: &Value,
-) -> Result<Value, String> {
+async fn identity_call(ctx: &Ctx, method: &str, body: &Value) -> Result<Value, String> {
     let url = format!(
         "http://{}/identitytoolkit.googleapis.com/v1/accounts:{method}?key=devstack",
-        target.emulators.auth
+        ctx.target.emulators.auth
     );
-    let response = http
+    let response = ctx
+        .http
         .post(&url)
         .json(body)
         .send()
@@ -293,39 +231,18 @@ fn check_claims(token: &str, tenant_id: &str) -> Result<String, String> {
     }
 }
 
-async fn read_doc(
-    db: &store::Db,
-    path: &str,
-) -> Result<Option<BTreeMap<String, DocValue>>, String> {
-    let firestore = db.firestore().await.map_err(|e| e.to_string())?;
-    let request = GetDocumentRequest {
-        name: format!("{}/{path}", db.documents_root()),
-        ..Default::default()
-    };
-    match firestore.client().get().get_document(request).await {
-        Ok(doc) => Ok(Some(convert::document(&doc.into_inner()).fields)),
-        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
-        Err(status) => Err(status.message().to_owned()),
-    }
-}
-
-/// Runs the scenario against `target`.
-pub async fn run_scenario(target: &Target) -> DemoReport {
-    let mut report = DemoReport::default();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_default();
-    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
-    let email = format!("demo-{suffix}@example.com");
-    let password = format!("pw-{suffix}-Demo!");
-
-    // 1. Sign up: the Auth emulator calls beforeCreate on the hook before creating the user.
+/// Signs up a new user `email` through the Auth emulator (the Auth emulator calls the
+/// beforeCreate hook first), recorded as `step`.
+pub async fn sign_up(
+    ctx: &Ctx,
+    report: &mut DemoReport,
+    step: &str,
+    email: &str,
+    password: &str,
+) -> Option<SignedUp> {
     let t = Instant::now();
     let signup = identity_call(
-        &http,
-        target,
+        ctx,
         "signUp",
         &json!({"email": email, "password": password, "returnSecureToken": true}),
     )
@@ -338,19 +255,36 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
         Err(_) => (String::new(), String::new()),
     };
     let ok = report.record(
-        "sign up through the Auth emulator (beforeCreate hook)",
+        step,
         t,
         signup.and_then(|_| {
-            if uid.is_empty() {
-                Err("no localId in the answer".to_owned())
+            if uid.is_empty() || id_token.is_empty() {
+                Err("no localId or idToken in the answer".to_owned())
             } else {
                 Ok(format!("uid {uid}, {email}"))
             }
         }),
     );
-    if !ok {
-        return report;
-    }
+    ok.then(|| SignedUp { uid, email: email.to_owned(), id_token })
+}
+
+/// Runs the stage; returns the signed-in, provisioned user, or `None` when the later stages
+/// cannot run (no user, or no ID token).
+pub async fn run(ctx: &Ctx, report: &mut DemoReport) -> Option<SignedUp> {
+    let email = format!("demo-{}@example.com", ctx.suffix);
+    let password = format!("pw-{}-Demo!", ctx.suffix);
+
+    // 1. Sign up: the Auth emulator calls beforeCreate on the hook before creating the user.
+    let user = sign_up(
+        ctx,
+        report,
+        "sign up through the Auth emulator (beforeCreate hook)",
+        &email,
+        &password,
+    )
+    .await?;
+    let uid = user.uid.clone();
+    let id_token = user.id_token.clone();
     let tenant_id = domain::tenancy::personal_tenant_id(&uid);
 
     // 2. The hook's claims are in the ID token.
@@ -364,12 +298,17 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     // 3. Sign in: beforeSignIn lets the member in and keeps the claims.
     let t = Instant::now();
     let signin = identity_call(
-        &http,
-        target,
+        ctx,
         "signInWithPassword",
         &json!({"email": email, "password": password, "returnSecureToken": true}),
     )
     .await;
+    let signed_in_token = signin
+        .as_ref()
+        .ok()
+        .and_then(|v| v["idToken"].as_str())
+        .map(str::to_owned)
+        .unwrap_or(id_token);
     report.record(
         "sign in (beforeSignIn hook) keeps the claims",
         t,
@@ -377,8 +316,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     );
 
     // 4. devstack pushes the user-signups message to onboarding, which provisions seven documents.
-    let db =
-        store::Db::new(store::DbConfig::emulator(&target.project, &target.emulators.firestore));
+    let db = &ctx.db;
     let expected = expected_documents(&uid, &email, &tenant_id);
     let t = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(45);
@@ -389,7 +327,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
             if found.contains_key(kind) {
                 continue;
             }
-            match read_doc(&db, path).await {
+            match read_doc(db, path).await {
                 Ok(Some(fields)) => {
                     found.insert(*kind, fields);
                 }
@@ -430,7 +368,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
         };
         report.record(&format!("{path} has exactly the planned fields"), t, result);
     }
-    report
+    Some(SignedUp { id_token: signed_in_token, ..user })
 }
 
 #[cfg(test)]
@@ -492,17 +430,6 @@ mod tests {
             tenant_is_new: true,
         });
         assert_eq!(planned[0].fields["name"], "ann's workspace");
-    }
-
-    #[test]
-    fn reports_pass_only_when_every_check_passed() {
-        let mut r = DemoReport::default();
-        assert!(!r.passed());
-        r.record("a", Instant::now(), Ok("fine".into()));
-        assert!(r.passed());
-        r.record("b", Instant::now(), Err("broken".into()));
-        assert!(!r.passed());
-        assert!(r.render().contains("1 passed, 1 failed"));
     }
 
     #[test]
