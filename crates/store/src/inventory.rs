@@ -30,7 +30,7 @@
 use crate::db::{Db, decode};
 use crate::error::{Code, Error};
 use crate::paths::{self, DocPath};
-use crate::query::{self, Op, Where};
+use crate::rpc;
 use chrono::{DateTime, Utc};
 use domain::inventory::{
     Allocation, EndDecision, Ending, ReservationStatus, Sku, Take, allocate, end, expires_at, ring,
@@ -40,6 +40,7 @@ use firestore::FirestoreInstant;
 use firestore::gcloud_sdk::google::firestore::v1::document_transform::FieldTransform;
 use firestore::gcloud_sdk::google::firestore::v1::document_transform::field_transform::TransformType;
 use firestore::gcloud_sdk::google::firestore::v1::precondition::ConditionType;
+use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
 use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
 use firestore::gcloud_sdk::google::firestore::v1::{
     Document, DocumentTransform, Precondition, Value, Write, write,
@@ -429,21 +430,15 @@ impl Inventory {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<SweepReport, Error> {
-        let candidates = query::run(
-            &self.db,
-            &paths::reservations(),
-            vec![
-                Where { field: "status", op: Op::Eq, value: query::string("held") },
-                Where {
-                    field: "expires_at",
-                    op: Op::Le,
-                    value: query::timestamp(now.timestamp_micros()),
-                },
-            ],
-            Some("expires_at"),
-            Some(i32::try_from(limit).unwrap_or(i32::MAX)),
-        )
-        .await?;
+        let mut query = rpc::from(paths::names::RESERVATIONS, false);
+        query.select = rpc::select(&[rpc::NAME]);
+        query.r#where = rpc::and(vec![
+            rpc::eq("status", rpc::string("held")),
+            rpc::filter("expires_at", Operator::LessThanOrEqual, rpc::timestamp(now)),
+        ]);
+        query.order_by = vec![rpc::asc("expires_at")];
+        query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+        let candidates = rpc::run(&self.db, self.db.documents_root().to_owned(), query).await?;
         let mut report = SweepReport { examined: candidates.len(), ..SweepReport::default() };
         for doc in candidates {
             let id = doc.name.rsplit('/').next().unwrap_or_default().to_owned();

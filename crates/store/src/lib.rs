@@ -16,7 +16,6 @@ pub mod ledger;
 pub mod onboarding;
 pub mod paths;
 pub mod payments;
-mod query;
 pub mod ratelimit;
 mod rpc;
 pub mod tenancy;
