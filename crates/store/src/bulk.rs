@@ -1,8 +1,8 @@
 //! A bulk writer in the manner of nodejs-firestore's BulkWriter (contracts.md section 6):
-//! BatchWrite requests of at most 20 writes (10 when retrying), several in flight at once, the
-//! total rate held under a [`RampPolicy`] (500/50/5 by default), and every write retried on its
-//! own on the retryable codes with the [`Backoff::bulk_writer`] policy (`RESOURCE_EXHAUSTED`
-//! waits the maximum).
+//! BatchWrite requests of at most 20 writes by default ([`BulkWriter::with_batch_size`] changes
+//! it; at most 10 when retrying), several in flight at once, the total rate held under a
+//! [`RampPolicy`] (500/50/5 by default), and every write retried on its own on the retryable
+//! codes with the [`Backoff::bulk_writer`] policy (`RESOURCE_EXHAUSTED` waits the maximum).
 //!
 //! BatchWrite is not atomic and each write has its own status, so the outcome is reported per
 //! write. A request may carry one write per document: when the same document is written more
@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Writes per BatchWrite request (nodejs BulkWriter `MAX_BATCH_SIZE`).
+/// Writes per BatchWrite request by default (nodejs BulkWriter `MAX_BATCH_SIZE`).
 pub const MAX_BATCH_SIZE: usize = 20;
 /// Writes per request once writes are being retried (`RETRY_MAX_BATCH_SIZE`).
 pub const RETRY_BATCH_SIZE: usize = 10;
@@ -77,6 +77,7 @@ pub struct BulkWriter {
     started: Option<Instant>,
     backoff: Backoff,
     max_in_flight: usize,
+    batch_size: usize,
     ops: Vec<Op>,
     encode_failures: Vec<(DocPath, Error)>,
 }
@@ -91,6 +92,7 @@ impl BulkWriter {
             started: None,
             backoff: Backoff::bulk_writer(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            batch_size: MAX_BATCH_SIZE,
             ops: Vec::new(),
             encode_failures: Vec::new(),
         }
@@ -105,6 +107,13 @@ impl BulkWriter {
     /// Replaces the limit on requests in flight (at least 1).
     pub fn with_max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = requests.max(1);
+        self
+    }
+
+    /// Replaces the number of writes per BatchWrite request (1 to 500, Firestore's limit;
+    /// default [`MAX_BATCH_SIZE`]). Retries still go [`RETRY_BATCH_SIZE`] at a time at most.
+    pub fn with_batch_size(mut self, writes: usize) -> Self {
+        self.batch_size = writes.clamp(1, 500);
         self
     }
 
@@ -166,7 +175,8 @@ impl BulkWriter {
 
             while in_flight.len() < self.max_in_flight && !ready.is_empty() {
                 let retrying = ready.front().is_some_and(|op| op.attempts > 0);
-                let size = if retrying { RETRY_BATCH_SIZE } else { MAX_BATCH_SIZE };
+                let size =
+                    if retrying { RETRY_BATCH_SIZE.min(self.batch_size) } else { self.batch_size };
                 let batch: Vec<Op> = ready.drain(..size.min(ready.len())).collect();
                 self.acquire(started, batch.len()).await;
                 report.requests += 1;

@@ -8,7 +8,9 @@
 //! ledger claim (CloudEvent id)               Done -> 204 | InFlight -> 409 + Retry-After | Mismatch -> permanent
 //! the post as it is now decides              Add: gone/inactive -> nothing; high-follower vendor -> nothing
 //!                                            (merged at read time); else the first pages inline, the rest
-//!                                            as fanout-tasks. Remove: active again -> nothing; else delete
+//!                                            as fanout-tasks, after re-reading the post (gone or
+//!                                            inactive by then -> removed instead, see work::add).
+//!                                            Remove: active again -> nothing; else delete
 //!                                            from every feed (the rest as fanout-tasks).
 //! ```
 //! The event only triggers: Eventarc does not order deliveries, so acting on the current post

@@ -5,7 +5,8 @@
 //! parse_push::<FanoutTask>                undecodable (envelope, base64, JSON, version) -> permanent
 //! ledger claim (message id)               Done -> 204 | InFlight -> 409 | Mismatch -> permanent
 //! Add: the post must still be active      else nothing (its removal handles the feeds)
-//!      followers in (start_after, end_at] until the time budget; the rest re-published
+//!      followers in (start_after, end_at] until the time budget; then the post is read again:
+//!      gone or inactive -> its entries removed (write, then re-check), else the rest re-published
 //! Remove: unless the post is active again, delete its entries until the budget; the rest re-published
 //! ```
 //! A crash mid-task leaves the message unacknowledged: Pub/Sub redelivers it and the range is

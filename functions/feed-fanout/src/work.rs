@@ -29,7 +29,25 @@ pub(crate) fn item(state: &AppState, post_id: &str, post: &PostFacts) -> FeedIte
     feed_item(post_id, post, &state.policy, FeedSource::Following)
 }
 
-/// Writes `item` for the followers in (`start_after`, `end_at`], handing the rest on.
+/// Writes `item` for the followers in (`start_after`, `end_at`], handing the rest on; then
+/// reads the post again and, when it is gone or inactive, removes it from every feed instead of
+/// handing on ("write, then re-check").
+///
+/// Why the re-check closes the race with a deletion (or deactivation) D of the post:
+/// - the removal that D triggers (its Eventarc event, then `fanout-tasks` continuations) runs
+///   its collection-group query (`postId == X` over `posts`) after D committed;
+/// - every feed write of this range was committed (or failed) before `fanout.add` returned,
+///   so before our re-check read of the post (Firestore reads are strongly consistent);
+/// - if the re-check sees the post active, it was read before D committed, so all our writes
+///   were committed before D and the removal's query, which comes after D, sees them all;
+/// - if the re-check sees the post gone or inactive, our own removal queries after the
+///   re-check, so after every one of our writes, and sees them all.
+///
+/// Either way no entry written here outlives the removal. Nothing is handed on in the second
+/// case, and a continuation task already published checks the post before writing and
+/// re-checks after, so it is covered by the same argument. The re-check also runs when the
+/// range failed part-way: writes that landed before the failure are covered too (the
+/// redelivery would see the post gone and do nothing).
 pub(crate) async fn add(
     state: &AppState,
     item: &FeedItem,
@@ -38,11 +56,25 @@ pub(crate) async fn add(
     max_pages: Option<u32>,
     attempt: u32,
 ) -> Result<Value, Error> {
-    let (end, stats) = state
-        .fanout
-        .add(item, start_after, end_at, max_pages)
+    let written = state.fanout.add(item, start_after, end_at, max_pages).await;
+    // Write, then re-check: the post as it is now, after every write of the range.
+    let now_active = store::feed::post(&state.db, &item.post_id)
         .await
-        .map_err(|e| store_failure(e, None))?;
+        .map_err(|e| store_failure(e, None))?
+        .is_some_and(|post| post.active);
+    if !now_active {
+        let entries = written.as_ref().map_or(0, |(_, stats)| stats.written);
+        tracing::info!(post_id = %item.post_id, entries, "post gone during its fan-out: removing it");
+        let removed = remove(state, &item.post_id, &item.vendor_id, max_pages, attempt).await?;
+        return Ok(json!({
+            "action": "add",
+            "entries": entries,
+            "handed_off": false,
+            "post_gone_after_write": true,
+            "removal": removed,
+        }));
+    }
+    let (end, stats) = written.map_err(|e| store_failure(e, None))?;
     let handed_off = match end {
         RunEnd::Done => false,
         RunEnd::HandOff(next) => {

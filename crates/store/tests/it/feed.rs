@@ -62,9 +62,11 @@ async fn ten_thousand_followers_crash_redo_and_delete() {
     let fanout = Fanout::new(&db, policy, open_ramp());
     let item = feed_item("p1", &post("v1"), &policy, FeedSource::Following);
 
-    // A crash part-way: the run is cut off while its writes are in flight.
+    // A crash part-way: the run is cut off while its writes are in flight (paced at 2,000
+    // writes/s, so 400 ms cannot be enough for 10,000 however fast the emulator answers).
+    let paced = Fanout::new(&db, policy, RampPolicy { start_ops_per_sec: 2_000.0, ..open_ramp() });
     let crashed =
-        tokio::time::timeout(Duration::from_millis(400), fanout.add(&item, None, None, None)).await;
+        tokio::time::timeout(Duration::from_millis(400), paced.add(&item, None, None, None)).await;
     assert!(crashed.is_err(), "the run should have been cut off");
     let partial = store::feed::holders(&db, "p1").await.unwrap().len();
     assert!(partial < FOLLOWERS, "{partial}");
@@ -86,6 +88,10 @@ async fn ten_thousand_followers_crash_redo_and_delete() {
         stats.reads,
         stats.write_requests
     );
+    // Round trips: one streamed query of 20 pages, then one that finds the range's end; one
+    // BatchWrite per 100 writes (more only if some were retried).
+    assert_eq!(stats.reads, 2);
+    assert!(stats.write_requests >= FOLLOWERS / store::feed::FANOUT_BATCH_SIZE);
     assert_exactly(&db, "p1", &buyers).await;
     let entry: serde_json::Value =
         db.get(&paths::feed_post("b00042", "p1").unwrap()).await.unwrap().expect("entry");

@@ -4,6 +4,7 @@
 //! one project per test.
 
 mod event;
+mod race;
 mod tasks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

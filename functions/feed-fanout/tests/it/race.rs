@@ -1,0 +1,114 @@
+//! A post deleted while its fan-out is in flight: the deletion's removal may query the feeds
+//! before the fan-out's last pages land. "Write, then re-check" (`work::add`) must leave no
+//! entry behind, whether the race hits the event's inline pages or a continuation task.
+//!
+//! The writes are paced at the cold-key-space rate (500 writes/s), so a range of a few
+//! thousand followers takes seconds and the deletion reliably lands in the middle of it; the
+//! test checks that it did (the fan-out delivery had not answered yet when the deletion's
+//! event was handled), so it cannot pass without exercising the race.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use domain::messages::{FanoutAction, FanoutTask, Version};
+use gcp::eventarc::FirestoreEventKind::{Created, Deleted};
+use store::paths;
+
+use crate::{Harness, holders, post_event, post_fields, push_envelope, seed_followers, write_post};
+
+/// Polls until more than `at_least` feeds hold `post_id`, or `done` says the fan-out answered
+/// (then the race was missed: the caller's assertion reports it).
+async fn wait_until_held(h: &Harness, post_id: &str, at_least: usize, done: &AtomicBool) {
+    while holders(&h.db, post_id).await.len() <= at_least && !done.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Deletes `posts/{post_id}` as the vendor's client does and delivers its Eventarc event.
+async fn delete_and_deliver(h: &Harness, post_id: &str, vendor: &str) {
+    h.db.delete(&paths::post(post_id).unwrap()).await.unwrap();
+    let event = post_event(
+        &h.project,
+        &format!("evt-del-{post_id}"),
+        Deleted,
+        post_id,
+        Some(post_fields(vendor, true)),
+        None,
+    );
+    let res = h.send_event(&event).await;
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap_or_default());
+}
+
+#[tokio::test]
+async fn a_post_deleted_during_the_events_inline_pages_leaves_no_feed_entry() {
+    // 3,000 followers: the event writes 4 pages of 500 inline (about 4 s at 500 writes/s),
+    // the rest would go to a continuation task.
+    let h = Harness::start(&[("HEARTH_FANOUT_RAMP_START_OPS", "500")]).await;
+    seed_followers(&h.db, "racy", 3_000).await;
+    write_post(&h.db, "p1", "racy", true).await;
+    let created =
+        post_event(&h.project, "evt-add-p1", Created, "p1", None, Some(post_fields("racy", true)));
+
+    let add_answered = AtomicBool::new(false);
+    let fan_out = async {
+        let res = h.send_event(&created).await;
+        add_answered.store(true, Ordering::SeqCst);
+        res
+    };
+    let delete = async {
+        wait_until_held(&h, "p1", 0, &add_answered).await;
+        delete_and_deliver(&h, "p1", "racy").await;
+        // Read right after the deletion's removal has answered.
+        add_answered.load(Ordering::SeqCst)
+    };
+    let (res, add_had_answered) = tokio::join!(fan_out, delete);
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap_or_default());
+    assert!(!add_had_answered, "the deletion must land while the fan-out is still writing");
+
+    // Both finished: deliver whatever continuation tasks there are (none should add anything).
+    h.drain_tasks().await;
+    let left = holders(&h.db, "p1").await;
+    assert!(left.is_empty(), "{} feeds still hold the deleted post", left.len());
+}
+
+#[tokio::test]
+async fn a_post_deleted_during_a_continuation_task_leaves_no_feed_entry() {
+    // A continuation task for the whole range of 2,500 followers (about 5 s at 500 writes/s).
+    // It is published directly rather than handed off by an event, so that no entry exists
+    // before the task starts: the deletion's removal then finds only the task's first writes
+    // and finishes within the event (a removal handed on to a task of its own would run after
+    // the add and hide the race).
+    let h = Harness::start(&[("HEARTH_FANOUT_RAMP_START_OPS", "500")]).await;
+    seed_followers(&h.db, "racy", 2_500).await;
+    write_post(&h.db, "p2", "racy", true).await;
+    let task = FanoutTask {
+        v: Version,
+        action: FanoutAction::Add,
+        post_id: "p2".to_owned(),
+        vendor_id: "racy".to_owned(),
+        start_after: None,
+        end_at: None,
+        page_size: 500,
+        attempt: 1,
+    };
+    let body = push_envelope(&h.project, "m-add-p2", &serde_json::to_vec(&task).unwrap());
+
+    let task_answered = AtomicBool::new(false);
+    let continuation = async {
+        let res = h.push("/pubsub/fanout-tasks", body).await;
+        task_answered.store(true, Ordering::SeqCst);
+        res
+    };
+    let delete = async {
+        wait_until_held(&h, "p2", 0, &task_answered).await;
+        delete_and_deliver(&h, "p2", "racy").await;
+        task_answered.load(Ordering::SeqCst)
+    };
+    let (res, task_had_answered) = tokio::join!(continuation, delete);
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap_or_default());
+    assert!(!task_had_answered, "the deletion must land while the task is still writing");
+
+    h.drain_tasks().await;
+    let left = holders(&h.db, "p2").await;
+    assert!(left.is_empty(), "{} feeds still hold the deleted post", left.len());
+}
