@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! followers/{vendorId}:{buyerId}   {vendorId, buyerId, followedAt}   (marker of the followers counter)
-//! feeds/{buyerId}/posts/{postId}   {postId, vendorId, createdAt, expiresAt, score, source}
+//! feeds/{buyerId}/posts/{postId}   {postId, vendorId, createdAt, expiresAt, ttlAt, score, source}
 //! posts/{postId}                   {vendorId, isActive, createdAt, expiresAt?, isPremium?, ...}
 //! stories/{storyId}                {vendorId, createdAt, expiresAt, ...}
 //! ```
@@ -146,6 +146,10 @@ struct FeedDoc {
     created_at: FirestoreInstant,
     #[serde(with = "firestore::serialize_as_timestamp")]
     expires_at: FirestoreInstant,
+    /// The same instant as `expires_at`, under the field the TTL policy watches (see
+    /// `infra/locals.tf`): vendor posts share the collection group `posts` and never carry it.
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    ttl_at: FirestoreInstant,
     score: i64,
     source: FeedSource,
 }
@@ -157,6 +161,7 @@ impl From<&FeedItem> for FeedDoc {
             vendor_id: item.vendor_id.clone(),
             created_at: instant(item.created_at),
             expires_at: instant(item.expires_at),
+            ttl_at: instant(item.expires_at),
             score: item.score,
             source: item.source,
         }
@@ -866,48 +871,4 @@ pub async fn holders(db: &Db, post_id: &str) -> Result<Vec<String>, Error> {
             Some(path.collection().parent()?.id().to_owned())
         })
         .collect())
-}
-
-/// Deletes feed entries that expired before `now`, up to `max_pages` pages of the policy's
-/// page size (the hourly cleanup job of seed 002 section 4.7; a TTL policy cannot be used on
-/// `expiresAt` because the collection group `posts` also holds the vendors' posts). Returns
-/// how many were deleted and whether more may be left.
-pub async fn sweep_expired(
-    db: &Db,
-    now: DateTime<Utc>,
-    page_size: u32,
-    max_pages: u32,
-    ramp: RampPolicy,
-) -> Result<(usize, bool), Error> {
-    let feeds_prefix = format!("{}/{}/", db.documents_root(), paths::names::FEEDS);
-    let size = page_size.max(1);
-    let mut deleted = 0;
-    let mut after: Option<(firestore::gcloud_sdk::google::firestore::v1::Value, String)> = None;
-    for _ in 0..max_pages.max(1) {
-        let mut query = rpc::from(paths::names::POSTS, true);
-        query.select = rpc::select(&["expiresAt"]);
-        query.r#where =
-            rpc::and(vec![rpc::filter("expiresAt", Operator::LessThan, rpc::timestamp(now))]);
-        query.order_by = vec![rpc::asc("expiresAt"), rpc::asc(NAME)];
-        if let Some((expires, name)) = after.take() {
-            query.start_at = Some(rpc::cursor(vec![expires, rpc::reference(name)], false));
-        }
-        query.limit = Some(i32::try_from(size).unwrap_or(i32::MAX));
-        let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-        let mut writer = BulkWriter::new(db, ramp);
-        for doc in &docs {
-            if let Some(path) = feed_entry_path(&feeds_prefix, doc) {
-                writer.delete(path);
-            }
-        }
-        deleted += check(writer.flush().await)?.written;
-        if docs.len() < size as usize {
-            return Ok((deleted, false));
-        }
-        after = docs.last().and_then(|d| {
-            let expires = d.fields.get("expiresAt")?.clone();
-            Some((expires, d.name.clone()))
-        });
-    }
-    Ok((deleted, true))
 }

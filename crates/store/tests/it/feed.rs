@@ -208,12 +208,27 @@ async fn expired_entries_are_swept_and_posts_are_left_alone() {
     };
     db.set(&paths::post("old-0").unwrap(), &record).await.unwrap();
 
-    let (deleted, more) =
-        store::feed::sweep_expired(&db, Utc::now(), 5, 2, open_ramp()).await.unwrap();
-    assert_eq!((deleted, more), (10, true));
-    let (deleted, more) =
-        store::feed::sweep_expired(&db, Utc::now(), 5, 10, open_ramp()).await.unwrap();
-    assert_eq!((deleted, more), (11, false));
+    // Entries carry `ttlAt` (the TTL backstop's field) equal to `expiresAt`; posts do not.
+    let entry: serde_json::Value =
+        db.get(&paths::feed_post("a", "live").unwrap()).await.unwrap().unwrap();
+    assert!(!entry["ttlAt"].is_null(), "{entry}");
+    assert_eq!(entry["ttlAt"], entry["expiresAt"], "{entry}");
+
+    // 21 expired entries and 1 expired vendor post, in pages of 5 with the run's cursor.
+    let mut after = store::cleanup::After::default();
+    let (mut deleted, mut pages) = (0, 0);
+    loop {
+        let sweep = &store::cleanup::FEED_ITEMS;
+        let page = store::cleanup::delete_expired_page(&db, sweep, Utc::now(), 5, &mut after)
+            .await
+            .unwrap();
+        deleted += page.changed;
+        pages += 1;
+        if !page.full {
+            break;
+        }
+    }
+    assert_eq!((deleted, pages), (21, 5));
     for buyer in ["a", "b", "c"] {
         let left = store::feed::feed_page(&db, buyer, None, 20).await.unwrap();
         assert_eq!(left.len(), 1);
