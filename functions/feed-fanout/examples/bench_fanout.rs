@@ -13,7 +13,7 @@
 //! 2. `store::feed::Fanout` as the function uses it, the key space warm (ramp at its 10,000
 //!    ops/s ceiling): one streamed follower query per 20 pages, BatchWrites of 100, 25 in
 //!    flight, pages read ahead of the writes;
-//! 3. the same with nodejs' 20-write BatchWrites;
+//! 3. the same with the Node.js SDK BulkWriter's 20-write BatchWrites;
 //! 4. the emulator's ceiling: the same N entries written with no reads at all, by the fastest
 //!    shapes `--explore` found (the best of the round is reported);
 //!
@@ -498,7 +498,7 @@ async fn main() -> anyhow::Result<()> {
         let db = fresh().await?;
         let o = bulk_with(
             &db,
-            "Fanout with nodejs' BatchWrite x20, 25 in flight",
+            "Fanout, BatchWrite x20 (Node.js BulkWriter size), 25 in flight",
             &post("p"),
             open,
             store::bulk::DEFAULT_MAX_IN_FLIGHT,
