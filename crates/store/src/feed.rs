@@ -501,7 +501,7 @@ impl Fanout {
             // `max_in_flight` writes, 2,500 by default) when the range has that many followers
             // left: a flush ends with a wave of requests that must all finish before the next
             // starts, so fewer, fuller flushes leave the writer idle less (bench_fanout, 6
-            // rounds: mean 2.9x -> 3.4x to 3.8x the seed). Progress still counts pages; the
+            // rounds: mean 2.9x -> 3.4x the seed). Progress still counts pages; the
             // hand-off cursor is the last follower written.
             let flush_target = self.batch_size.saturating_mul(self.max_in_flight);
             let mut buffered = page.len();
