@@ -259,23 +259,32 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// What every Stripe call goes through: counted, delayed, failed on demand, and refused without
+/// a secret key. `Some` is the answer to give instead of serving the call.
+async fn stripe_call(state: &Inner, headers: &HeaderMap) -> Option<Response> {
+    state.stripe_calls.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.delay.lock();
+    tokio::time::sleep(delay).await;
+    if let Some(failure) = injected(state) {
+        return Some(failure);
+    }
+    if !stripe_authorized(headers) {
+        return Some(stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Invalid API Key provided",
+        ));
+    }
+    None
+}
+
 async fn create_intent(
     State(state): State<Arc<Inner>>,
     headers: HeaderMap,
     Form(params): Form<Params>,
 ) -> Response {
-    state.stripe_calls.fetch_add(1, Ordering::SeqCst);
-    let delay = *state.delay.lock();
-    tokio::time::sleep(delay).await;
-    if let Some(failure) = injected(&state) {
-        return failure;
-    }
-    if !stripe_authorized(&headers) {
-        return stripe_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "Invalid API Key provided",
-        );
+    if let Some(refused) = stripe_call(&state, &headers).await {
+        return refused;
     }
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let Some(amount) = param("amount").and_then(|a| a.parse::<i64>().ok()).filter(|a| *a > 0)
@@ -339,18 +348,8 @@ async fn retrieve_intent(
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    state.stripe_calls.fetch_add(1, Ordering::SeqCst);
-    let delay = *state.delay.lock();
-    tokio::time::sleep(delay).await;
-    if let Some(failure) = injected(&state) {
-        return failure;
-    }
-    if !stripe_authorized(&headers) {
-        return stripe_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "Invalid API Key provided",
-        );
+    if let Some(refused) = stripe_call(&state, &headers).await {
+        return refused;
     }
     match state.intents.lock().get(&id) {
         Some(intent) => (StatusCode::OK, Json(intent.clone())).into_response(),

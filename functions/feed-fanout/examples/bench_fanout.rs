@@ -60,20 +60,6 @@ fn value(v: ValueType) -> Value {
 async fn seed_approach(db: &Db, item: &FeedItem, page_size: u32) -> anyhow::Result<Outcome> {
     let began = Instant::now();
     let mut client = db.firestore().await?.client().get();
-    let ts = |t: chrono::DateTime<Utc>| {
-        value(ValueType::TimestampValue(firestore::gcloud_sdk::prost_types::Timestamp {
-            seconds: t.timestamp(),
-            nanos: 0,
-        }))
-    };
-    let fields: HashMap<String, Value> = HashMap::from([
-        ("postId".to_owned(), value(ValueType::StringValue(item.post_id.clone()))),
-        ("vendorId".to_owned(), value(ValueType::StringValue(item.vendor_id.clone()))),
-        ("createdAt".to_owned(), ts(item.created_at)),
-        ("expiresAt".to_owned(), ts(item.expires_at)),
-        ("score".to_owned(), value(ValueType::IntegerValue(item.score))),
-        ("source".to_owned(), value(ValueType::StringValue("following".to_owned()))),
-    ]);
     let (mut written, mut round_trips) = (0, 0);
     let mut cursor = None;
     loop {
@@ -86,19 +72,8 @@ async fn seed_approach(db: &Db, item: &FeedItem, page_size: u32) -> anyhow::Resu
         }
         let writes = page
             .iter()
-            .map(|f| {
-                let name =
-                    paths::feed_post(&f.buyer_id, &item.post_id)?.full_name(db.documents_root());
-                Ok(Write {
-                    operation: Some(write::Operation::Update(Document {
-                        name,
-                        fields: fields.clone(),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                })
-            })
-            .collect::<Result<Vec<_>, store::Error>>()?;
+            .map(|f| entry_write(db, item, &f.buyer_id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         written += writes.len();
         client
             .commit(CommitRequest {
