@@ -537,6 +537,27 @@ async fn main() -> anyhow::Result<()> {
         mean(fanout_name) / seed_rate,
         ceiling / seed_rate,
     );
+    // Medians too: one JVM pause in the emulator can halve a round, and the first round of
+    // every approach is its slowest (the emulator warming up).
+    let median = |prefix: &str| {
+        let mut runs: Vec<f64> =
+            outcomes.iter().filter(|o| o.name.starts_with(prefix)).map(Outcome::rate).collect();
+        runs.sort_by(f64::total_cmp);
+        match runs.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => runs[n / 2],
+            n => (runs[n / 2 - 1] + runs[n / 2]) / 2.0,
+        }
+    };
+    println!(
+        "median writes/s: seed {:.0}, Fanout {:.0} ({:.1}x the seed), ceiling {:.0} ({:.1}x \
+         the seed)",
+        median("seed"),
+        median(fanout_name),
+        median(fanout_name) / median("seed"),
+        median("ceiling"),
+        median("ceiling") / median("seed"),
+    );
     println!("\nfollower reads alone ({followers} followers):");
     for (name, queries, elapsed) in &reads {
         println!("{name:<50} {queries:>3} queries {:>6.2}s", elapsed.as_secs_f64());
