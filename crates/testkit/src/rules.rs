@@ -40,6 +40,27 @@ pub fn fields(data: &Value) -> Value {
     Value::Object(map.iter().map(|(k, v)| (k.clone(), value(v))).collect())
 }
 
+/// The `documents:commit` body writing `data` to the document named `name` (a full name): a
+/// replacement, or with `merge` an update of just the given fields; `server_time` fields are
+/// set to the request time by the server.
+pub fn commit_body(name: &str, data: &Value, merge: bool, server_time: &[&str]) -> Value {
+    let mut write = json!({"update": {"name": name, "fields": fields(data)}});
+    if merge {
+        let mut paths: Vec<String> = data.as_object().expect("an object").keys().cloned().collect();
+        paths.extend(server_time.iter().map(|s| (*s).to_owned()));
+        write["updateMask"] = json!({"fieldPaths": paths});
+    }
+    if !server_time.is_empty() {
+        write["updateTransforms"] = json!(
+            server_time
+                .iter()
+                .map(|f| json!({"fieldPath": f, "setToServerValue": "REQUEST_TIME"}))
+                .collect::<Vec<_>>()
+        );
+    }
+    json!({ "writes": [write] })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

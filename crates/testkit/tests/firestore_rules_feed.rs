@@ -4,7 +4,7 @@
 //! is shown allowing what it should and denying what it must.
 
 use serde_json::{Value, json};
-use testkit::rules::{emulator, fields};
+use testkit::rules::{commit_body, emulator};
 
 struct Db {
     host: &'static str,
@@ -85,26 +85,12 @@ impl Db {
         merge: bool,
         server_time: &[&str],
     ) -> u16 {
-        let mut write = json!({"update": {"name": self.name(path), "fields": fields(&data)}});
-        if merge {
-            let mut paths: Vec<String> = data.as_object().unwrap().keys().cloned().collect();
-            paths.extend(server_time.iter().map(|s| (*s).to_owned()));
-            write["updateMask"] = json!({"fieldPaths": paths});
-        }
-        if !server_time.is_empty() {
-            write["updateTransforms"] = json!(
-                server_time
-                    .iter()
-                    .map(|f| json!({"fieldPath": f, "setToServerValue": "REQUEST_TIME"}))
-                    .collect::<Vec<_>>()
-            );
-        }
+        let body = commit_body(&self.name(path), &data, merge, server_time);
         let url = format!(
             "http://{}/v1/projects/{}/databases/(default)/documents:commit",
             self.host, self.project
         );
-        let (status, body) =
-            self.send(who, self.http.post(url).json(&json!({"writes": [write]}))).await;
+        let (status, body) = self.send(who, self.http.post(url).json(&body)).await;
         assert!(status == 200 || status == 403, "unexpected {status}: {body}");
         status
     }

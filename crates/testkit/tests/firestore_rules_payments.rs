@@ -4,7 +4,7 @@
 //! client write is refused; the server path still writes.
 
 use serde_json::{Value, json};
-use testkit::rules::{emulator, fields};
+use testkit::rules::{commit_body, emulator};
 
 /// Who makes a request.
 #[derive(Clone, Copy)]
@@ -87,10 +87,9 @@ impl Db {
     /// One `update` write (replace) in a commit.
     async fn write(&self, who: As, path: &str, data: Value) -> u16 {
         let name = format!("projects/{}/databases/(default)/documents/{path}", self.project);
-        let write = json!({"update": {"name": name, "fields": fields(&data)}});
+        let body = commit_body(&name, &data, false, &[]);
         let url = format!("{}:commit", self.root());
-        let (status, body) =
-            self.send(who, self.http.post(url).json(&json!({"writes": [write]}))).await;
+        let (status, body) = self.send(who, self.http.post(url).json(&body)).await;
         assert!(status == 200 || status == 403, "unexpected {status}: {body}");
         status
     }
