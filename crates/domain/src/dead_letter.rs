@@ -19,4 +19,8 @@ pub struct DeadLetter {
     pub detail: String,
     /// RFC 3339 time the failure was recorded.
     pub recorded_at: String,
+    /// The event claimed to be about something it is not (an order it does not pay, a
+    /// provider payment that is someone else's): a suspected forgery, for operators to look at.
+    #[serde(default)]
+    pub suspected_forgery: bool,
 }

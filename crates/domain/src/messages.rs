@@ -188,6 +188,11 @@ pub struct PaymentEvent {
     pub currency: Option<String>,
     /// The provider's raw status string (Stripe PaymentIntent `status`), when present.
     pub raw_status: Option<String>,
+    /// For a refund: how much has been refunded so far, minor units (Stripe Charge
+    /// `amount_refunded`, cumulative). Absent on other events and on older messages, where a
+    /// refund is read as whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_refunded_minor: Option<i64>,
     /// When the provider says the event happened (Stripe `created`); for unsigned hints, when
     /// it was received. Drives the per-order watermark: Stripe does not order its events.
     pub occurred_at: DateTime<Utc>,
@@ -450,6 +455,7 @@ mod tests {
             amount_minor: Some(125_000),
             currency: Some("kes".to_owned()),
             raw_status: Some("succeeded".to_owned()),
+            amount_refunded_minor: None,
             occurred_at: at(1_748_781_045, 0),
         };
         round_trip(fixed, &expected);
@@ -482,6 +488,7 @@ mod tests {
             amount_minor: None,
             currency: None,
             raw_status: None,
+            amount_refunded_minor: None,
             occurred_at: at(1_748_781_045, 123_456),
         };
         round_trip(fixed, &expected);

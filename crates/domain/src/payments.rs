@@ -14,8 +14,17 @@
 //! awaiting_payment | processing --failed--> payment_failed (the buyer may try again)
 //! awaiting_payment | processing | payment_failed --canceled--> canceled
 //! paid | refund_pending --refunded--> refunded
+//! awaiting_payment | processing | payment_failed --refunded--> refunded (the refund overtook
+//!                                                 the success: the late success is stale)
 //! anything else: ignored (no change)
 //! ```
+//!
+//! Before any of that, [`decide`] checks that the event is about this order's money: its
+//! `(provider, provider payment id)` must be one of the order's payments, and where the provider
+//! reports a merchant reference, an amount or a currency they must match the order. An event
+//! that fails the check changes nothing and is reported as a suspected forgery
+//! ([`Decision::Suspect`]). A refund of part of the amount records how much went back and leaves
+//! the status (and the watermark) alone ([`Decision::PartialRefund`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -94,7 +103,7 @@ pub fn watermark(kind: PaymentEventKind, occurred_at: DateTime<Utc>) -> Watermar
 }
 
 /// What applying an event decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Move the order and payment; when `commit_stock`, the reservations become sold.
     Transition {
@@ -109,6 +118,132 @@ pub enum Decision {
     },
     /// Nothing changes.
     Ignore(IgnoreReason),
+    /// Part of the amount went back: record `refunded_minor` (cumulative, as the provider
+    /// reports it), leave the status and the watermark as they are.
+    PartialRefund {
+        /// Refunded so far, minor units.
+        refunded_minor: i64,
+    },
+    /// The event is not about this order's money: nothing changes, operators are told.
+    Suspect(Mismatch),
+}
+
+/// Why an event does not belong to the order it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// No payment of the order has this provider and provider payment id.
+    UnknownPayment,
+    /// The provider says the payment belongs to another merchant reference (order).
+    MerchantReference {
+        /// What the provider reported.
+        reported: String,
+    },
+    /// The provider reports another amount.
+    Amount {
+        /// The order's amount, minor units.
+        expected: i64,
+        /// What the provider reported, minor units.
+        reported: i64,
+    },
+    /// The provider reports another currency.
+    Currency {
+        /// The order's currency (lower case).
+        expected: String,
+        /// What the provider reported.
+        reported: String,
+    },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownPayment => f.write_str("no payment of the order has this provider payment id"),
+            Self::MerchantReference { reported } => {
+                write!(f, "the provider says the payment is for order {reported}")
+            }
+            Self::Amount { expected, reported } => {
+                write!(f, "amount {reported} reported, the order is for {expected}")
+            }
+            Self::Currency { expected, reported } => {
+                write!(f, "currency {reported} reported, the order is in {expected}")
+            }
+        }
+    }
+}
+
+/// What the decision needs to know of the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderView<'a> {
+    /// The order id.
+    pub id: &'a str,
+    /// Where it is.
+    pub status: OrderStatus,
+    /// The last event applied.
+    pub watermark: Option<Watermark>,
+    /// Total, minor units.
+    pub amount_minor: i64,
+    /// ISO 4217, lower case.
+    pub currency: &'a str,
+    /// Whether one of the order's payments has the event's provider and provider payment id.
+    pub holds_payment: bool,
+}
+
+/// What the provider said, resolved (hints already looked up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventView<'a> {
+    /// What happened.
+    pub kind: PaymentEventKind,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// The merchant reference the provider reports for the payment (Pesapal), if any.
+    pub merchant_reference: Option<&'a str>,
+    /// The amount the provider reports for the payment, minor units, if any.
+    pub amount_minor: Option<i64>,
+    /// The currency the provider reports, if any (any case).
+    pub currency: Option<&'a str>,
+    /// For a refund: how much has been refunded so far (cumulative), if the provider says.
+    /// `None` is read as the whole amount.
+    pub amount_refunded_minor: Option<i64>,
+}
+
+/// Checks that `event` is about `order`'s money (see the module docs).
+pub fn check_belongs(order: &OrderView<'_>, event: &EventView<'_>) -> Result<(), Mismatch> {
+    if !order.holds_payment {
+        return Err(Mismatch::UnknownPayment);
+    }
+    if let Some(reported) = event.merchant_reference
+        && reported != order.id
+    {
+        return Err(Mismatch::MerchantReference { reported: reported.to_owned() });
+    }
+    if let Some(reported) = event.amount_minor
+        && reported != order.amount_minor
+    {
+        return Err(Mismatch::Amount { expected: order.amount_minor, reported });
+    }
+    if let Some(reported) = event.currency
+        && !reported.eq_ignore_ascii_case(order.currency)
+    {
+        return Err(Mismatch::Currency {
+            expected: order.currency.to_owned(),
+            reported: reported.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The whole decision for a resolved event: ownership check, partial refunds, then [`apply`].
+pub fn decide(order: &OrderView<'_>, event: &EventView<'_>) -> Decision {
+    if let Err(mismatch) = check_belongs(order, event) {
+        return Decision::Suspect(mismatch);
+    }
+    if event.kind == PaymentEventKind::Refunded
+        && let Some(refunded) = event.amount_refunded_minor
+        && refunded < order.amount_minor
+    {
+        return Decision::PartialRefund { refunded_minor: refunded.max(0) };
+    }
+    apply(order.status, order.watermark, event.kind, event.occurred_at)
 }
 
 /// Why an event changes nothing.
@@ -159,8 +294,31 @@ pub fn apply(
         (O::Paid | O::RefundPending, K::Refunded) => {
             move_to(O::Refunded, PaymentStatus::Refunded, false)
         }
+        // The refund overtook the success (events are not ordered): record it; the success,
+        // older than the refund, is then stale and commits no stock.
+        (O::AwaitingPayment | O::Processing | O::PaymentFailed, K::Refunded) => {
+            move_to(O::Refunded, PaymentStatus::Refunded, false)
+        }
         _ => Decision::Ignore(IgnoreReason::NotApplicable),
     }
+}
+
+/// How long the reconcile job keeps asking a provider about a payment that is not final.
+pub const RECONCILE_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// When the reconcile job asks again after `checks` answers that were not final: 5 minutes,
+/// doubling, at most 6 hours apart; `None` once the payment, created at `created_at`, is past
+/// [`RECONCILE_HORIZON`] (operators take over; the job logs it).
+pub fn next_reconcile(
+    checks: u32,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if now - created_at >= RECONCILE_HORIZON {
+        return None;
+    }
+    let minutes = 5i64.saturating_mul(1i64 << checks.min(10)).min(6 * 60);
+    Some(now + chrono::TimeDelta::minutes(minutes))
 }
 
 #[cfg(test)]
@@ -239,6 +397,114 @@ mod tests {
         );
     }
 
+    fn view(status: OrderStatus, holds_payment: bool) -> OrderView<'static> {
+        OrderView {
+            id: "ord_1",
+            status,
+            watermark: None,
+            amount_minor: 2500,
+            currency: "kes",
+            holds_payment,
+        }
+    }
+
+    fn event(kind: PaymentEventKind) -> EventView<'static> {
+        EventView {
+            kind,
+            occurred_at: t(0),
+            merchant_reference: None,
+            amount_minor: None,
+            currency: None,
+            amount_refunded_minor: None,
+        }
+    }
+
+    #[test]
+    fn a_refund_that_overtakes_the_success_ends_refunded_without_selling() {
+        let Decision::Transition { order, watermark, commit_stock, .. } =
+            apply(OrderStatus::AwaitingPayment, None, PaymentEventKind::Refunded, t(20))
+        else {
+            panic!("the early refund must be recorded")
+        };
+        assert_eq!(order, OrderStatus::Refunded);
+        assert!(!commit_stock);
+        // The success happened before the refund: stale, no stock committed.
+        assert_eq!(
+            apply(order, Some(watermark), PaymentEventKind::Succeeded, t(10)),
+            Decision::Ignore(IgnoreReason::Stale)
+        );
+        // Even a success stamped later cannot move a refunded order.
+        assert_eq!(
+            apply(order, Some(watermark), PaymentEventKind::Succeeded, t(30)),
+            Decision::Ignore(IgnoreReason::NotApplicable)
+        );
+    }
+
+    #[test]
+    fn events_about_other_money_are_suspects() {
+        let paid = event(PaymentEventKind::Succeeded);
+        assert_eq!(
+            decide(&view(OrderStatus::AwaitingPayment, false), &paid),
+            Decision::Suspect(Mismatch::UnknownPayment)
+        );
+        let other_order = EventView { merchant_reference: Some("ord_cheap"), ..paid };
+        assert_eq!(
+            decide(&view(OrderStatus::AwaitingPayment, true), &other_order),
+            Decision::Suspect(Mismatch::MerchantReference { reported: "ord_cheap".to_owned() })
+        );
+        let cheaper = EventView { amount_minor: Some(100), ..paid };
+        assert_eq!(
+            decide(&view(OrderStatus::AwaitingPayment, true), &cheaper),
+            Decision::Suspect(Mismatch::Amount { expected: 2500, reported: 100 })
+        );
+        let dollars = EventView { currency: Some("USD"), ..paid };
+        assert!(matches!(
+            decide(&view(OrderStatus::AwaitingPayment, true), &dollars),
+            Decision::Suspect(Mismatch::Currency { .. })
+        ));
+        let honest = EventView {
+            merchant_reference: Some("ord_1"),
+            amount_minor: Some(2500),
+            currency: Some("KES"),
+            ..paid
+        };
+        assert!(matches!(
+            decide(&view(OrderStatus::AwaitingPayment, true), &honest),
+            Decision::Transition { order: OrderStatus::Paid, commit_stock: true, .. }
+        ));
+    }
+
+    #[test]
+    fn reconciliation_backs_off_and_gives_up_after_the_horizon() {
+        let created = t(0);
+        assert_eq!(next_reconcile(0, created, t(60)), Some(t(60 + 5 * 60)));
+        assert_eq!(next_reconcile(1, created, t(60)), Some(t(60 + 10 * 60)));
+        assert_eq!(next_reconcile(30, created, t(60)), Some(t(60 + 6 * 3600)));
+        assert_eq!(next_reconcile(3, created, created + RECONCILE_HORIZON), None);
+    }
+
+    #[test]
+    fn a_partial_refund_leaves_the_order_paid() {
+        let partial = EventView {
+            amount_refunded_minor: Some(1000),
+            ..event(PaymentEventKind::Refunded)
+        };
+        assert_eq!(
+            decide(&view(OrderStatus::Paid, true), &partial),
+            Decision::PartialRefund { refunded_minor: 1000 }
+        );
+        let full = EventView { amount_refunded_minor: Some(2500), ..partial };
+        assert!(matches!(
+            decide(&view(OrderStatus::Paid, true), &full),
+            Decision::Transition { order: OrderStatus::Refunded, .. }
+        ));
+        // Without an amount the refund is read as whole.
+        assert!(matches!(
+            decide(&view(OrderStatus::Paid, true), &event(PaymentEventKind::Refunded)),
+            Decision::Transition { order: OrderStatus::Refunded, .. }
+        ));
+    }
+
     fn kind() -> impl Strategy<Value = PaymentEventKind> {
         prop_oneof![
             Just(PaymentEventKind::Processing),
@@ -292,7 +558,8 @@ mod tests {
         fn one_event_delivered_many_times_changes_state_once(kind in kind(), copies in 1usize..6) {
             let events: Vec<_> = std::iter::repeat_n((kind, 3), copies).collect();
             let (_, _, changes, sales) = fold(&events);
-            let applies = !matches!(kind, PaymentEventKind::Refunded | PaymentEventKind::StatusChanged);
+            // A refund arriving first is recorded (it moves an unpaid order to refunded).
+            let applies = kind != PaymentEventKind::StatusChanged;
             prop_assert_eq!(changes, usize::from(applies));
             prop_assert_eq!(sales, usize::from(kind == PaymentEventKind::Succeeded));
         }

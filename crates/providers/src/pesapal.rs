@@ -77,6 +77,7 @@ impl Ipn {
             amount_minor: None,
             currency: None,
             raw_status: None,
+            amount_refunded_minor: None,
             occurred_at: received_at,
         }
     }
@@ -157,10 +158,17 @@ pub struct SubmitOrderResponse {
 }
 
 /// `GET /api/Transactions/GetTransactionStatus?orderTrackingId=` answer (fields we read).
+///
+/// Pesapal answers errors inside HTTP 200: the body's `status` is `"500"` and `error.code` says
+/// what went wrong (`order_not_found` for a tracking id it does not know). Before the buyer pays,
+/// the answer is `status_code` 0 (`INVALID` or `Pending Payment`), sometimes with
+/// `error.code` `payment_details_not_found`: that is pending, not an error. Description casing
+/// varies, so only the numeric `status_code` decides.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransactionStatus {
-    /// 0 invalid, 1 completed, 2 failed, 3 reversed.
-    pub status_code: i32,
+    /// 0 invalid (pending), 1 completed, 2 failed, 3 reversed.
+    #[serde(default)]
+    pub status_code: Option<i32>,
     /// `Completed`, `Failed`, ...
     #[serde(default)]
     pub payment_status_description: Option<String>,
@@ -176,17 +184,74 @@ pub struct TransactionStatus {
     /// Pesapal's confirmation code.
     #[serde(default)]
     pub confirmation_code: Option<String>,
+    /// `"200"` when the request was processed, `"500"` when not (read `error`).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The error inside a 200 answer (every field null when there is none).
+    #[serde(default)]
+    pub error: Option<PesapalApiError>,
+}
+
+/// `error` of a Pesapal answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PesapalApiError {
+    /// `api_error`, ...
+    #[serde(default)]
+    pub error_type: Option<String>,
+    /// `order_not_found`, `payment_details_not_found`, ...
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// What a status answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusOutcome {
+    /// Final: completed, failed or reversed.
+    Final(PaymentEventKind),
+    /// Not paid yet (the buyer may still pay): look again later.
+    Pending,
+    /// Pesapal refused or does not know the tracking id: nothing to apply, and not pending.
+    Error {
+        /// Pesapal's `error.code` (or a description of what was wrong).
+        code: String,
+        /// Pesapal's message, if any.
+        message: String,
+    },
 }
 
 impl TransactionStatus {
-    /// The event kind the status stands for (`None`: still pending / invalid, nothing to do).
-    pub fn kind(&self) -> Option<PaymentEventKind> {
-        match self.status_code {
-            1 => Some(PaymentEventKind::Succeeded),
-            2 => Some(PaymentEventKind::Failed),
-            3 => Some(PaymentEventKind::Refunded),
-            _ => None,
+    /// What the answer means (see the type's docs).
+    pub fn outcome(&self) -> StatusOutcome {
+        let error_code =
+            self.error.as_ref().and_then(|e| e.code.clone()).filter(|c| !c.is_empty());
+        let message = self.error.as_ref().and_then(|e| e.message.clone()).unwrap_or_default();
+        if error_code.as_deref() == Some("payment_details_not_found") {
+            return StatusOutcome::Pending;
         }
+        if let Some(code) = error_code {
+            return StatusOutcome::Error { code, message };
+        }
+        if let Some(status) = self.status.as_deref().filter(|s| *s != "200") {
+            return StatusOutcome::Error { code: format!("status {status}"), message };
+        }
+        match self.status_code {
+            Some(0) => StatusOutcome::Pending,
+            Some(1) => StatusOutcome::Final(PaymentEventKind::Succeeded),
+            Some(2) => StatusOutcome::Final(PaymentEventKind::Failed),
+            Some(3) => StatusOutcome::Final(PaymentEventKind::Refunded),
+            Some(other) => {
+                StatusOutcome::Error { code: format!("unknown status_code {other}"), message }
+            }
+            None => StatusOutcome::Error { code: "no status_code".to_owned(), message },
+        }
+    }
+
+    /// The amount Pesapal reports, in minor units.
+    pub fn amount_minor(&self) -> Option<i64> {
+        self.amount.map(minor_units)
     }
 }
 
@@ -245,18 +310,34 @@ mod tests {
 
     #[test]
     fn statuses_and_amounts() {
-        let status = |code| TransactionStatus {
-            status_code: code,
-            payment_status_description: None,
-            amount: None,
-            currency: None,
-            merchant_reference: None,
-            confirmation_code: None,
+        let read = |body: serde_json::Value| {
+            serde_json::from_value::<TransactionStatus>(body).unwrap().outcome()
         };
-        assert_eq!(status(1).kind(), Some(PaymentEventKind::Succeeded));
-        assert_eq!(status(2).kind(), Some(PaymentEventKind::Failed));
-        assert_eq!(status(3).kind(), Some(PaymentEventKind::Refunded));
-        assert_eq!(status(0).kind(), None);
+        let ok = |code: i32| {
+            serde_json::json!({"status_code": code, "status": "200", "amount": 25.0,
+                "currency": "KES", "merchant_reference": "ord_7",
+                "error": {"error_type": null, "code": null, "message": null}})
+        };
+        assert_eq!(read(ok(1)), StatusOutcome::Final(PaymentEventKind::Succeeded));
+        assert_eq!(read(ok(2)), StatusOutcome::Final(PaymentEventKind::Failed));
+        assert_eq!(read(ok(3)), StatusOutcome::Final(PaymentEventKind::Refunded));
+        assert_eq!(read(ok(0)), StatusOutcome::Pending);
+        assert!(matches!(read(ok(7)), StatusOutcome::Error { .. }));
+        // Errors inside a 200 answer are errors, not pending payments.
+        let not_found = serde_json::json!({"status_code": 0, "payment_status_description": "INVALID",
+            "status": "500", "error": {"code": "order_not_found"}});
+        assert_eq!(
+            read(not_found),
+            StatusOutcome::Error { code: "order_not_found".to_owned(), message: String::new() }
+        );
+        let refused = serde_json::json!({"status": "500", "error": {"message": "denied"}});
+        assert!(matches!(read(refused), StatusOutcome::Error { .. }));
+        // Before the buyer pays.
+        let unpaid = serde_json::json!({"status_code": 0, "payment_status_description": "Pending Payment",
+            "status": "500", "error": {"code": "payment_details_not_found"}});
+        assert_eq!(read(unpaid), StatusOutcome::Pending);
+        let parsed: TransactionStatus = serde_json::from_value(ok(1)).unwrap();
+        assert_eq!(parsed.amount_minor(), Some(2500));
         assert_eq!(minor_units(major_units(125_099)), 125_099);
     }
 }

@@ -145,6 +145,10 @@ pub struct EventObject {
     /// PaymentIntent status.
     #[serde(default)]
     pub status: Option<String>,
+    /// For a Charge: refunded so far, minor units (cumulative; `refunded` is true only when
+    /// this reaches `amount`).
+    #[serde(default)]
+    pub amount_refunded: Option<i64>,
     /// For a Charge: its PaymentIntent.
     #[serde(default)]
     pub payment_intent: Option<String>,
@@ -209,6 +213,10 @@ pub fn map_event(body: &[u8]) -> Result<Mapped, serde_json::Error> {
         amount_minor: object.amount,
         currency: object.currency,
         raw_status: object.status,
+        amount_refunded_minor: match kind {
+            PaymentEventKind::Refunded => object.amount_refunded,
+            _ => None,
+        },
         occurred_at,
     })))
 }
@@ -304,6 +312,21 @@ mod tests {
         assert_eq!(event.payment_id, "pi_9");
         assert_eq!(event.amount_minor, Some(1500));
         assert_eq!(event.occurred_at.timestamp(), NOW);
+
+        // A partial refund carries the cumulative refunded amount.
+        let refund = json!({
+            "id": "evt_r", "type": "charge.refunded", "created": NOW,
+            "data": {"object": {"id": "ch_1", "object": "charge", "amount": 1500,
+                "amount_refunded": 500, "refunded": false, "currency": "usd",
+                "payment_intent": "pi_9", "metadata": {"order_id": "ord_1"}}}
+        });
+        let Mapped::Event(event) = map_event(refund.to_string().as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(event.kind, PaymentEventKind::Refunded);
+        assert_eq!(event.payment_id, "pi_9");
+        assert_eq!(event.amount_minor, Some(1500));
+        assert_eq!(event.amount_refunded_minor, Some(500));
 
         let ignored = json!({"id": "evt_x", "type": "customer.created", "created": NOW, "data": {"object": {"id": "cus_1"}}});
         assert_eq!(

@@ -9,6 +9,7 @@ use providers::{
     ProviderError, StripeClient,
 };
 use secrecy::SecretString;
+use providers::pesapal::StatusOutcome;
 use testkit::fake_provider::FakeProvider;
 
 fn policy(threshold: u32) -> CallPolicy {
@@ -116,9 +117,16 @@ async fn pesapal_submits_orders_and_reports_status() {
     assert!(created.redirect_url.unwrap().contains(&created.provider_payment_id));
     assert_eq!(fake.pesapal_orders()[&created.provider_payment_id], "ord_1");
     let status = client.transaction_status(&created.provider_payment_id).await.unwrap();
-    assert_eq!(status.kind(), None);
+    assert_eq!(status.outcome(), StatusOutcome::Pending);
     fake.set_pesapal_status(&created.provider_payment_id, 1);
     let status = client.transaction_status(&created.provider_payment_id).await.unwrap();
-    assert_eq!(status.kind(), Some(domain::messages::PaymentEventKind::Succeeded));
+    assert_eq!(status.outcome(), StatusOutcome::Final(domain::messages::PaymentEventKind::Succeeded));
     assert_eq!(status.amount, Some(25.99));
+    assert_eq!(status.merchant_reference.as_deref(), Some("ord_1"));
+    // An unknown tracking id is an error inside an HTTP 200, never a pending payment.
+    let unknown = client.transaction_status("no-such-tracking-id").await.unwrap();
+    assert!(
+        matches!(&unknown.outcome(), StatusOutcome::Error { code, .. } if code == "order_not_found"),
+        "{unknown:?}"
+    );
 }

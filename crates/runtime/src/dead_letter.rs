@@ -113,6 +113,7 @@ mod tests {
             reason: reason.to_owned(),
             detail: "chain".to_owned(),
             recorded_at: "2026-01-01T00:00:00Z".to_owned(),
+            suspected_forgery: false,
         }
     }
 

@@ -59,6 +59,8 @@ pub enum Error {
         source: anyhow::Error,
         event_id: Option<String>,
         details: Option<Value>,
+        /// The dead letter is flagged as a suspected forgery.
+        suspected_forgery: bool,
     },
     /// The caller's mistake: a 4xx whose `message` (and `details`) are shown to the caller.
     /// `status` overrides the HTTP status of `code` (used for 413).
@@ -104,7 +106,30 @@ impl Error {
         source: impl Into<anyhow::Error>,
         event_id: Option<String>,
     ) -> Self {
-        Error::Permanent { reason: reason.into(), source: source.into(), event_id, details: None }
+        Error::Permanent {
+            reason: reason.into(),
+            source: source.into(),
+            event_id,
+            details: None,
+            suspected_forgery: false,
+        }
+    }
+
+    /// A permanent failure of an event that is not what it claims to be (it names an order
+    /// it does not pay, a payment that is someone else's): nothing was changed, and the dead
+    /// letter is flagged `suspected_forgery` for operators.
+    pub fn suspected_forgery(
+        reason: impl Into<String>,
+        source: impl Into<anyhow::Error>,
+        event_id: Option<String>,
+    ) -> Self {
+        Error::Permanent {
+            reason: reason.into(),
+            source: source.into(),
+            event_id,
+            details: None,
+            suspected_forgery: true,
+        }
     }
 
     /// A client mistake. `public_message` is sent to the caller as is.
@@ -172,8 +197,11 @@ impl fmt::Debug for Error {
                 }
                 Ok(())
             }
-            Error::Permanent { reason, source, event_id, details } => {
+            Error::Permanent { reason, source, event_id, details, suspected_forgery } => {
                 write!(f, "Permanent ({reason}")?;
+                if *suspected_forgery {
+                    write!(f, ", suspected forgery")?;
+                }
                 if let Some(id) = event_id {
                     write!(f, ", event {id}")?;
                 }
@@ -400,7 +428,7 @@ impl ErrorContext {
                 );
                 render_retry(style, code, retry_after)
             }
-            Error::Permanent { reason, source: cause, event_id, details } => {
+            Error::Permanent { reason, source: cause, event_id, details, suspected_forgery } => {
                 let id = dead_letter_id(&self.service, event_id.as_deref());
                 let mut detail = format!("{cause:?}");
                 if let Some(d) = &details {
@@ -414,6 +442,7 @@ impl ErrorContext {
                     detail,
                     recorded_at: chrono::Utc::now()
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    suspected_forgery,
                 };
                 let recorded = match tokio::time::timeout(self.timeout, self.sink.record(dl)).await
                 {
@@ -428,6 +457,7 @@ impl ErrorContext {
                         tracing::error!(
                             error.kind = "Permanent",
                             dead_letter.id = %id,
+                            suspected_forgery,
                             event_id = event_id.as_deref(),
                             error.chain = %format_args!("{cause:#}"),
                             "permanent failure recorded as a dead letter and acknowledged: {reason}"

@@ -6,10 +6,21 @@
 //! orders/{orderId}     { uid, items: [{reservation_id, product_id, variant_id, quantity,
 //!                        unit_price_minor}], amount_minor, currency, status, watermark,
 //!                        state_changes, payments: [{payment_id, provider, provider_payment_id}],
-//!                        current_payment_id, refund_requested, last_event_id, created_at, updated_at }
+//!                        current_payment_id, refund_requested, refunded_minor, last_event_id,
+//!                        created_at, updated_at }
 //! payments/{paymentId} { order_id, uid, provider, provider_payment_id, amount_minor, currency,
-//!                        status, redirect_url, created_at, updated_at }
+//!                        status, redirect_url, reconcile_due_at, reconcile_checks, created_at,
+//!                        updated_at }
 //! ```
+//!
+//! An event moves an order only when `domain::payments::decide` finds it is about the order's
+//! money: its `(provider, provider payment id)` is one of the order's payments, and the merchant
+//! reference, amount and currency the provider reports (where it reports them) match. Anything
+//! else changes nothing and comes back as [`Applied::Suspect`].
+//!
+//! Pesapal payments carry `reconcile_due_at` while their outcome is unknown: the reconcile job
+//! asks Pesapal for the status of every payment due (single-field index on that field; the
+//! field is removed once the provider gives a final answer or the payment is too old).
 //!
 //! `apply_event` runs ONE transaction that reads the order (and, for a success, its
 //! reservations), asks `domain::payments::apply`, and writes the order, the payment and the
@@ -22,14 +33,22 @@
 use chrono::{DateTime, Utc};
 use domain::inventory::{ReservationStatus, Sku};
 use domain::messages::{PaymentEventKind, PaymentProvider};
-use domain::payments::{Decision, IgnoreReason, OrderStatus, PaymentStatus, Watermark, apply};
+use domain::payments::{
+    Decision, EventView, IgnoreReason, Mismatch, OrderStatus, OrderView, PaymentStatus, Watermark,
+    decide,
+};
 use firestore::FirestoreInstant;
+use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
 use crate::error::Error;
 use crate::inventory::{Inventory, Reservation, ReserveOutcome, to_instant};
 use crate::paths;
+use crate::rpc;
+
+/// How long after a Pesapal payment is created the reconcile job first asks about it.
+pub const FIRST_RECONCILE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +106,9 @@ pub struct Order {
     /// Paid with no stock left: the money must go back.
     #[serde(default)]
     pub refund_requested: bool,
+    /// Refunded so far by partial refunds, minor units (a whole refund moves the status).
+    #[serde(default)]
+    pub refunded_minor: i64,
     /// The provider event that made the last change.
     #[serde(default)]
     pub last_event_id: Option<String>,
@@ -121,12 +143,30 @@ pub struct Payment {
     /// Pesapal: where the buyer pays.
     #[serde(default)]
     pub redirect_url: Option<String>,
+    /// When the reconcile job should next ask the provider (Pesapal payments whose outcome
+    /// is not final yet); absent otherwise.
+    #[serde(
+        default,
+        with = "firestore::serialize_as_optional_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reconcile_due_at: Option<FirestoreInstant>,
+    /// How many times the reconcile job asked.
+    #[serde(default)]
+    pub reconcile_checks: u32,
     /// Created.
     #[serde(with = "firestore::serialize_as_timestamp")]
     pub created_at: FirestoreInstant,
     /// Last change.
     #[serde(with = "firestore::serialize_as_timestamp")]
     pub updated_at: FirestoreInstant,
+}
+
+impl Payment {
+    /// When the payment was created.
+    pub fn created(&self) -> DateTime<Utc> {
+        crate::inventory::to_chrono(self.created_at)
+    }
 }
 
 /// The price fields of `products/{p}`.
@@ -168,6 +208,14 @@ pub struct ResolvedEvent {
     pub kind: PaymentEventKind,
     /// When.
     pub occurred_at: DateTime<Utc>,
+    /// The merchant reference (our order id) the provider reports for the payment, if any.
+    pub merchant_reference: Option<String>,
+    /// The amount the provider reports, minor units, if any.
+    pub amount_minor: Option<i64>,
+    /// The currency the provider reports, if any.
+    pub currency: Option<String>,
+    /// For a refund: refunded so far, minor units (cumulative), if the provider says.
+    pub amount_refunded_minor: Option<i64>,
 }
 
 /// What applying an event did.
@@ -184,6 +232,13 @@ pub enum Applied {
     },
     /// Nothing changed.
     Ignored(IgnoreReason),
+    /// Part of the amount was refunded: recorded on the order, status unchanged.
+    PartiallyRefunded {
+        /// Refunded so far, minor units.
+        refunded_minor: i64,
+    },
+    /// The event is not about this order's money: nothing changed (a suspected forgery).
+    Suspect(Mismatch),
     /// No such order.
     UnknownOrder,
 }
@@ -292,6 +347,7 @@ impl Payments {
                         payments: Vec::new(),
                         current_payment_id: None,
                         refund_requested: false,
+                        refunded_minor: 0,
                         last_event_id: None,
                         created_at: to_instant(now),
                         updated_at: to_instant(now),
@@ -342,6 +398,8 @@ impl Payments {
                         currency: order.currency.clone(),
                         status: PaymentStatus::Pending,
                         redirect_url: None,
+                        reconcile_due_at: None,
+                        reconcile_checks: 0,
                         created_at: to_instant(now),
                         updated_at: to_instant(now),
                     };
@@ -386,6 +444,12 @@ impl Payments {
                     payment.provider_payment_id = Some(provider_payment_id.to_owned());
                     payment.redirect_url = redirect_url.map(str::to_owned);
                     payment.updated_at = to_instant(now);
+                    if payment.provider == PaymentProvider::Pesapal
+                        && payment.status == PaymentStatus::Pending
+                    {
+                        // Pesapal's IPN may never come: the reconcile job asks after a while.
+                        payment.reconcile_due_at = Some(to_instant(now + FIRST_RECONCILE));
+                    }
                     for r in &mut order.payments {
                         if r.payment_id == payment_id {
                             r.provider_payment_id = Some(provider_payment_id.to_owned());
@@ -417,6 +481,115 @@ impl Payments {
             }
         }
         Err(Error::rpc(crate::Code::Aborted, "reservations kept changing while applying a payment"))
+    }
+
+    /// Whether `orders/{order_id}` exists and one of its payments is `provider`'s
+    /// `provider_payment_id` (one read).
+    pub async fn holds_provider_payment(
+        &self,
+        order_id: &str,
+        provider: PaymentProvider,
+        provider_payment_id: &str,
+    ) -> Result<bool, Error> {
+        Ok(self.order(order_id).await?.is_some_and(|order| {
+            order.payments.iter().any(|p| {
+                p.provider == provider
+                    && p.provider_payment_id.as_deref() == Some(provider_payment_id)
+            })
+        }))
+    }
+
+    /// Makes the order's payment `provider_payment_id` due for the reconcile job at `at` at
+    /// the latest (an earlier due time stays). `false` when the order holds no such payment.
+    /// A payment whose outcome is already final is left alone.
+    pub async fn reconcile_soon(
+        &self,
+        order_id: &str,
+        provider: PaymentProvider,
+        provider_payment_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let Some(order) = self.order(order_id).await? else { return Ok(false) };
+        let Some(payment_ref) = order.payments.iter().find(|p| {
+            p.provider == provider && p.provider_payment_id.as_deref() == Some(provider_payment_id)
+        }) else {
+            return Ok(false);
+        };
+        let path = paths::payment(&payment_ref.payment_id)?;
+        let path = &path;
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    let Some(mut payment) = tx.get::<Payment>(path).await? else {
+                        return Ok(false);
+                    };
+                    if !matches!(payment.status, PaymentStatus::Pending | PaymentStatus::Processing)
+                    {
+                        return Ok(true);
+                    }
+                    let due = to_instant(at);
+                    if payment.reconcile_due_at.is_some_and(|d| d <= due) {
+                        return Ok(true);
+                    }
+                    payment.reconcile_due_at = Some(due);
+                    tx.set(path, &payment)?;
+                    Ok::<_, Error>(true)
+                })
+            })
+            .await
+    }
+
+    /// Payments whose outcome the reconcile job should ask the provider about now
+    /// (`reconcile_due_at <= now`, oldest first, at most `limit`). One query on a single
+    /// field, served by Firestore's automatic single-field index.
+    pub async fn due_for_reconcile(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Payment>, Error> {
+        let mut query = rpc::from(paths::names::PAYMENTS, false);
+        query.r#where = rpc::and(vec![rpc::filter(
+            "reconcile_due_at",
+            Operator::LessThanOrEqual,
+            rpc::timestamp(now),
+        )]);
+        query.order_by = vec![rpc::asc("reconcile_due_at")];
+        query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+        let docs = rpc::run(&self.db, self.db.documents_root().to_owned(), query).await?;
+        let mut due = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let id = doc.name.rsplit('/').next().unwrap_or_default().to_owned();
+            due.push(crate::db::decode(&paths::payment(&id)?, &doc)?);
+        }
+        Ok(due)
+    }
+
+    /// After the reconcile job asked about `payment_id`: `next` is when to ask again (`None`:
+    /// never, the outcome is final or the payment too old). Counts the check. Changes nothing
+    /// when the payment is gone or already settled by an event meanwhile.
+    pub async fn reschedule_reconcile(
+        &self,
+        payment_id: &str,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let path = paths::payment(payment_id)?;
+        let path = &path;
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    let Some(mut payment) = tx.get::<Payment>(path).await? else { return Ok(()) };
+                    if payment.reconcile_due_at.is_none() {
+                        return Ok(());
+                    }
+                    payment.reconcile_due_at = next.map(to_instant);
+                    payment.reconcile_checks += 1;
+                    payment.updated_at = to_instant(now);
+                    tx.set(path, &payment)?;
+                    Ok::<_, Error>(())
+                })
+            })
+            .await
     }
 
     /// Reserves again the units of `items` under deterministic ids and points the order at
@@ -497,15 +670,6 @@ impl Payments {
                     let Some(mut order) = tx.get::<Order>(order_path).await? else {
                         return Ok(Attempt::Done(Applied::UnknownOrder));
                     };
-                    let (to, payment_status, commit_stock, watermark) =
-                        match apply(order.status, order.watermark, event.kind, event.occurred_at) {
-                            Decision::Ignore(reason) => {
-                                return Ok(Attempt::Done(Applied::Ignored(reason)));
-                            }
-                            Decision::Transition { order, payment, commit_stock, watermark } => {
-                                (order, payment, commit_stock, watermark)
-                            }
-                        };
                     let payment_ref = order
                         .payments
                         .iter()
@@ -515,6 +679,44 @@ impl Payments {
                                     == Some(event.provider_payment_id.as_str())
                         })
                         .cloned();
+                    let view = OrderView {
+                        id: &order.id,
+                        status: order.status,
+                        watermark: order.watermark,
+                        amount_minor: order.amount_minor,
+                        currency: &order.currency,
+                        holds_payment: payment_ref.is_some(),
+                    };
+                    let reported = EventView {
+                        kind: event.kind,
+                        occurred_at: event.occurred_at,
+                        merchant_reference: event.merchant_reference.as_deref(),
+                        amount_minor: event.amount_minor,
+                        currency: event.currency.as_deref(),
+                        amount_refunded_minor: event.amount_refunded_minor,
+                    };
+                    let (to, payment_status, commit_stock, watermark) =
+                        match decide(&view, &reported) {
+                            Decision::Ignore(reason) => {
+                                return Ok(Attempt::Done(Applied::Ignored(reason)));
+                            }
+                            Decision::Suspect(mismatch) => {
+                                return Ok(Attempt::Done(Applied::Suspect(mismatch)));
+                            }
+                            Decision::PartialRefund { refunded_minor } => {
+                                if refunded_minor > order.refunded_minor {
+                                    order.refunded_minor = refunded_minor;
+                                    order.updated_at = to_instant(now);
+                                    tx.set(order_path, &order)?;
+                                }
+                                return Ok(Attempt::Done(Applied::PartiallyRefunded {
+                                    refunded_minor: order.refunded_minor,
+                                }));
+                            }
+                            Decision::Transition { order, payment, commit_stock, watermark } => {
+                                (order, payment, commit_stock, watermark)
+                            }
+                        };
                     let payment_path = match &payment_ref {
                         Some(p) => Some(paths::payment(&p.payment_id)?),
                         None => None,
@@ -564,6 +766,10 @@ impl Payments {
                     if let (Some(path), Some(mut payment)) = (payment_path, payment) {
                         payment.status = payment_status;
                         payment.updated_at = to_instant(now);
+                        // A final answer: nothing left to reconcile.
+                        if !matches!(payment_status, PaymentStatus::Pending | PaymentStatus::Processing) {
+                            payment.reconcile_due_at = None;
+                        }
                         tx.set(&path, &payment)?;
                     }
                     Ok(Attempt::Done(Applied::Changed {

@@ -7,6 +7,11 @@
 //!   reservations (`store::payments`), with a per-order watermark so an older event never
 //!   overwrites a newer state. A payment that arrives after its reservation expired re-reserves
 //!   if stock allows, else the order is flagged `refund_pending`.
+//! - `POST /jobs/reconcile-payments`: Cloud Scheduler, Google OIDC-verified. Asks Pesapal
+//!   about every payment whose outcome is not final yet (`reconcile.rs`).
+//! - Every event changes an order only when it is about that order's money (its provider
+//!   payment id is one of the order's payments; merchant reference, amount and currency, where
+//!   reported, match); anything else is dead-lettered flagged as a suspected forgery.
 //! - Outcomes: `order-paid` and `refund-requests` are published when
 //!   `HEARTH_PUBLISH_PAYMENT_OUTCOMES` is on (see `Config::publish_outcomes`).
 //!
@@ -15,6 +20,7 @@
 
 mod config;
 mod push;
+mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +37,7 @@ use store::{Db, DeadLetters, Ledger};
 
 pub use config::{Config, DEFAULT_LEASE, pesapal_settings};
 pub use push::SCOPE as LEDGER_SCOPE;
+pub use reconcile::{JOB as RECONCILE_JOB, Report as ReconcileReport};
 
 /// Shared, cheap-to-clone state of the handler.
 #[derive(Debug, Clone)]
@@ -101,5 +108,6 @@ pub fn app(state: AppState) -> Router {
             "/pubsub/payment-events",
             post(push::payment_events).layer(runtime::limits::push_endpoint()),
         )
+        .route("/jobs/reconcile-payments", post(reconcile::reconcile_payments))
         .with_state(state)
 }

@@ -4,10 +4,23 @@
 //! OIDC (GoogleCaller)                 forged / missing -> 401
 //! parse_push::<PaymentEvent>           undecodable -> permanent (dead letter, 200)
 //! ledger claim (provider:event id)     Done -> 204 | InFlight -> 409 | Mismatch -> permanent
-//! Pesapal hint: GetTransactionStatus   pending -> done, nothing changes | provider down -> 503
-//! store::payments::apply_event         Changed / Ignored -> publish outcome (if on), complete, 204
+//! Pesapal hint: the order must hold the   no -> suspected forgery (dead letter), nothing changes
+//!   tracking id; GetTransactionStatus   pending -> done (the reconcile job asks again later)
+//!                                       throttled / circuit open / down -> deferred: the
+//!                                         payment is due for the reconcile job, 204 (a
+//!                                         provider outage never uses up delivery attempts)
+//!                                       unknown to Pesapal (error inside a 200) -> suspected
+//!                                         forgery | other refusal -> permanent
+//! store::payments::apply_event         Changed / Ignored / partial refund -> publish outcome
+//!                                        (if on), complete, 204
+//!                                      not this order's money -> suspected forgery (dead
+//!                                        letter flagged, nothing changed)
 //!                                      unknown order -> permanent | Firestore down -> 503
 //! ```
+//!
+//! The invariant, for every provider: an event changes an order only when its (provider,
+//! provider payment id) is one of that order's payments and, where the provider reports them,
+//! the merchant reference, amount and currency match the order (`domain::payments::decide`).
 
 use anyhow::anyhow;
 use axum::body::Bytes;
@@ -26,6 +39,7 @@ use runtime::auth::GoogleCaller;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::Claim;
+use providers::pesapal::StatusOutcome;
 use store::payments::{Applied, Order, ResolvedEvent};
 
 use crate::AppState;
@@ -97,16 +111,10 @@ async fn process(
     event: &PaymentEvent,
     key: &str,
 ) -> Result<serde_json::Value, Error> {
-    let Some(kind) = resolve(state, event, key).await? else {
-        return Ok(json!({ "outcome": "pending" }));
-    };
-    let resolved = ResolvedEvent {
-        provider: event.provider,
-        event_id: event.provider_event_id.clone(),
-        order_id: event.order_id.clone(),
-        provider_payment_id: event.payment_id.clone(),
-        kind,
-        occurred_at: event.occurred_at,
+    let resolved = match resolve(state, event, key).await? {
+        Resolution::Final(resolved) => resolved,
+        Resolution::Pending => return Ok(json!({ "outcome": "pending" })),
+        Resolution::Deferred => return Ok(json!({ "outcome": "deferred" })),
     };
     let applied = state
         .payments
@@ -121,9 +129,16 @@ async fn process(
                 Some(key.to_owned()),
             ));
         }
+        Applied::Suspect(mismatch) => {
+            return Err(suspected_forgery(event, key, &mismatch.to_string()));
+        }
         Applied::Changed { from, order, committed_units } => {
             tracing::info!(order_id = %order.id, ?from, to = ?order.status, committed_units, event = %key, "order moved");
             Some(order.as_ref().clone())
+        }
+        Applied::PartiallyRefunded { refunded_minor } => {
+            tracing::info!(order_id = %event.order_id, refunded_minor, event = %key, "part of the order refunded; status unchanged");
+            None
         }
         Applied::Ignored(reason) => {
             tracing::debug!(order_id = %event.order_id, ?reason, event = %key, "payment event changed nothing");
@@ -134,24 +149,47 @@ async fn process(
     if let Some(order) =
         order.filter(|o| o.last_event_id.as_deref() == Some(event.provider_event_id.as_str()))
     {
-        publish_outcome(state, &order, event).await?;
+        publish_outcome(state, &order, event.provider, &event.payment_id, &event.provider_event_id)
+            .await?;
     }
     let outcome = match applied {
         Applied::Changed { .. } => "changed",
         Applied::Ignored(_) => "ignored",
+        Applied::PartiallyRefunded { .. } => "partially_refunded",
+        Applied::Suspect(_) => "suspect",
         Applied::UnknownOrder => "unknown_order",
     };
     Ok(json!({ "outcome": outcome }))
 }
 
-/// The event's kind; Pesapal hints are resolved with the provider (`None`: still pending).
-async fn resolve(
-    state: &AppState,
-    event: &PaymentEvent,
-    key: &str,
-) -> Result<Option<PaymentEventKind>, Error> {
+/// What an event comes to once hints are looked up.
+enum Resolution {
+    /// Apply it.
+    Final(ResolvedEvent),
+    /// The provider says the payment is not final yet: nothing to apply now.
+    Pending,
+    /// The provider could not be asked now (throttled, circuit open, down): the payment is due
+    /// for the reconcile job instead of costing a delivery attempt.
+    Deferred,
+}
+
+/// The event, resolved: Stripe events are signed and carry their facts; Pesapal hints are
+/// looked up with the provider, whose answer supplies the merchant reference, amount and
+/// currency that `decide` checks against the order.
+async fn resolve(state: &AppState, event: &PaymentEvent, key: &str) -> Result<Resolution, Error> {
     if event.kind != PaymentEventKind::StatusChanged {
-        return Ok(Some(event.kind));
+        return Ok(Resolution::Final(ResolvedEvent {
+            provider: event.provider,
+            event_id: event.provider_event_id.clone(),
+            order_id: event.order_id.clone(),
+            provider_payment_id: event.payment_id.clone(),
+            kind: event.kind,
+            occurred_at: event.occurred_at,
+            merchant_reference: None,
+            amount_minor: event.amount_minor,
+            currency: event.currency.clone(),
+            amount_refunded_minor: event.amount_refunded_minor,
+        }));
     }
     let Some(pesapal) = &state.pesapal else {
         return Err(Error::permanent(
@@ -160,21 +198,102 @@ async fn resolve(
             Some(key.to_owned()),
         ));
     };
-    match pesapal.transaction_status(&event.payment_id).await {
-        Ok(status) => Ok(status.kind()),
-        Err(error) if error.is_retryable() => Err(Error::retry(anyhow::Error::new(error))),
-        Err(error) => Err(Error::permanent(
-            "Pesapal refused the status lookup",
-            anyhow::Error::new(error),
+    // Only a tracking id the order holds is worth a provider call: anything else is a forged
+    // or misdirected hint, refused without spending Pesapal's quota.
+    let holds = state
+        .payments
+        .holds_provider_payment(&event.order_id, event.provider, &event.payment_id)
+        .await
+        .map_err(|e| store_failure(e, key))?;
+    if !holds {
+        return Err(suspected_forgery(event, key, "the order holds no payment with this tracking id"));
+    }
+    let status = match pesapal.transaction_status(&event.payment_id).await {
+        Ok(status) => status,
+        Err(error) if error.is_retryable() => {
+            let soon = chrono::Utc::now() + RETRY_LOOKUP_AFTER;
+            state
+                .payments
+                .reconcile_soon(&event.order_id, event.provider, &event.payment_id, soon)
+                .await
+                .map_err(|e| store_failure(e, key))?;
+            tracing::warn!(%error, event = %key, "Pesapal unavailable: status lookup left to the reconcile job");
+            return Ok(Resolution::Deferred);
+        }
+        Err(error) => {
+            return Err(Error::permanent(
+                "Pesapal refused the status lookup",
+                anyhow::Error::new(error),
+                Some(key.to_owned()),
+            ));
+        }
+    };
+    match status.outcome() {
+        StatusOutcome::Final(kind) => Ok(Resolution::Final(ResolvedEvent {
+            provider: event.provider,
+            event_id: event.provider_event_id.clone(),
+            order_id: event.order_id.clone(),
+            provider_payment_id: event.payment_id.clone(),
+            kind,
+            occurred_at: event.occurred_at,
+            merchant_reference: status.merchant_reference.clone(),
+            amount_minor: status.amount_minor(),
+            currency: status.currency.clone(),
+            amount_refunded_minor: None,
+        })),
+        StatusOutcome::Pending => {
+            // Not final: make sure the reconcile job asks again (payments recorded before the
+            // job existed carry no due time).
+            let later = chrono::Utc::now() + store::payments::FIRST_RECONCILE;
+            state
+                .payments
+                .reconcile_soon(&event.order_id, event.provider, &event.payment_id, later)
+                .await
+                .map_err(|e| store_failure(e, key))?;
+            Ok(Resolution::Pending)
+        }
+        StatusOutcome::Error { code, message } if code == "order_not_found" => Err(
+            suspected_forgery(event, key, &format!("Pesapal does not know the tracking id: {message}")),
+        ),
+        StatusOutcome::Error { code, message } => Err(Error::permanent(
+            "Pesapal answered the status lookup with an error",
+            anyhow!("Pesapal error {code}: {message}"),
             Some(key.to_owned()),
         )),
     }
 }
 
-async fn publish_outcome(
+/// How soon the reconcile job asks again after the provider could not be asked.
+const RETRY_LOOKUP_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// An event that is not about the order it names: nothing changed; dead letter flagged.
+fn suspected_forgery(event: &PaymentEvent, key: &str, why: &str) -> Error {
+    tracing::warn!(
+        order_id = %event.order_id,
+        provider_payment_id = %event.payment_id,
+        event = %key,
+        why,
+        "suspected forged payment event refused"
+    );
+    Error::suspected_forgery(
+        "payment event refused: not this order's money (suspected forgery)",
+        anyhow!(
+            "order {}, provider payment {}: {why}",
+            event.order_id,
+            event.payment_id
+        ),
+        Some(key.to_owned()),
+    )
+}
+
+/// Announces a paid order on `order-paid`, or a paid order without stock on
+/// `refund-requests` (when publishing is on).
+pub(crate) async fn publish_outcome(
     state: &AppState,
     order: &Order,
-    event: &PaymentEvent,
+    provider: PaymentProvider,
+    payment_id: &str,
+    provider_event_id: &str,
 ) -> Result<(), Error> {
     let Some(bus) = &state.bus else { return Ok(()) };
     let published = match order.status {
@@ -183,11 +302,11 @@ async fn publish_outcome(
                 v: Version,
                 order_id: order.id.clone(),
                 uid: order.uid.clone(),
-                provider: event.provider,
-                payment_id: event.payment_id.clone(),
+                provider,
+                payment_id: payment_id.to_owned(),
                 amount_minor: order.amount_minor,
                 currency: order.currency.clone(),
-                provider_event_id: event.provider_event_id.clone(),
+                provider_event_id: provider_event_id.to_owned(),
             };
             bus.publish::<OrderPaidTopic>(&message, bus::Attributes::new()).await
         }
@@ -196,8 +315,8 @@ async fn publish_outcome(
                 v: Version,
                 order_id: order.id.clone(),
                 uid: order.uid.clone(),
-                provider: event.provider,
-                payment_id: event.payment_id.clone(),
+                provider,
+                payment_id: payment_id.to_owned(),
                 amount_minor: order.amount_minor,
                 currency: order.currency.clone(),
                 reason: RefundReason::OutOfStock,
@@ -211,7 +330,7 @@ async fn publish_outcome(
         .map_err(|e| Error::retry(anyhow::Error::new(e).context("publishing the order outcome")))
 }
 
-fn store_failure(error: store::Error, key: &str) -> Error {
+pub(crate) fn store_failure(error: store::Error, key: &str) -> Error {
     if error.is_retryable() {
         return Error::retry(anyhow::Error::new(error).context("applying a payment event"));
     }

@@ -1,6 +1,7 @@
 //! The payment-webhook configuration: the shared [`BaseConfig`] plus the Stripe secrets and
 //! timings, validated at start-up.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use runtime::{BaseConfig, ConfigError, Env};
@@ -25,6 +26,11 @@ pub struct Config {
     /// `HEARTH_WEBHOOK_PUBLISH_DEADLINE_MS` (default 2000): longest wait for Pub/Sub before
     /// answering 503 (the provider retries).
     pub publish_deadline: Duration,
+    /// `HEARTH_PESAPAL_IPN_RATE_PER_SOURCE` (default 20): IPNs per second one source address
+    /// may send to one instance; bursts of twice that.
+    pub ipn_rate_per_source: NonZeroU32,
+    /// Twice the rate.
+    pub ipn_burst_per_source: NonZeroU32,
 }
 
 impl Config {
@@ -59,12 +65,19 @@ impl Config {
                 "0",
             ));
         }
+        const RATE: &str = "HEARTH_PESAPAL_IPN_RATE_PER_SOURCE";
+        let rate: u32 = env.parse_or(RATE, "a positive number of requests per second", 20)?;
+        let ipn_rate_per_source = NonZeroU32::new(rate).ok_or_else(|| {
+            ConfigError::invalid(RATE, "a positive number of requests per second", "0")
+        })?;
         Ok(Self {
             base,
             db,
             stripe_secrets,
             tolerance,
             publish_deadline: Duration::from_millis(deadline_ms),
+            ipn_rate_per_source,
+            ipn_burst_per_source: ipn_rate_per_source.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)),
         })
     }
 }

@@ -5,7 +5,8 @@
 //! - `POST /stripe`: `Stripe-Signature` over the raw body with every active secret, 300 s
 //!   tolerance (`providers::stripe`); uninteresting event types are acknowledged and ignored.
 //! - `GET|POST /pesapal`: an unsigned IPN, forwarded as a hint only (the processor asks Pesapal
-//!   for the status); answered in Pesapal's acknowledgement shape.
+//!   for the status); answered in Pesapal's acknowledgement shape. Limited per source, and
+//!   forwarded only when the order it names holds a Pesapal payment with its tracking id.
 //!
 //! Forged, stale, malformed and oversized requests are refused before anything is claimed or
 //! published. Dedupe goes through the idempotency ledger (scopes `webhook:stripe`,
@@ -14,6 +15,7 @@
 mod config;
 mod forward;
 mod pesapal;
+mod sources;
 mod stripe;
 
 use std::sync::Arc;
@@ -23,7 +25,10 @@ use axum::Router;
 use axum::routing::{get, post};
 use bus::{Bus, BusConfig};
 use secrecy::SecretString;
+use store::payments::Payments;
 use store::{Db, Ledger};
+
+pub use sources::SourceLimiter;
 
 pub use config::{Config, MAX_BODY_BYTES};
 pub use forward::{PESAPAL_SCOPE, STRIPE_SCOPE};
@@ -33,6 +38,8 @@ pub use forward::{PESAPAL_SCOPE, STRIPE_SCOPE};
 pub struct AppState {
     db: Db,
     ledger: Ledger,
+    payments: Payments,
+    sources: SourceLimiter,
     bus: Bus,
     secrets: Arc<Vec<SecretString>>,
     tolerance: Duration,
@@ -51,6 +58,8 @@ impl AppState {
         .await?;
         Ok(Self {
             ledger: Ledger::new(&db),
+            payments: Payments::new(&db),
+            sources: SourceLimiter::new(config.ipn_rate_per_source, config.ipn_burst_per_source),
             db,
             bus,
             secrets: Arc::new(config.stripe_secrets.clone()),

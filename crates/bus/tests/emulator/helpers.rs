@@ -73,6 +73,7 @@ pub(crate) fn payment(order_id: &str) -> PaymentEvent {
         amount_minor: Some(125_000),
         currency: Some("kes".to_owned()),
         raw_status: Some("succeeded".to_owned()),
+        amount_refunded_minor: None,
         occurred_at: Utc.timestamp_opt(1_748_781_045, 0).single().unwrap(),
     }
 }

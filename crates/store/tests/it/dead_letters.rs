@@ -11,6 +11,7 @@ fn letter(id: &str, reason: &str) -> DeadLetter {
         reason: reason.to_owned(),
         detail: "tenant not found".to_owned(),
         recorded_at: "2025-01-01T00:00:00Z".to_owned(),
+        suspected_forgery: false,
     }
 }
 

@@ -212,6 +212,7 @@ pub(crate) fn stripe_event(
         amount_minor: Some(1000),
         currency: Some("usd".to_owned()),
         raw_status: None,
+        amount_refunded_minor: None,
         occurred_at: at,
     }
 }
