@@ -58,17 +58,19 @@ impl Ipn {
     }
 
     /// The hint to forward. IPNs have no id of their own and Pesapal sends one per status
-    /// change, all alike: the event id is tracking id + type + the minute it was received, so
-    /// retries of one notification collapse while a later change still goes through (the
-    /// processor asks Pesapal for the status anyway).
+    /// change, all alike: the event id is tracking id + merchant reference + type + the minute
+    /// it was received, so retries of one notification collapse while a later change still goes
+    /// through (the processor asks Pesapal for the status anyway). The merchant reference is in
+    /// the id so that a forged hint naming another order never shares (and so never spoils) the
+    /// id of the genuine one.
     pub fn to_event(&self, received_at: DateTime<Utc>) -> PaymentEvent {
         let minute = received_at.timestamp().div_euclid(60);
         PaymentEvent {
             v: Version,
             provider: PaymentProvider::Pesapal,
             provider_event_id: format!(
-                "{}:{}:{minute}",
-                self.order_tracking_id, self.order_notification_type
+                "{}:{}:{}:{minute}",
+                self.order_tracking_id, self.order_merchant_reference, self.order_notification_type
             ),
             kind: PaymentEventKind::StatusChanged,
             provider_type: self.order_notification_type.clone(),
@@ -304,6 +306,8 @@ mod tests {
         let c = ipn().to_event(t + chrono::TimeDelta::seconds(60));
         assert_eq!(a.provider_event_id, b.provider_event_id);
         assert_ne!(a.provider_event_id, c.provider_event_id);
+        let other_order = Ipn { order_merchant_reference: "ord_8".to_owned(), ..ipn() };
+        assert_ne!(a.provider_event_id, other_order.to_event(t).provider_event_id);
         assert_eq!(a.kind, PaymentEventKind::StatusChanged);
         assert_eq!(a.order_id, "ord_7");
     }

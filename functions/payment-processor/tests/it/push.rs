@@ -145,33 +145,8 @@ async fn a_payment_after_expiry_re_reserves_or_requests_a_refund() {
 async fn pesapal_hints_are_resolved_with_the_provider() {
     let h = Harness::start().await;
     let sku = h.product("basket", 3, 1).await;
-    let order = h.order("dan", &sku, 1, PaymentProvider::Pesapal).await;
-    // Submit the order to the fake Pesapal to get a real tracking id, and record it.
-    let client = providers::PesapalClient::new(
-        providers::PesapalSettings {
-            base_url: h.fake.base_url.clone(),
-            consumer_key: "ck".to_owned(),
-            consumer_secret: secrecy::SecretString::from("cs".to_owned()),
-            ipn_id: "ipn-1".to_owned(),
-            callback_url: "https://shop.test/back".to_owned(),
-        },
-        providers::CallPolicy::default(),
-    )
-    .unwrap();
-    let created = client
-        .submit_order(&providers::NewPayment {
-            order_id: order.clone(),
-            payment_id: "pay-dan".to_owned(),
-            amount_minor: 1000,
-            currency: "kes".to_owned(),
-            description: "basket".to_owned(),
-            email: None,
-            idempotency_key: "k".to_owned(),
-        })
-        .await
-        .unwrap();
-    let tracking = created.provider_payment_id;
-    h.payments.record_provider_payment("pay-dan", &tracking, None, Utc::now()).await.unwrap();
+    // Submitted to the fake Pesapal with its real amount and currency; tracking id recorded.
+    let (order, tracking) = h.pesapal_order("dan", &sku, 1).await;
     let ipn = providers::pesapal::Ipn {
         order_tracking_id: tracking.clone(),
         order_merchant_reference: order.clone(),
@@ -224,4 +199,66 @@ async fn forged_undecodable_and_unknown_deliveries_are_refused_or_dead_lettered(
     })
     .unwrap();
     assert_eq!(h.push_raw("mg", garbage).await.status(), 200);
+}
+
+/// A refund that overtakes the success (Stripe does not order its events) is recorded; the late
+/// success then ends in `refunded`, commits no stock and announces nothing. Before the fix the
+/// refund was ignored while the order awaited payment and the success sold the goods.
+#[tokio::test]
+async fn a_refund_before_the_success_ends_refunded_without_selling() {
+    let h = Harness::start().await;
+    let sku = h.product("cello", 4, 1).await;
+    let order = h.order("ida", &sku, 2, PaymentProvider::Stripe).await;
+    let now = Utc::now();
+    let succeeded = stripe_event("evt_ida_paid", &order, PaymentEventKind::Succeeded, now);
+    let refunded = stripe_event(
+        "evt_ida_refund",
+        &order,
+        PaymentEventKind::Refunded,
+        now + TimeDelta::seconds(30),
+    );
+    assert_eq!(h.deliver("refund-first", &refunded).await, 204);
+    assert_eq!(h.order_doc(&order).await.status, OrderStatus::Refunded);
+    assert_eq!(h.deliver("success-late", &succeeded).await, 204);
+    let doc = h.order_doc(&order).await;
+    assert_eq!(doc.status, OrderStatus::Refunded);
+    assert_eq!(doc.last_event_id.as_deref(), Some("evt_ida_refund"));
+    let reservation = h.inventory.reservation(&doc.items[0].reservation_id).await.unwrap().unwrap();
+    assert_eq!(reservation.status, ReservationStatus::Held, "no stock committed");
+    assert_eq!(
+        h.payments.payment("pay-ida").await.unwrap().unwrap().status,
+        PaymentStatus::Refunded
+    );
+    // The held units go back when the hold ends; nothing was sold.
+    h.inventory.sweep_expired(Utc::now() + TimeDelta::minutes(16), 10).await.unwrap();
+    assert_eq!(h.inventory.availability(&sku).await.unwrap().unwrap().0, 4);
+    assert!(h.published("order-paid", 1).await.is_empty(), "a refunded order is never announced");
+}
+
+/// A partial refund (`charge.refunded` with `amount_refunded` below the amount) leaves the
+/// order paid and records what went back; the refund of the rest refunds the order. Before the
+/// fix any `charge.refunded` refunded the whole order.
+#[tokio::test]
+async fn a_partial_refund_leaves_the_order_paid() {
+    let h = Harness::start().await;
+    let sku = h.product("bell", 4, 1).await;
+    let order = h.order("joe", &sku, 2, PaymentProvider::Stripe).await;
+    let now = Utc::now();
+    let paid = stripe_event("evt_joe_paid", &order, PaymentEventKind::Succeeded, now);
+    assert_eq!(h.deliver("paid", &paid).await, 204);
+    let mut partial =
+        stripe_event("evt_joe_r1", &order, PaymentEventKind::Refunded, now + TimeDelta::seconds(10));
+    partial.amount_minor = Some(2000);
+    partial.amount_refunded_minor = Some(500);
+    assert_eq!(h.deliver("r1", &partial).await, 204);
+    assert_eq!(h.deliver("r1", &partial).await, 204);
+    let doc = h.order_doc(&order).await;
+    assert_eq!(doc.status, OrderStatus::Paid);
+    assert_eq!(doc.refunded_minor, 500);
+    let mut rest =
+        stripe_event("evt_joe_r2", &order, PaymentEventKind::Refunded, now + TimeDelta::seconds(20));
+    rest.amount_minor = Some(2000);
+    rest.amount_refunded_minor = Some(2000);
+    assert_eq!(h.deliver("r2", &rest).await, 204);
+    assert_eq!(h.order_doc(&order).await.status, OrderStatus::Refunded);
 }
