@@ -3,6 +3,7 @@
 //! sentinel event, and the `payment-events` subscription must then hold the sentinel only,
 //! which proves the refused request published nothing.
 
+mod attacks;
 mod pesapal;
 mod stripe;
 
@@ -28,10 +29,16 @@ pub(crate) struct Harness {
     pub(crate) app: TestApp,
     pub(crate) project: String,
     pub(crate) pubsub: &'static str,
+    pub(crate) db: store::Db,
 }
 
 impl Harness {
     pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With extra environment variables.
+    pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Self {
         let firestore = testkit::emulators::firestore().await;
         let pubsub = testkit::emulators::pubsub().await;
         let project = testkit::project_id();
@@ -55,13 +62,50 @@ impl Harness {
             ("HEARTH_LOG_FORMAT", "pretty"),
         ]
         .into_iter()
+        .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let base = BaseConfig::from_map(vars.clone()).unwrap();
         let config = Config::load(base, &Env::from_map(vars)).unwrap();
         let state = AppState::build(&config).await.unwrap();
+        let db = state.db().clone();
         let router = runtime::Server::new("payment-webhook", &config.base).router(app(state));
-        Self { app: testkit::spawn_app(router).await, project, pubsub }
+        Self { app: testkit::spawn_app(router).await, project, pubsub, db }
+    }
+
+    /// An order `order_id` of 1 unit (10.00 KES) whose Pesapal payment has the tracking id
+    /// `tracking`, made through `store` as the api makes it.
+    pub(crate) async fn pesapal_order(&self, order_id: &str, tracking: &str) {
+        let product = format!("p-{order_id}");
+        self.db
+            .set(
+                &store::paths::product(&product).unwrap(),
+                &json!({"price_minor": 1000, "currency": "KES"}),
+            )
+            .await
+            .unwrap();
+        let inventory = store::inventory::Inventory::new(&self.db);
+        let sku = domain::inventory::Sku::product(&product);
+        inventory.set_stock(&sku, 5, 1).await.unwrap();
+        let now = chrono::Utc::now();
+        let uid = format!("buyer-{order_id}");
+        let reservation = format!("res-{order_id}");
+        inventory.reserve(&uid, &sku, 1, &reservation, now).await.unwrap();
+        let payments = store::payments::Payments::new(&self.db);
+        payments.create_order(&uid, order_id, &[reservation], now).await.unwrap().unwrap();
+        let payment = format!("pay-{order_id}");
+        payments
+            .start_payment(
+                &uid,
+                order_id,
+                &payment,
+                domain::messages::PaymentProvider::Pesapal,
+                now,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        payments.record_provider_payment(&payment, tracking, None, now).await.unwrap();
     }
 
     /// POSTs `body` to `/stripe` with `signature`.

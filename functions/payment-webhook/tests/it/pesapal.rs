@@ -1,5 +1,6 @@
-//! `GET|POST /pesapal`: IPNs are forwarded as hints and acknowledged in Pesapal's shape;
-//! malformed ones publish nothing.
+//! `GET|POST /pesapal`: IPNs for an order that holds the tracking id are forwarded as hints
+//! and acknowledged in Pesapal's shape; malformed ones publish nothing. Forged ones and floods:
+//! `attacks.rs`.
 
 use domain::messages::{PaymentEventKind, PaymentProvider};
 use serde_json::{Value, json};
@@ -11,6 +12,7 @@ const TRACKING: &str = "b945e4af-80a5-4ec1-8706-e03f8332fb04";
 #[tokio::test]
 async fn a_get_ipn_is_forwarded_as_a_hint_and_acknowledged() {
     let h = Harness::start().await;
+    h.pesapal_order("ord_55", TRACKING).await;
     let url = h.app.url(&format!(
         "/pesapal?OrderTrackingId={TRACKING}&OrderMerchantReference=ord_55&OrderNotificationType=IPNCHANGE"
     ));
@@ -36,6 +38,7 @@ async fn a_get_ipn_is_forwarded_as_a_hint_and_acknowledged() {
 #[tokio::test]
 async fn a_post_ipn_is_forwarded() {
     let h = Harness::start().await;
+    h.pesapal_order("ord_56", TRACKING).await;
     let body = json!({"OrderTrackingId": TRACKING, "OrderMerchantReference": "ord_56",
                       "OrderNotificationType": "IPNCHANGE"});
     let response = h.app.client.post(h.app.url("/pesapal")).json(&body).send().await.unwrap();
