@@ -2,7 +2,9 @@
 //! vendor tooling does); `reserveInventory` holds units; `initiatePayment` creates the order and
 //! a PaymentIntent at the fake Stripe; a correctly signed `payment_intent.succeeded` webhook
 //! goes to payment-webhook, devstack pushes the `payment-events` message to payment-processor,
-//! and the order becomes paid with its reservation committed. A second reservation is never
+//! and the order becomes paid with its reservation committed. Before that, a forged Pesapal IPN
+//! (a tracking id the fake Pesapal issued for another order, naming the demo's order) is refused
+//! by payment-webhook and leaves the order as it was. A second reservation is never
 //! paid: `expire-reservations` (run through devstack's Scheduler runner) leaves it alone while
 //! held and returns its units once its hold has ended.
 //!
@@ -96,6 +98,13 @@ pub async fn run(ctx: &Ctx, report: &mut DemoReport, user: &SignedUp) {
     let step = "initiatePayment: order awaiting payment, PaymentIntent at the fake Stripe";
     let (_, started) = record_value(report, step, t, started);
     let Some(started) = started else { return };
+
+    let t = Instant::now();
+    let forged = forged_ipn(ctx, &started).await;
+    let step = "a forged Pesapal IPN (another order's tracking id naming this order) is refused";
+    if !report.record(step, t, forged) {
+        return;
+    }
 
     let t = Instant::now();
     let sent = send_webhook(ctx, &started).await;
@@ -255,6 +264,71 @@ async fn retrieve_intent(ctx: &Ctx, intent_id: &str) -> Result<Value, String> {
         return Err(format!("the fake Stripe answered HTTP {status}: {body}"));
     }
     serde_json::from_str(&body).map_err(text)
+}
+
+/// The review's forgery: an attacker holds a Pesapal tracking id of their own (here, one the
+/// fake Pesapal issues for another merchant reference) and sends an unsigned IPN naming the
+/// demo's order. payment-webhook must refuse it (404, `status` 500) and the order must stay as
+/// it was; the signed Stripe payment that follows still pays it.
+async fn forged_ipn(ctx: &Ctx, started: &Started) -> Result<String, String> {
+    let provider =
+        ctx.target.provider.as_deref().ok_or("this stack runs no fake payment provider")?;
+    let token: Value = ctx
+        .http
+        .post(format!("{provider}/api/Auth/RequestToken"))
+        .json(&json!({"consumer_key": "attacker", "consumer_secret": "attacker"}))
+        .send()
+        .await
+        .map_err(|e| format!("the fake Pesapal is unreachable: {e}"))?
+        .json()
+        .await
+        .map_err(text)?;
+    let token = token["token"].as_str().ok_or_else(|| format!("no token in {token}"))?;
+    let submitted: Value = ctx
+        .http
+        .post(format!("{provider}/api/Transactions/SubmitOrderRequest"))
+        .bearer_auth(token)
+        .json(&json!({"id": format!("attacker-cheap-{}", ctx.suffix), "currency": "USD",
+                      "amount": 0.5, "description": "a cheap item", "callback_url": "https://x.test/",
+                      "notification_id": "attacker", "billing_address": {"email_address": "a@x.test"}}))
+        .send()
+        .await
+        .map_err(text)?
+        .json()
+        .await
+        .map_err(text)?;
+    let tracking = submitted["order_tracking_id"]
+        .as_str()
+        .ok_or_else(|| format!("no order_tracking_id in {submitted}"))?;
+    let order_id = &started.order_id;
+    let url = format!("{}/pesapal", ctx.url("payment-webhook")?);
+    let response = ctx
+        .http
+        .get(&url)
+        .query(&[
+            ("OrderTrackingId", tracking),
+            ("OrderMerchantReference", order_id.as_str()),
+            ("OrderNotificationType", "IPNCHANGE"),
+        ])
+        .send()
+        .await
+        .map_err(|e| format!("payment-webhook unreachable: {e}"))?;
+    let status = response.status();
+    let ack: Value = response.json().await.unwrap_or_default();
+    if status != http::StatusCode::NOT_FOUND || ack["status"] != 500 {
+        return Err(format!("the forged IPN was answered HTTP {status}: {ack}"));
+    }
+    let order = Payments::new(&ctx.db)
+        .order(order_id)
+        .await
+        .map_err(text)?
+        .ok_or_else(|| format!("orders/{order_id} is missing"))?;
+    if order.status != OrderStatus::AwaitingPayment || order.state_changes != 0 {
+        return Err(format!("orders/{order_id} is {:?} after the forged IPN", order.status));
+    }
+    Ok(format!(
+        "tracking id {tracking} (issued for another order) naming {order_id}: HTTP {status}, ack status 500; the order still awaits payment"
+    ))
 }
 
 async fn send_webhook(ctx: &Ctx, started: &Started) -> Result<String, String> {

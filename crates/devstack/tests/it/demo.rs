@@ -13,7 +13,7 @@ async fn the_demo_passes_end_to_end() {
     let report = devstack::cli::demo_on_new_stack(options).await.unwrap();
     println!("{}", report.render());
     assert!(report.passed(), "{}", report.render());
-    assert_eq!(report.checks.len(), 25, "every step ran: {}", report.render());
+    assert_eq!(report.checks.len(), 26, "every step ran: {}", report.render());
     for step in [
         "all seven documents exist",
         "followVendor",
@@ -22,6 +22,7 @@ async fn the_demo_passes_end_to_end() {
         "likePost twice counts one like",
         "reserveInventory holds",
         "initiatePayment",
+        "a forged Pesapal IPN",
         "payment-webhook accepts a signed payment_intent.succeeded",
         "order paid, reservation committed",
         "leaves a reservation whose hold runs",
