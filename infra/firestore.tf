@@ -27,9 +27,14 @@ resource "google_firestore_field" "ttl" {
 
   ttl_config {}
 
-  # An empty index_config removes the field's single-field indexes.
-  dynamic "index_config" {
-    for_each = each.value.indexed ? [] : ["no-indexes"]
-    content {}
+  # The field keeps exactly these single-field indexes (an empty index_config removes them all).
+  index_config {
+    dynamic "indexes" {
+      for_each = each.value.indexes
+      content {
+        order       = indexes.value.order
+        query_scope = indexes.value.query_scope
+      }
+    }
   }
 }

@@ -190,9 +190,13 @@ locals {
 
   # Firestore TTL policies: the backstop behind the cleanup jobs, which stay the primary way
   # expired documents go (TTL deletes within about a day of expiry, not on time).
-  # `indexed = false` drops the field's single-field indexes (nothing queries them; a
-  # monotonically increasing indexed timestamp is a write hotspot). firestore.indexes.json
-  # declares the same overrides, so `firebase deploy` and Terraform agree.
+  # `indexes` replaces the field's single-field indexes with exactly those listed: none where
+  # nothing queries the field (a monotonically increasing indexed timestamp is a write hotspot),
+  # only what the cleanup query needs where a job sweeps it. firestore.indexes.json declares
+  # the same overrides, so `firebase deploy` and Terraform agree (crates/manifest/tests/infra.rs
+  # checks it, and testkit's check-indexes checks every query against that file).
+  # - idempotency: `prune-idempotency` queries the collection group `idempotency` with
+  #   `expires_at < now` ordered by `expires_at`: one ascending collection-group index.
   # - feed-items: only feed entries (feeds/{uid}/posts/{postId}) carry `ttlAt` (= their
   #   `expiresAt`); the vendors' posts share the collection group `posts` and may carry an
   #   `expiresAt` of their own, so a TTL on `expiresAt` would delete them too.
@@ -201,9 +205,12 @@ locals {
   #   `expire-reservations` released it would lose its units for good, and paid reservations
   #   are records of an order.
   ttl_fields = {
-    feed-items  = { collection = "posts", field = "ttlAt", indexed = false }
-    idempotency = { collection = "idempotency", field = "expires_at", indexed = false }
-    rate-limits = { collection = "rate_limits", field = "expires_at", indexed = false }
+    feed-items = { collection = "posts", field = "ttlAt", indexes = [] }
+    idempotency = {
+      collection = "idempotency", field = "expires_at",
+      indexes    = [{ order = "ASCENDING", query_scope = "COLLECTION_GROUP" }]
+    }
+    rate-limits = { collection = "rate_limits", field = "expires_at", indexes = [] }
   }
 
   # APIs the deployment uses (Cloud Build and Artifact Registry too: deploy.sh builds images).

@@ -12,5 +12,14 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/prereqs.sh
 
+# Every query shape store sends during the suite is recorded here, then checked against
+# firestore.indexes.json: the emulator needs no index, production does (testkit::indexes).
+export HEARTH_QUERY_LOG_DIR="$CARGO_TARGET_DIR/hearth-query-shapes"
+rm -rf "$HEARTH_QUERY_LOG_DIR"
+mkdir -p "$HEARTH_QUERY_LOG_DIR"
+
 echo "== cargo test --workspace (emulator-backed tests included)"
 cargo test --workspace --all-targets --no-fail-fast "$@"
+
+echo "== every recorded Firestore query has a serving index (firestore.indexes.json)"
+cargo run --quiet -p testkit --bin check-indexes -- "$HEARTH_QUERY_LOG_DIR" firestore.indexes.json

@@ -157,7 +157,9 @@ pub enum Mismatch {
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::UnknownPayment => f.write_str("no payment of the order has this provider payment id"),
+            Self::UnknownPayment => {
+                f.write_str("no payment of the order has this provider payment id")
+            }
             Self::MerchantReference { reported } => {
                 write!(f, "the provider says the payment is for order {reported}")
             }
@@ -485,10 +487,8 @@ mod tests {
 
     #[test]
     fn a_partial_refund_leaves_the_order_paid() {
-        let partial = EventView {
-            amount_refunded_minor: Some(1000),
-            ..event(PaymentEventKind::Refunded)
-        };
+        let partial =
+            EventView { amount_refunded_minor: Some(1000), ..event(PaymentEventKind::Refunded) };
         assert_eq!(
             decide(&view(OrderStatus::Paid, true), &partial),
             Decision::PartialRefund { refunded_minor: 1000 }

@@ -1092,10 +1092,21 @@ fn check_firestore(plan: &Value, vars: &Vars, p: &mut Problems) {
             None => p.push(format!(
                 "firestore.indexes.json sets a TTL on {key:?} that Terraform does not"
             )),
-            Some(f) if o["indexes"] == json!([]) => {
-                p.eq(&format!("index_config of TTL field {key:?} (no indexes, as in firestore.indexes.json)"), f.get("index_config"), json!([{}]));
+            Some(f) => {
+                // The same single-field indexes on both sides (none: an empty index_config).
+                let wanted: Vec<Value> = o["indexes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| json!({"order": i["order"], "query_scope": i["queryScope"]}))
+                    .collect();
+                let config = json!([{ "indexes": wanted }]);
+                p.eq(
+                    &format!("index_config of TTL field {key:?} (as in firestore.indexes.json)"),
+                    f.get("index_config"),
+                    config,
+                );
             }
-            Some(_) => {}
         }
     }
 }

@@ -227,8 +227,7 @@ pub enum StatusOutcome {
 impl TransactionStatus {
     /// What the answer means (see the type's docs).
     pub fn outcome(&self) -> StatusOutcome {
-        let error_code =
-            self.error.as_ref().and_then(|e| e.code.clone()).filter(|c| !c.is_empty());
+        let error_code = self.error.as_ref().and_then(|e| e.code.clone()).filter(|c| !c.is_empty());
         let message = self.error.as_ref().and_then(|e| e.message.clone()).unwrap_or_default();
         if error_code.as_deref() == Some("payment_details_not_found") {
             return StatusOutcome::Pending;

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use domain::backoff::Backoff;
+use providers::pesapal::StatusOutcome;
 use providers::{
     BreakerPolicy, BreakerState, CallPolicy, NewPayment, PesapalClient, PesapalSettings,
     ProviderError, StripeClient,
 };
 use secrecy::SecretString;
-use providers::pesapal::StatusOutcome;
 use testkit::fake_provider::FakeProvider;
 
 fn policy(threshold: u32) -> CallPolicy {
@@ -120,7 +120,10 @@ async fn pesapal_submits_orders_and_reports_status() {
     assert_eq!(status.outcome(), StatusOutcome::Pending);
     fake.set_pesapal_status(&created.provider_payment_id, 1);
     let status = client.transaction_status(&created.provider_payment_id).await.unwrap();
-    assert_eq!(status.outcome(), StatusOutcome::Final(domain::messages::PaymentEventKind::Succeeded));
+    assert_eq!(
+        status.outcome(),
+        StatusOutcome::Final(domain::messages::PaymentEventKind::Succeeded)
+    );
     assert_eq!(status.amount, Some(25.99));
     assert_eq!(status.merchant_reference.as_deref(), Some("ord_1"));
     // An unknown tracking id is an error inside an HTTP 200, never a pending payment.

@@ -36,9 +36,7 @@ use domain::messages::FollowerCursor;
 use domain::ramp::RampPolicy;
 use firestore::FirestoreInstant;
 use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
-use firestore::gcloud_sdk::google::firestore::v1::{
-    Document, RunQueryRequest, StructuredQuery, run_query_request,
-};
+use firestore::gcloud_sdk::google::firestore::v1::{Document, StructuredQuery};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -301,11 +299,7 @@ fn follower_pages(
                 let query =
                     follower_query(&db, &vendor_id, after.as_ref(), end_at.as_ref(), limit)?;
                 queries.fetch_add(1, Ordering::Relaxed);
-                let request = RunQueryRequest {
-                    parent: db.documents_root().to_owned(),
-                    query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
-                    ..Default::default()
-                };
+                let request = rpc::query_request(db.documents_root().to_owned(), query);
                 let mut client = db.client().await?;
                 db.call(client.run_query(request)).await
             };

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod onboarding;
 pub mod paths;
 pub mod payments;
+pub mod query_log;
 pub mod ratelimit;
 mod rpc;
 pub mod tenancy;

@@ -767,7 +767,10 @@ impl Payments {
                         payment.status = payment_status;
                         payment.updated_at = to_instant(now);
                         // A final answer: nothing left to reconcile.
-                        if !matches!(payment_status, PaymentStatus::Pending | PaymentStatus::Processing) {
+                        if !matches!(
+                            payment_status,
+                            PaymentStatus::Pending | PaymentStatus::Processing
+                        ) {
                             payment.reconcile_due_at = None;
                         }
                         tx.set(&path, &payment)?;

@@ -121,11 +121,7 @@ pub(crate) async fn run(
     parent: String,
     query: StructuredQuery,
 ) -> Result<Vec<Document>, Error> {
-    let request = RunQueryRequest {
-        parent,
-        query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
-        ..Default::default()
-    };
+    let request = query_request(parent, query);
     let mut client = db.client().await?;
     let mut stream = db.call(client.run_query(request)).await?;
     let mut docs = Vec::new();
@@ -135,6 +131,17 @@ pub(crate) async fn run(
         }
     }
     Ok(docs)
+}
+
+/// The `RunQuery` request of `query` under `parent`. Every query `store` sends is built here,
+/// so its shape is noted for the index check (`query_log`).
+pub(crate) fn query_request(parent: String, query: StructuredQuery) -> RunQueryRequest {
+    crate::query_log::note(&query);
+    RunQueryRequest {
+        parent,
+        query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
+        ..Default::default()
+    }
 }
 
 /// Reads the documents named (full names) in one `BatchGetDocuments` call; the answer is in

@@ -19,7 +19,17 @@ static AUTH: OnceLock<String> = OnceLock::new();
 
 /// `host:port` of a Firestore emulator (rules not enforced: server-side access).
 pub async fn firestore() -> &'static str {
+    record_queries();
     blocking(|| FIRESTORE.get_or_init(|| reuse_or_start(Kind::Firestore))).await
+}
+
+/// With `HEARTH_QUERY_LOG_DIR` set (`scripts/test.sh` sets it), every query shape `store` sends
+/// from this process is recorded there for the index check (`testkit::indexes`).
+#[allow(clippy::disallowed_methods)] // testkit reads its own test settings
+fn record_queries() {
+    if let Some(dir) = std::env::var_os("HEARTH_QUERY_LOG_DIR").filter(|d| !d.is_empty()) {
+        store::query_log::record_into(std::path::PathBuf::from(dir));
+    }
 }
 
 /// `host:port` of a Pub/Sub emulator.

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod emulators;
 pub mod fake_provider;
+pub mod indexes;
 pub mod jwks;
 pub mod keys;
 pub mod pubsub;

@@ -34,12 +34,12 @@ use gcp::callable::Code;
 use gcp::error::PublicError;
 use gcp::pubsub::{parse_push, parse_push_bytes};
 use http::StatusCode;
+use providers::pesapal::StatusOutcome;
 use runtime::Error;
 use runtime::auth::GoogleCaller;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::Claim;
-use providers::pesapal::StatusOutcome;
 use store::payments::{Applied, Order, ResolvedEvent};
 
 use crate::AppState;
@@ -206,7 +206,11 @@ async fn resolve(state: &AppState, event: &PaymentEvent, key: &str) -> Result<Re
         .await
         .map_err(|e| store_failure(e, key))?;
     if !holds {
-        return Err(suspected_forgery(event, key, "the order holds no payment with this tracking id"));
+        return Err(suspected_forgery(
+            event,
+            key,
+            "the order holds no payment with this tracking id",
+        ));
     }
     let status = match pesapal.transaction_status(&event.payment_id).await {
         Ok(status) => status,
@@ -252,9 +256,13 @@ async fn resolve(state: &AppState, event: &PaymentEvent, key: &str) -> Result<Re
                 .map_err(|e| store_failure(e, key))?;
             Ok(Resolution::Pending)
         }
-        StatusOutcome::Error { code, message } if code == "order_not_found" => Err(
-            suspected_forgery(event, key, &format!("Pesapal does not know the tracking id: {message}")),
-        ),
+        StatusOutcome::Error { code, message } if code == "order_not_found" => {
+            Err(suspected_forgery(
+                event,
+                key,
+                &format!("Pesapal does not know the tracking id: {message}"),
+            ))
+        }
         StatusOutcome::Error { code, message } => Err(Error::permanent(
             "Pesapal answered the status lookup with an error",
             anyhow!("Pesapal error {code}: {message}"),
@@ -277,11 +285,7 @@ fn suspected_forgery(event: &PaymentEvent, key: &str, why: &str) -> Error {
     );
     Error::suspected_forgery(
         "payment event refused: not this order's money (suspected forgery)",
-        anyhow!(
-            "order {}, provider payment {}: {why}",
-            event.order_id,
-            event.payment_id
-        ),
+        anyhow!("order {}, provider payment {}: {why}", event.order_id, event.payment_id),
         Some(key.to_owned()),
     )
 }

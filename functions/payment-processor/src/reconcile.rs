@@ -96,7 +96,8 @@ pub(crate) async fn reconcile_payments(
 
 /// One run at `now`.
 pub(crate) async fn run(state: &AppState, now: DateTime<Utc>) -> Result<Report, Error> {
-    let due = state.payments.due_for_reconcile(now, BATCH).await.map_err(|e| store_failure(e, JOB))?;
+    let due =
+        state.payments.due_for_reconcile(now, BATCH).await.map_err(|e| store_failure(e, JOB))?;
     let mut report = Report { examined: due.len(), ..Report::default() };
     let started = std::time::Instant::now();
     for (done, payment) in due.into_iter().enumerate() {
@@ -180,7 +181,8 @@ pub(crate) async fn run(state: &AppState, now: DateTime<Utc>) -> Result<Report, 
         }
         // Announce the outcome when this run's event is the one that moved the order. If the
         // publish fails the payment stays due, and the next run publishes it.
-        if let Some(order) = state.payments.order(&payment.order_id).await.map_err(|e| store_failure(e, &key))?
+        if let Some(order) =
+            state.payments.order(&payment.order_id).await.map_err(|e| store_failure(e, &key))?
             && order.last_event_id.as_deref() == Some(event.event_id.as_str())
             && let Err(error) =
                 publish_outcome(state, &order, event.provider, &tracking, &event.event_id).await
@@ -208,7 +210,10 @@ async fn record_suspect(
         source: format!("payment-processor POST /jobs/{JOB}"),
         event_id: Some(event.event_id.clone()),
         reason: "payment event refused: not this order's money (suspected forgery)".to_owned(),
-        detail: format!("order {}, provider payment {}: {why}", payment.order_id, event.provider_payment_id),
+        detail: format!(
+            "order {}, provider payment {}: {why}",
+            payment.order_id, event.provider_payment_id
+        ),
         recorded_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         suspected_forgery: true,
     };

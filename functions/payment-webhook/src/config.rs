@@ -77,7 +77,8 @@ impl Config {
             tolerance,
             publish_deadline: Duration::from_millis(deadline_ms),
             ipn_rate_per_source,
-            ipn_burst_per_source: ipn_rate_per_source.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)),
+            ipn_burst_per_source: ipn_rate_per_source
+                .saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)),
         })
     }
 }

@@ -105,7 +105,10 @@ async fn a_tracking_id_pesapal_does_not_know_is_dead_lettered() {
     let h = Harness::start().await;
     let sku = h.product("harp", 3, 1).await;
     let order = h.order("cy", &sku, 1, PaymentProvider::Pesapal).await;
-    h.payments.record_provider_payment("pay-cy", "unknown-at-pesapal", None, Utc::now()).await.unwrap();
+    h.payments
+        .record_provider_payment("pay-cy", "unknown-at-pesapal", None, Utc::now())
+        .await
+        .unwrap();
     let hint = ipn("unknown-at-pesapal", &order).to_event(Utc::now());
     let letter = h.dead_letter_of(h.push("unknown", &hint).await).await;
     assert!(letter.suspected_forgery, "{letter:?}");
@@ -167,5 +170,8 @@ async fn provider_throttling_defers_to_the_reconcile_job_without_using_attempts(
     let report = h.reconcile().await;
     assert_eq!(report["settled"], 1, "{report}");
     assert_eq!(h.order_doc(&order).await.status, OrderStatus::Paid);
-    assert_eq!(h.payments.payment("pay-dee").await.unwrap().unwrap().status, PaymentStatus::Succeeded);
+    assert_eq!(
+        h.payments.payment("pay-dee").await.unwrap().unwrap().status,
+        PaymentStatus::Succeeded
+    );
 }

@@ -174,7 +174,10 @@ impl Harness {
             .await
             .unwrap();
         let tracking = created.provider_payment_id;
-        self.payments.record_provider_payment(&payment_id, &tracking, None, Utc::now()).await.unwrap();
+        self.payments
+            .record_provider_payment(&payment_id, &tracking, None, Utc::now())
+            .await
+            .unwrap();
         (order_id, tracking)
     }
 

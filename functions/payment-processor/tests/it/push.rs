@@ -246,8 +246,12 @@ async fn a_partial_refund_leaves_the_order_paid() {
     let now = Utc::now();
     let paid = stripe_event("evt_joe_paid", &order, PaymentEventKind::Succeeded, now);
     assert_eq!(h.deliver("paid", &paid).await, 204);
-    let mut partial =
-        stripe_event("evt_joe_r1", &order, PaymentEventKind::Refunded, now + TimeDelta::seconds(10));
+    let mut partial = stripe_event(
+        "evt_joe_r1",
+        &order,
+        PaymentEventKind::Refunded,
+        now + TimeDelta::seconds(10),
+    );
     partial.amount_minor = Some(2000);
     partial.amount_refunded_minor = Some(500);
     assert_eq!(h.deliver("r1", &partial).await, 204);
@@ -255,8 +259,12 @@ async fn a_partial_refund_leaves_the_order_paid() {
     let doc = h.order_doc(&order).await;
     assert_eq!(doc.status, OrderStatus::Paid);
     assert_eq!(doc.refunded_minor, 500);
-    let mut rest =
-        stripe_event("evt_joe_r2", &order, PaymentEventKind::Refunded, now + TimeDelta::seconds(20));
+    let mut rest = stripe_event(
+        "evt_joe_r2",
+        &order,
+        PaymentEventKind::Refunded,
+        now + TimeDelta::seconds(20),
+    );
     rest.amount_minor = Some(2000);
     rest.amount_refunded_minor = Some(2000);
     assert_eq!(h.deliver("r2", &rest).await, 204);

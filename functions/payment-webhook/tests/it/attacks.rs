@@ -27,11 +27,9 @@ async fn an_ipn_naming_an_order_that_does_not_hold_the_tracking_id_is_refused() 
     let h = Harness::start().await;
     h.pesapal_order("ord_cheap", T).await;
     h.pesapal_order("ord_dear", "77777777-0000-4000-8000-000000000000").await;
-    for (tracking, order) in [
-        (T, "ord_dear"),
-        (T, "ord_missing"),
-        ("11111111-2222-4333-8444-555555555555", "ord_cheap"),
-    ] {
+    for (tracking, order) in
+        [(T, "ord_dear"), (T, "ord_missing"), ("11111111-2222-4333-8444-555555555555", "ord_cheap")]
+    {
         let response = h.app.client.get(ipn_url(&h, tracking, order)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{tracking} {order}");
         let ack: Value = response.json().await.unwrap();
