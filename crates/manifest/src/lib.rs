@@ -489,12 +489,9 @@ fn check_resources(at: &str, r: &Resources, problems: &mut Vec<String>) {
 /// p95 <= p99 <= the request timeout, an error rate strictly between 0 and 100 %, and an
 /// availability from 90 % to 99.99 % (the most an SLO goal may be).
 fn check_slo(at: &str, slo: &Slo, timeout_seconds: Option<u32>, problems: &mut Vec<String>) {
-    let (Some(p95), Some(p99), Some(errors), Some(availability)) = (
-        slo.latency_p95_ms,
-        slo.latency_p99_ms,
-        slo.error_rate_percent,
-        slo.availability_percent,
-    ) else {
+    let (Some(p95), Some(p99), Some(errors), Some(availability)) =
+        (slo.latency_p95_ms, slo.latency_p99_ms, slo.error_rate_percent, slo.availability_percent)
+    else {
         problems.push(format!("{at}: slo is incomplete: {slo:?}"));
         return;
     };
@@ -551,7 +548,10 @@ functions:
             );
         }
         if !function.is_empty() {
-            yaml = yaml.replace("    description: h\n", &format!("    description: h\n    slo: {function}\n"));
+            yaml = yaml.replace(
+                "    description: h\n",
+                &format!("    description: h\n    slo: {function}\n"),
+            );
         }
         let m = Manifest::parse(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         m.validate().map(|()| m)
@@ -586,14 +586,26 @@ functions:
     fn bad_objectives_are_refused_with_a_clear_message() {
         let cases = [
             ("", "{latency_p95_ms: 0}", "must be at least 1 ms"),
-            ("", "{latency_p95_ms: 900}", "latency_p95_ms (900 ms) must not exceed latency_p99_ms (800 ms)"),
-            ("{latency_p95_ms: 1000, latency_p99_ms: 500}", "", "defaults: slo latency_p95_ms (1000 ms)"),
+            (
+                "",
+                "{latency_p95_ms: 900}",
+                "latency_p95_ms (900 ms) must not exceed latency_p99_ms (800 ms)",
+            ),
+            (
+                "{latency_p95_ms: 1000, latency_p99_ms: 500}",
+                "",
+                "defaults: slo latency_p95_ms (1000 ms)",
+            ),
             ("", "{latency_p99_ms: 61000}", "exceeds the request timeout (60 s)"),
             ("", "{error_rate_percent: 0}", "error_rate_percent (0) must be a percentage above 0"),
             ("", "{error_rate_percent: 100}", "error_rate_percent (100)"),
             ("", "{error_rate_percent: -1.5}", "error_rate_percent (-1.5)"),
             ("", "{error_rate_percent: .nan}", "error_rate_percent (NaN)"),
-            ("", "{availability_percent: 100}", "availability_percent (100) must be within 90..=99.99"),
+            (
+                "",
+                "{availability_percent: 100}",
+                "availability_percent (100) must be within 90..=99.99",
+            ),
             ("{availability_percent: 42}", "", "defaults: slo availability_percent (42)"),
         ];
         for (defaults, function, expected) in cases {
@@ -610,10 +622,14 @@ functions:
 
     #[test]
     fn unknown_or_mistyped_slo_fields_do_not_parse() {
-        let typo = BASE.replace("    description: h\n", "    description: h\n    slo: {latency_p95: 300}\n");
+        let typo = BASE
+            .replace("    description: h\n", "    description: h\n    slo: {latency_p95: 300}\n");
         let err = Manifest::parse(&typo).unwrap_err();
         assert!(err.contains("latency_p95"), "{err}");
-        let text = BASE.replace("    description: h\n", "    description: h\n    slo: {latency_p95_ms: fast}\n");
+        let text = BASE.replace(
+            "    description: h\n",
+            "    description: h\n    slo: {latency_p95_ms: fast}\n",
+        );
         assert!(Manifest::parse(&text).is_err());
     }
 }

@@ -289,11 +289,12 @@ fn the_health_check_avoids_the_paths_cloud_run_reserves() {
     let sandbox = Sandbox::new();
     let (manifest, m) = sandbox.manifest();
     let settings = settings(&manifest);
-    let out =
-        deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
+    let out = deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let checks: Vec<String> =
-        commands(&text(&out.stdout)).into_iter().filter(|c| c.starts_with("curl -fsS --max-time")).collect();
+    let checks: Vec<String> = commands(&text(&out.stdout))
+        .into_iter()
+        .filter(|c| c.starts_with("curl -fsS --max-time"))
+        .collect();
     assert_eq!(checks.len(), m.functions.len(), "{checks:#?}");
     for check in checks {
         // Cloud Run answers some paths ending in `z` (e.g. /healthz) itself on the public URL,
@@ -309,19 +310,21 @@ fn a_dry_run_lists_the_slos_and_alert_policies_of_the_manifest() {
     let sandbox = Sandbox::new();
     let (manifest, m) = sandbox.manifest();
     let settings = settings(&manifest);
-    let out =
-        deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
+    let out = deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let notes = comments(&stdout);
     let apply = stdout.lines().position(|l| l.starts_with("terraform -chdir=infra apply")).unwrap();
     let listed = |line: &str| {
-        let at = stdout.lines().position(|l| l == format!("# {line}")).unwrap_or_else(|| {
-            panic!("the dry run does not show {line:?}:\n{stdout}")
-        });
+        let at = stdout
+            .lines()
+            .position(|l| l == format!("# {line}"))
+            .unwrap_or_else(|| panic!("the dry run does not show {line:?}:\n{stdout}"));
         assert!(at < apply, "{line:?} is listed after the apply that creates it");
     };
-    listed("monitoring (infra/monitoring.tf), every alert policy notifies: none (incidents show in the Cloud Monitoring console only)");
+    listed(
+        "monitoring (infra/monitoring.tf), every alert policy notifies: none (incidents show in the Cloud Monitoring console only)",
+    );
     for (name, f) in &m.functions {
         let slo = m.slo_of(f);
         let (p95, p99) = (slo.latency_p95_ms.unwrap(), slo.latency_p99_ms.unwrap());
@@ -339,7 +342,10 @@ fn a_dry_run_lists_the_slos_and_alert_policies_of_the_manifest() {
     assert!(notes.iter().any(|n| n.contains("circuit breaker opens")), "{stdout}");
 
     // The test manifest sets no slo: the built-in objectives are shown.
-    assert!(stdout.contains("onboarding: SLOs availability 99.95%, p95 300 ms, p99 800 ms"), "{stdout}");
+    assert!(
+        stdout.contains("onboarding: SLOs availability 99.95%, p95 300 ms, p99 800 ms"),
+        "{stdout}"
+    );
     // An override shows up.
     let overridden = sandbox.path().join("overridden.yaml");
     std::fs::write(
@@ -355,15 +361,17 @@ fn a_dry_run_lists_the_slos_and_alert_policies_of_the_manifest() {
         "HEARTH_NOTIFICATION_CHANNELS",
         format!("projects/{PROJECT}/notificationChannels/123, projects/{PROJECT}/notificationChannels/456"),
     ));
-    let out =
-        deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
+    let out = deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("#   onboarding: SLOs availability 99.95%, p95 1500 ms, p99 4000 ms; alerts p95 > 1500 ms, p99 > 4000 ms, 5xx > 0.5%"),
         "{stdout}"
     );
-    let apply = commands(&stdout).into_iter().find(|c| c.starts_with("terraform -chdir=infra apply")).unwrap();
+    let apply = commands(&stdout)
+        .into_iter()
+        .find(|c| c.starts_with("terraform -chdir=infra apply"))
+        .unwrap();
     assert!(
         apply.ends_with(&format!(" -var='notification_channels=[\"projects/{PROJECT}/notificationChannels/123\",\"projects/{PROJECT}/notificationChannels/456\"]'")),
         "{apply}"

@@ -366,10 +366,7 @@ fn expected_resources(
             "google_pubsub_subscription.dead_letter",
             (Some("local.dead_letter_topics"), dead_letter_topics.clone()),
         ),
-        (
-            "google_monitoring_custom_service.function",
-            (Some("local.functions"), functions.clone()),
-        ),
+        ("google_monitoring_custom_service.function", (Some("local.functions"), functions.clone())),
         ("google_monitoring_slo.availability", (Some("local.functions"), functions.clone())),
         (
             "google_monitoring_slo.latency",
@@ -1215,15 +1212,24 @@ fn check_monitoring(plan: &Value, m: &Manifest, vars: &Vars, p: &mut Problems) {
         let slo: Slo = m.slo_of(f);
         let requests = run_filter(m, vars, name, "request_count");
         let latencies = run_filter(m, vars, name, "request_latencies");
-        let service_ref = reference("google_monitoring_custom_service.function", name, "service_id");
+        let service_ref =
+            reference("google_monitoring_custom_service.function", name, "service_id");
 
         let service = instance(plan, "google_monitoring_custom_service.function", name);
-        p.eq(&format!("{name} custom service id"), at(service, "/service_id"), json!(format!("hearth-{name}")));
+        p.eq(
+            &format!("{name} custom service id"),
+            at(service, "/service_id"),
+            json!(format!("hearth-{name}")),
+        );
 
         let what = format!("{name} availability SLO");
         let a = instance(plan, "google_monitoring_slo.availability", name);
         p.eq(&format!("{what}: service"), at(a, "/service"), json!(service_ref));
-        p.eq(&format!("{what}: goal"), at(a, "/goal"), json!(slo.availability_percent.unwrap() / 100.0));
+        p.eq(
+            &format!("{what}: goal"),
+            at(a, "/goal"),
+            json!(slo.availability_percent.unwrap() / 100.0),
+        );
         p.eq(&format!("{what}: period"), at(a, "/rolling_period_days"), json!(28));
         p.eq(
             &format!("{what}: SLI"),
@@ -1363,9 +1369,15 @@ fn a_manifest_with_every_kind_of_trigger_is_provisioned_exactly() {
     assert_eq!(keys("google_monitoring_alert_policy.dead_letter"), 2);
     // defaults.slo and the function's own slo both reach Terraform.
     let cleanup_p99 = instance(&plan, "google_monitoring_slo.latency", "scheduled-cleanup/p99");
-    assert_eq!(at(cleanup_p99, "/request_based_sli/0/distribution_cut/0/range/0/max"), Some(&json!(50000)));
+    assert_eq!(
+        at(cleanup_p99, "/request_based_sli/0/distribution_cut/0/range/0/max"),
+        Some(&json!(50000))
+    );
     let hook_p99 = instance(&plan, "google_monitoring_alert_policy.latency", "signup-hook/p99");
-    assert_eq!(at(hook_p99, "/conditions/0/condition_threshold/0/threshold_value"), Some(&json!(900)));
+    assert_eq!(
+        at(hook_p99, "/conditions/0/condition_threshold/0/threshold_value"),
+        Some(&json!(900))
+    );
     let hook = instance(&plan, "google_monitoring_slo.availability", "signup-hook");
     let goal = at(hook, "/goal").and_then(Value::as_f64).unwrap();
     assert!((goal - 0.999).abs() < 1e-12, "{goal}");
@@ -1495,7 +1507,10 @@ fn a_function_without_its_slos_and_alerts_is_caught() {
     let plan = evaluate(&infra(), &path, &vars, &[]);
     let found = problems(&plan, &m, &vars);
     assert!(found.is_empty(), "{found:#?}");
-    assert!(instance(&plan, "google_monitoring_alert_policy.dead_letter", "refunds-dead-letter").is_some());
+    assert!(
+        instance(&plan, "google_monitoring_alert_policy.dead_letter", "refunds-dead-letter")
+            .is_some()
+    );
 }
 
 #[test]
