@@ -442,6 +442,17 @@ impl Problems {
         self.0.push(problem);
     }
 
+    /// A number equal to `want` up to rounding (Terraform divides in decimal, Rust in binary).
+    fn approx(&mut self, what: &str, got: Option<&Value>, want: f64) {
+        match got.and_then(Value::as_f64) {
+            Some(got) if (got - want).abs() <= 1e-9 * want.abs().max(1.0) => {}
+            _ => {
+                let got = got.map_or_else(|| "nothing".to_owned(), Value::to_string);
+                self.0.push(format!("{what}: expected {want}, found {got}"));
+            }
+        }
+    }
+
     fn eq(&mut self, what: &str, got: Option<&Value>, want: Value) {
         if got != Some(&want) {
             let got = got.map_or_else(|| "nothing".to_owned(), Value::to_string);
@@ -1225,10 +1236,10 @@ fn check_monitoring(plan: &Value, m: &Manifest, vars: &Vars, p: &mut Problems) {
         let what = format!("{name} availability SLO");
         let a = instance(plan, "google_monitoring_slo.availability", name);
         p.eq(&format!("{what}: service"), at(a, "/service"), json!(service_ref));
-        p.eq(
+        p.approx(
             &format!("{what}: goal"),
             at(a, "/goal"),
-            json!(slo.availability_percent.unwrap() / 100.0),
+            slo.availability_percent.unwrap() / 100.0,
         );
         p.eq(&format!("{what}: period"), at(a, "/rolling_period_days"), json!(28));
         p.eq(
@@ -1245,7 +1256,7 @@ fn check_monitoring(plan: &Value, m: &Manifest, vars: &Vars, p: &mut Problems) {
             let l = instance(plan, "google_monitoring_slo.latency", &key);
             p.eq(&format!("{what}: service"), at(l, "/service"), json!(service_ref));
             p.eq(&format!("{what}: id"), at(l, "/slo_id"), json!(format!("latency-p{percentile}")));
-            p.eq(&format!("{what}: goal"), at(l, "/goal"), json!(f64::from(percentile) / 100.0));
+            p.approx(&format!("{what}: goal"), at(l, "/goal"), f64::from(percentile) / 100.0);
             p.eq(
                 &format!("{what}: SLI"),
                 at(l, "/request_based_sli/0/distribution_cut/0"),
@@ -1273,10 +1284,10 @@ fn check_monitoring(plan: &Value, m: &Manifest, vars: &Vars, p: &mut Problems) {
         p.eq(&format!("{what}: filter"), at(c, "/filter"), json!(format!("{requests}{FIVE_XX}")));
         p.eq(&format!("{what}: denominator"), at(c, "/denominator_filter"), json!(requests));
         p.eq(&format!("{what}: comparison"), at(c, "/comparison"), json!("COMPARISON_GT"));
-        p.eq(
+        p.approx(
             &format!("{what}: threshold"),
             at(c, "/threshold_value"),
-            json!(slo.error_rate_percent.unwrap() / 100.0),
+            slo.error_rate_percent.unwrap() / 100.0,
         );
     }
 
