@@ -17,6 +17,15 @@ locals {
     timeout_seconds = 300
   }
 
+  # Service level objectives used only where neither the manifest's defaults.slo nor the
+  # function set one (crates/manifest `Slo::BUILT_IN`, the same values).
+  slo_fallback = {
+    latency_p95_ms       = 300
+    latency_p99_ms       = 800
+    error_rate_percent   = 0.1
+    availability_percent = 99.95
+  }
+
   # Function name => settings with every default applied.
   functions = {
     for name, f in try(local.manifest.functions, {}) : name => {
@@ -24,6 +33,7 @@ locals {
       region    = coalesce(try(f.region, null), local.default_region)
       public    = try(f.public, false)
       resources = merge(local.resource_fallback, try(local.manifest.defaults.resources, {}), try(f.resources, {}))
+      slo       = merge(local.slo_fallback, try(local.manifest.defaults.slo, {}), try(f.slo, {}))
       triggers  = try(f.triggers, [])
       publishes = try(f.publishes, [])
       env       = try(f.env, {})
@@ -115,6 +125,25 @@ locals {
   topics              = try(local.manifest.topics, {})
   dead_letter_topics  = { for name, t in local.topics : name => t if try(t.dead_letter, false) }
   dead_letter_targets = toset([for s in local.push_subscriptions : s.dead_letter_topic])
+
+  # Monitoring (monitoring.tf). The Cloud Run metrics of one function's service, as Cloud
+  # Monitoring filters: every request, and the latency distribution.
+  run_filters = {
+    for name, f in local.functions : name => {
+      requests  = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.label.\"service_name\"=\"${name}\" AND resource.label.\"location\"=\"${f.region}\""
+      latencies = "metric.type=\"run.googleapis.com/request_latencies\" AND resource.type=\"cloud_run_revision\" AND resource.label.\"service_name\"=\"${name}\" AND resource.label.\"location\"=\"${f.region}\""
+    }
+  }
+  # "<function>/p95" and "<function>/p99" => a latency objective: a latency SLO (that share
+  # of requests within the threshold) and an alert on the percentile.
+  latency_objectives = merge([
+    for name, f in local.functions : {
+      "${name}/p95" = { function = name, percentile = 95, threshold_ms = f.slo.latency_p95_ms }
+      "${name}/p99" = { function = name, percentile = 99, threshold_ms = f.slo.latency_p99_ms }
+    }
+  ]...)
+  # The log line crates/providers writes when a provider's circuit breaker opens.
+  circuit_breaker_log_message = "provider circuit breaker opened"
 
   # Google-signed OIDC callers, one service account per kind, created only when used.
   invoker_account_ids = {
@@ -226,6 +255,8 @@ locals {
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "identitytoolkit.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",

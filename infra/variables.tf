@@ -62,3 +62,14 @@ variable "firestore_point_in_time_recovery" {
   type        = bool
   default     = true
 }
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels every alert policy notifies (HEARTH_NOTIFICATION_CHANNELS), as ids projects/<project>/notificationChannels/<id>. Empty: alerts open incidents in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "notification_channels must be ids like projects/<project>/notificationChannels/<id>."
+  }
+}

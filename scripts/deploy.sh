@@ -9,9 +9,12 @@
 #   2. build and push one image per function with Cloud Build (cloudbuild.yaml, Dockerfile);
 #   3. terraform init, adopt an existing Firestore database / Identity Platform config into the
 #      state, terraform apply (Cloud Run services with the manifest's settings, IAM, Pub/Sub,
-#      dead letters, Scheduler, Eventarc, Identity Platform blocking functions, Firestore TTL);
+#      dead letters, Scheduler, Eventarc, Identity Platform blocking functions, Firestore TTL,
+#      Cloud Monitoring SLOs and alert policies from the manifest's slo blocks);
 #   4. firebase deploy --only firestore:rules,firestore:indexes;
-#   5. verify: every deployed service answers /healthz; then print the manual steps left.
+#   5. verify: every deployed service answers GET /health on its public URL (not /healthz:
+#      Cloud Run reserves some paths ending in z there and answers them itself); then print
+#      the manual steps left.
 #
 # --only fn1,fn2  build and roll out only these functions (terraform apply -target on their
 #                 services); rules, indexes and the rest of the infrastructure are left as they
@@ -31,6 +34,9 @@
 #   HEARTH_TF_STATE_BUCKET     Terraform state bucket (default: <project>-hearth-tfstate)
 #   HEARTH_OPERATOR_SERVICE_ACCOUNTS  comma list of operator service accounts (Google OIDC
 #                              callers of private HTTP routes)
+#   HEARTH_NOTIFICATION_CHANNELS  comma list of Cloud Monitoring notification channel ids
+#                              (projects/<project>/notificationChannels/<id>) every alert
+#                              policy notifies (default: none, incidents show in the console)
 #   HEARTH_MANIFEST            manifest to plan from (default: shared/functions.yaml; any other
 #                              file only with --dry-run, since Terraform reads shared/functions.yaml)
 set -euo pipefail
@@ -129,7 +135,9 @@ firestore_location="$HEARTH_FIRESTORE_LOCATION"
 [[ "$firestore_location" =~ ^[a-z][a-z0-9-]+[0-9]$ ]] || die "HEARTH_FIRESTORE_LOCATION=$firestore_location is not a Firestore location"
 
 # The manifest, one record per line, fields separated by US (0x1f) so empty ones survive `read`:
-# "default_region R" and "function name crate public region blocking".
+# "default_region R", "function name crate public region blocking",
+# "slo name p95_ms p99_ms error_rate_percent availability_percent" (the function's slo over
+# defaults.slo over the built-in objectives, as in infra/locals.tf) and "dead_letter topic".
 manifest_lines="$(
   python3 - "$manifest" <<'PY'
 import sys, yaml
@@ -140,23 +148,33 @@ try:
     region = m["defaults"]["region"]
     functions = m.get("functions") or {}
     print("default_region", region, sep="\x1f")
+    built_in = {"latency_p95_ms": 300, "latency_p99_ms": 800, "error_rate_percent": 0.1, "availability_percent": 99.95}
+    defaults_slo = m["defaults"].get("slo") or {}
     for name in sorted(functions):
         f = functions[name] or {}
         crate = f["crate"]
         triggers = f.get("triggers") or []
         blocking = any(t.get("kind") == "blocking" for t in triggers)
         print("function", name, crate, "1" if f.get("public") else "0", f.get("region") or "", "1" if blocking else "0", sep="\x1f")
-except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        slo = {**built_in, **defaults_slo, **(f.get("slo") or {})}
+        print("slo", name, *(f"{slo[k]:g}" for k in built_in), sep="\x1f")
+    for topic, spec in sorted((m.get("topics") or {}).items()):
+        if (spec or {}).get("dead_letter"):
+            print("dead_letter", topic, sep="\x1f")
+except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as e:
     sys.exit(f"deploy: cannot read the manifest {path}: {e!r}")
 PY
 )" || exit 1
 
 default_region=""
 fn_names=()
-declare -A fn_crate fn_public fn_region fn_blocking
+dead_letter_topics=()
+declare -A fn_crate fn_public fn_region fn_blocking fn_slo
 while IFS=$'\x1f' read -r kind a b c d e; do
   case "$kind" in
     default_region) default_region="$a" ;;
+    slo) fn_slo[$a]="SLOs availability $e%, p95 $b ms, p99 $c ms; alerts p95 > $b ms, p99 > $c ms, 5xx > $d%" ;;
+    dead_letter) dead_letter_topics+=("$a") ;;
     function)
       fn_names+=("$a")
       fn_crate[$a]="$b"
@@ -222,6 +240,12 @@ if [ -n "${HEARTH_OPERATOR_SERVICE_ACCOUNTS:-}" ]; then
   operators_json="$(python3 -c 'import json,sys; print(json.dumps([s.strip() for s in sys.argv[1].split(",") if s.strip()], separators=(",", ":")))' "$HEARTH_OPERATOR_SERVICE_ACCOUNTS")"
   tf_vars="$tf_vars -var=$(q "operator_service_accounts=$operators_json")"
 fi
+channels="none (incidents show in the Cloud Monitoring console only)"
+if [ -n "${HEARTH_NOTIFICATION_CHANNELS:-}" ]; then
+  channels_json="$(python3 -c 'import json,sys; print(json.dumps([s.strip() for s in sys.argv[1].split(",") if s.strip()], separators=(",", ":")))' "$HEARTH_NOTIFICATION_CHANNELS")"
+  tf_vars="$tf_vars -var=$(q "notification_channels=$channels_json")"
+  channels="$HEARTH_NOTIFICATION_CHANNELS"
+fi
 
 # --- plan --------------------------------------------------------------------------------------
 
@@ -255,7 +279,7 @@ for fn in "${selected[@]}"; do
   run "gcloud builds submit . --project=$(q "$project") --config=cloudbuild.yaml --substitutions=$(q "_BIN=${fn_crate[$fn]},_FN=$fn,_REPO=$image_repo,_TAG=$image_tag")"
 done
 
-say "3. Terraform: services with the manifest's settings, IAM, Pub/Sub, Scheduler, Eventarc, Identity Platform, Firestore"
+say "3. Terraform: services with the manifest's settings, IAM, Pub/Sub, Scheduler, Eventarc, Identity Platform, Firestore, Cloud Monitoring"
 run "terraform -chdir=infra init -input=false -reconfigure -backend-config=$(q "bucket=$state_bucket") -backend-config=prefix=hearth"
 if [ "$full" = 1 ]; then
   say "adopt a Firestore database created before Terraform managed it (e.g. in the Firebase console)"
@@ -268,12 +292,21 @@ if [ "$full" = 1 ]; then
     say "adopt an existing Identity Platform configuration (Terraform then owns only its blocking functions)"
     run "terraform -chdir=infra state show 'google_identity_platform_config.auth[0]' >/dev/null 2>&1 || ! curl -fsS -o /dev/null -H \"Authorization: Bearer \$(gcloud auth print-access-token)\" -H $(q "x-goog-user-project: $project") https://identitytoolkit.googleapis.com/admin/v2/projects/$(q "$project")/config || terraform -chdir=infra import -input=false $tf_vars 'google_identity_platform_config.auth[0]' $(q "projects/$project/config")"
   fi
+  say "monitoring (infra/monitoring.tf), every alert policy notifies: $channels"
+  for fn in "${fn_names[@]}"; do
+    say "  $fn: ${fn_slo[$fn]}"
+  done
+  for topic in "${dead_letter_topics[@]}"; do
+    say "  dead letters: alert while $topic--pull holds messages"
+  done
+  say "  circuit breaker: alert when a payment provider's circuit breaker opens (log-based metric hearth-circuit-breaker-opened)"
   run "terraform -chdir=infra apply -input=false -auto-approve $tf_vars"
 else
   targets=""
   for fn in "${selected[@]}"; do
     targets="$targets -target='google_cloud_run_v2_service.function[\"$fn\"]'"
   done
+  say "monitoring (SLOs, alert policies) is left as it is: a full deploy applies it"
   run "terraform -chdir=infra apply -input=false -auto-approve $tf_vars$targets"
 fi
 
@@ -282,14 +315,14 @@ if [ "$full" = 1 ]; then
   run "firebase deploy --only firestore:rules,firestore:indexes --project=$(q "$project") --non-interactive"
 fi
 
-say "5. Verify: each service answers GET /healthz (private ones with your identity token)"
+say "5. Verify: each service answers GET /health on its URL (private ones with your identity token; /healthz is reserved by Cloud Run there)"
 for fn in "${selected[@]}"; do
   fn_reg="${fn_region[$fn]:-$region}"
   url="\$(gcloud run services describe $(q "$fn") --project=$(q "$project") --region=$(q "$fn_reg") --format='value(status.url)')"
   if [ "${fn_public[$fn]}" = 1 ]; then
-    run "curl -fsS --max-time 30 -o /dev/null \"$url/healthz\""
+    run "curl -fsS --max-time 30 -o /dev/null \"$url/health\""
   else
-    run "curl -fsS --max-time 30 -o /dev/null -H \"Authorization: Bearer \$(gcloud auth print-identity-token)\" \"$url/healthz\""
+    run "curl -fsS --max-time 30 -o /dev/null -H \"Authorization: Bearer \$(gcloud auth print-identity-token)\" \"$url/health\""
   fi
 done
 

@@ -27,6 +27,47 @@ pub struct Manifest {
 pub struct Defaults {
     pub region: String,
     pub resources: Resources,
+    /// Service level objectives every function starts from (unset fields: [`Slo::BUILT_IN`]).
+    #[serde(default)]
+    pub slo: Slo,
+}
+
+/// Service level objectives of a function, measured by Cloud Monitoring on its Cloud Run
+/// service (`run.googleapis.com/request_latencies` and `request_count`). Every field is optional
+/// on a function and falls back to `defaults.slo`, then to [`Slo::BUILT_IN`]. Terraform
+/// (`infra/monitoring.tf`) turns them into SLOs and alert policies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// 95 % of requests answer within this many milliseconds.
+    pub latency_p95_ms: Option<u32>,
+    /// 99 % of requests answer within this many milliseconds.
+    pub latency_p99_ms: Option<u32>,
+    /// Alert when more than this percentage of requests answer 5xx (over 5 minutes).
+    pub error_rate_percent: Option<f64>,
+    /// Percentage of requests that must not answer 5xx, over a rolling 28 days.
+    pub availability_percent: Option<f64>,
+}
+
+impl Slo {
+    /// The objectives used where neither the function nor `defaults.slo` sets one (the same
+    /// values as `slo_fallback` in `infra/locals.tf`).
+    pub const BUILT_IN: Slo = Slo {
+        latency_p95_ms: Some(300),
+        latency_p99_ms: Some(800),
+        error_rate_percent: Some(0.1),
+        availability_percent: Some(99.95),
+    };
+
+    /// `self` with unset fields taken from `defaults`.
+    pub fn or(&self, defaults: &Slo) -> Slo {
+        Slo {
+            latency_p95_ms: self.latency_p95_ms.or(defaults.latency_p95_ms),
+            latency_p99_ms: self.latency_p99_ms.or(defaults.latency_p99_ms),
+            error_rate_percent: self.error_rate_percent.or(defaults.error_rate_percent),
+            availability_percent: self.availability_percent.or(defaults.availability_percent),
+        }
+    }
 }
 
 /// Cloud Run resources. Every field is optional on a function and falls back to the defaults.
@@ -92,6 +133,9 @@ pub struct FunctionSpec {
     /// Env var name -> Secret Manager secret id.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Overrides of `defaults.slo` (e.g. looser latency for scheduled jobs and push consumers).
+    #[serde(default)]
+    pub slo: Slo,
 }
 
 /// What calls a function, and on which path.
@@ -198,6 +242,11 @@ impl Manifest {
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
     }
 
+    /// The objectives of `function`: its own, then `defaults.slo`, then [`Slo::BUILT_IN`].
+    pub fn slo_of(&self, f: &FunctionSpec) -> Slo {
+        f.slo.or(&self.defaults.slo).or(&Slo::BUILT_IN)
+    }
+
     /// The subscription id of a Pub/Sub trigger of `function`.
     pub fn subscription_id(function: &str, trigger: &Trigger) -> Option<String> {
         match trigger {
@@ -215,6 +264,7 @@ impl Manifest {
             problems.push(format!("version {} is not supported (expected 1)", self.version));
         }
         check_resources("defaults", &self.defaults.resources, &mut problems);
+        check_slo("defaults", &self.defaults.slo.or(&Slo::BUILT_IN), None, &mut problems);
         for (name, spec) in &self.topics {
             check_id("topic", name, &mut problems);
             if spec.dead_letter && !name.ends_with("-dead-letter") {
@@ -234,7 +284,9 @@ impl Manifest {
             if f.crate_name.is_empty() {
                 problems.push(at("`crate` is empty"));
             }
-            check_resources(name, &f.resources.or(&self.defaults.resources), &mut problems);
+            let resources = f.resources.or(&self.defaults.resources);
+            check_resources(name, &resources, &mut problems);
+            check_slo(name, &self.slo_of(f), resources.timeout_seconds, &mut problems);
             if f.triggers.is_empty() {
                 problems.push(at("has no triggers"));
             }
@@ -430,5 +482,154 @@ fn check_resources(at: &str, r: &Resources, problems: &mut Vec<String>) {
         && !(1..=3600).contains(&t)
     {
         problems.push(format!("{at}: timeout_seconds must be within 1..=3600"));
+    }
+}
+
+/// Objectives Cloud Monitoring can hold and a service can meet: latencies of at least 1 ms with
+/// p95 <= p99 <= the request timeout, an error rate strictly between 0 and 100 %, and an
+/// availability from 90 % to 99.99 % (the most an SLO goal may be).
+fn check_slo(at: &str, slo: &Slo, timeout_seconds: Option<u32>, problems: &mut Vec<String>) {
+    let (Some(p95), Some(p99), Some(errors), Some(availability)) =
+        (slo.latency_p95_ms, slo.latency_p99_ms, slo.error_rate_percent, slo.availability_percent)
+    else {
+        problems.push(format!("{at}: slo is incomplete: {slo:?}"));
+        return;
+    };
+    if p95 == 0 || p99 == 0 {
+        problems.push(format!("{at}: slo latency_p95_ms and latency_p99_ms must be at least 1 ms"));
+    }
+    if p95 > p99 {
+        problems.push(format!(
+            "{at}: slo latency_p95_ms ({p95} ms) must not exceed latency_p99_ms ({p99} ms)"
+        ));
+    }
+    if let Some(timeout) = timeout_seconds
+        && u64::from(p99) > u64::from(timeout) * 1000
+    {
+        problems.push(format!(
+            "{at}: slo latency_p99_ms ({p99} ms) exceeds the request timeout ({timeout} s): no request takes that long"
+        ));
+    }
+    if !(errors.is_finite() && errors > 0.0 && errors < 100.0) {
+        problems.push(format!(
+            "{at}: slo error_rate_percent ({errors}) must be a percentage above 0 and below 100"
+        ));
+    }
+    if !(availability.is_finite() && (90.0..=99.99).contains(&availability)) {
+        problems.push(format!(
+            "{at}: slo availability_percent ({availability}) must be within 90..=99.99 (Cloud Monitoring goals stop at 99.99 %)"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+version: 1
+defaults:
+  region: europe-west1
+  resources: {timeout_seconds: 60}
+functions:
+  hello:
+    crate: hello
+    description: h
+    triggers:
+      - {kind: http, path: /hello, methods: [GET], auth: firebase}
+"#;
+
+    fn with_slo(defaults: &str, function: &str) -> Result<Manifest, Vec<String>> {
+        let mut yaml = BASE.to_owned();
+        if !defaults.is_empty() {
+            yaml = yaml.replace(
+                "  resources: {timeout_seconds: 60}\n",
+                &format!("  resources: {{timeout_seconds: 60}}\n  slo: {defaults}\n"),
+            );
+        }
+        if !function.is_empty() {
+            yaml = yaml.replace(
+                "    description: h\n",
+                &format!("    description: h\n    slo: {function}\n"),
+            );
+        }
+        let m = Manifest::parse(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        m.validate().map(|()| m)
+    }
+
+    #[test]
+    fn built_in_objectives_apply_when_nothing_is_set() {
+        let m = with_slo("", "").unwrap();
+        let slo = m.slo_of(&m.functions["hello"]);
+        assert_eq!(slo, Slo::BUILT_IN);
+        assert_eq!(slo.latency_p95_ms, Some(300));
+        assert_eq!(slo.latency_p99_ms, Some(800));
+        assert_eq!(slo.error_rate_percent, Some(0.1));
+        assert_eq!(slo.availability_percent, Some(99.95));
+    }
+
+    #[test]
+    fn a_function_overrides_the_defaults_field_by_field() {
+        let m = with_slo(
+            "{latency_p95_ms: 250, availability_percent: 99.9}",
+            "{latency_p95_ms: 5000, latency_p99_ms: 20000}",
+        )
+        .unwrap();
+        let slo = m.slo_of(&m.functions["hello"]);
+        assert_eq!(slo.latency_p95_ms, Some(5000), "the function's own");
+        assert_eq!(slo.latency_p99_ms, Some(20000), "the function's own");
+        assert_eq!(slo.availability_percent, Some(99.9), "from defaults.slo");
+        assert_eq!(slo.error_rate_percent, Some(0.1), "built in");
+    }
+
+    #[test]
+    fn bad_objectives_are_refused_with_a_clear_message() {
+        let cases = [
+            ("", "{latency_p95_ms: 0}", "must be at least 1 ms"),
+            (
+                "",
+                "{latency_p95_ms: 900}",
+                "latency_p95_ms (900 ms) must not exceed latency_p99_ms (800 ms)",
+            ),
+            (
+                "{latency_p95_ms: 1000, latency_p99_ms: 500}",
+                "",
+                "defaults: slo latency_p95_ms (1000 ms)",
+            ),
+            ("", "{latency_p99_ms: 61000}", "exceeds the request timeout (60 s)"),
+            ("", "{error_rate_percent: 0}", "error_rate_percent (0) must be a percentage above 0"),
+            ("", "{error_rate_percent: 100}", "error_rate_percent (100)"),
+            ("", "{error_rate_percent: -1.5}", "error_rate_percent (-1.5)"),
+            ("", "{error_rate_percent: .nan}", "error_rate_percent (NaN)"),
+            (
+                "",
+                "{availability_percent: 100}",
+                "availability_percent (100) must be within 90..=99.99",
+            ),
+            ("{availability_percent: 42}", "", "defaults: slo availability_percent (42)"),
+        ];
+        for (defaults, function, expected) in cases {
+            let found = with_slo(defaults, function).err().unwrap_or_default();
+            assert!(
+                found.iter().any(|p| p.contains(expected)),
+                "defaults {defaults:?}, function {function:?}: expected a problem containing {expected:?}, got {found:?}"
+            );
+        }
+        // The function's name is in the message.
+        let found = with_slo("", "{latency_p95_ms: 0}").unwrap_err();
+        assert!(found.iter().any(|p| p.starts_with("hello: slo")), "{found:?}");
+    }
+
+    #[test]
+    fn unknown_or_mistyped_slo_fields_do_not_parse() {
+        let typo = BASE
+            .replace("    description: h\n", "    description: h\n    slo: {latency_p95: 300}\n");
+        let err = Manifest::parse(&typo).unwrap_err();
+        assert!(err.contains("latency_p95"), "{err}");
+        let text = BASE.replace(
+            "    description: h\n",
+            "    description: h\n    slo: {latency_p95_ms: fast}\n",
+        );
+        assert!(Manifest::parse(&text).is_err());
     }
 }

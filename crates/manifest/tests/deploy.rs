@@ -238,9 +238,9 @@ fn expected_plan(m: &Manifest, only: Option<&[&str]>) -> Vec<String> {
             "$(gcloud run services describe {name} --project={PROJECT} --region={fn_region} --format='value(status.url)')"
         );
         if f.public {
-            plan.push(format!("curl -fsS --max-time 30 -o /dev/null \"{url}/healthz\""));
+            plan.push(format!("curl -fsS --max-time 30 -o /dev/null \"{url}/health\""));
         } else {
-            plan.push(format!("curl -fsS --max-time 30 -o /dev/null -H \"Authorization: Bearer $(gcloud auth print-identity-token)\" \"{url}/healthz\""));
+            plan.push(format!("curl -fsS --max-time 30 -o /dev/null -H \"Authorization: Bearer $(gcloud auth print-identity-token)\" \"{url}/health\""));
         }
     }
     plan
@@ -277,6 +277,116 @@ fn a_dry_run_prints_the_whole_plan_in_order() {
     assert_eq!(builds, m.functions.len(), "one build per function");
     assert!(stdout.contains("# manual steps that remain:"), "{stdout}");
     assert!(sandbox.calls().is_empty(), "a dry run ran {:?}", sandbox.calls());
+}
+
+/// The `# ` lines of a plan, without the `# `.
+fn comments(stdout: &str) -> Vec<String> {
+    stdout.lines().filter_map(|l| l.strip_prefix("# ")).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_health_check_avoids_the_paths_cloud_run_reserves() {
+    let sandbox = Sandbox::new();
+    let (manifest, m) = sandbox.manifest();
+    let settings = settings(&manifest);
+    let out = deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let checks: Vec<String> = commands(&text(&out.stdout))
+        .into_iter()
+        .filter(|c| c.starts_with("curl -fsS --max-time"))
+        .collect();
+    assert_eq!(checks.len(), m.functions.len(), "{checks:#?}");
+    for check in checks {
+        // Cloud Run answers some paths ending in `z` (e.g. /healthz) itself on the public URL,
+        // and every path under /_ah/: the check must reach the container.
+        let path = check.rsplit(")").next().unwrap().trim_end_matches('"');
+        assert_eq!(path, "/health", "{check}");
+        assert!(!path.ends_with('z') && !path.starts_with("/_ah/"), "{check}");
+    }
+}
+
+#[test]
+fn a_dry_run_lists_the_slos_and_alert_policies_of_the_manifest() {
+    let sandbox = Sandbox::new();
+    let (manifest, m) = sandbox.manifest();
+    let settings = settings(&manifest);
+    let out = deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let notes = comments(&stdout);
+    let apply = stdout.lines().position(|l| l.starts_with("terraform -chdir=infra apply")).unwrap();
+    let listed = |line: &str| {
+        let at = stdout
+            .lines()
+            .position(|l| l == format!("# {line}"))
+            .unwrap_or_else(|| panic!("the dry run does not show {line:?}:\n{stdout}"));
+        assert!(at < apply, "{line:?} is listed after the apply that creates it");
+    };
+    listed(
+        "monitoring (infra/monitoring.tf), every alert policy notifies: none (incidents show in the Cloud Monitoring console only)",
+    );
+    for (name, f) in &m.functions {
+        let slo = m.slo_of(f);
+        let (p95, p99) = (slo.latency_p95_ms.unwrap(), slo.latency_p99_ms.unwrap());
+        let (errors, availability) =
+            (slo.error_rate_percent.unwrap(), slo.availability_percent.unwrap());
+        listed(&format!(
+            "  {name}: SLOs availability {availability}%, p95 {p95} ms, p99 {p99} ms; alerts p95 > {p95} ms, p99 > {p99} ms, 5xx > {errors}%"
+        ));
+    }
+    for (topic, t) in &m.topics {
+        if t.dead_letter {
+            listed(&format!("  dead letters: alert while {topic}--pull holds messages"));
+        }
+    }
+    assert!(notes.iter().any(|n| n.contains("circuit breaker opens")), "{stdout}");
+
+    // The test manifest sets no slo: the built-in objectives are shown.
+    assert!(
+        stdout.contains("onboarding: SLOs availability 99.95%, p95 300 ms, p99 800 ms"),
+        "{stdout}"
+    );
+    // An override shows up.
+    let overridden = sandbox.path().join("overridden.yaml");
+    std::fs::write(
+        &overridden,
+        MANIFEST.replace("    description: onboarding\n", "    description: onboarding\n    slo: {latency_p95_ms: 1500, latency_p99_ms: 4000, error_rate_percent: 0.5}\n"),
+    )
+    .unwrap();
+    Manifest::load(&overridden).unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = settings.clone();
+    settings.retain(|(k, _)| *k != "HEARTH_MANIFEST");
+    settings.push(("HEARTH_MANIFEST", overridden.display().to_string()));
+    settings.push((
+        "HEARTH_NOTIFICATION_CHANNELS",
+        format!("projects/{PROJECT}/notificationChannels/123, projects/{PROJECT}/notificationChannels/456"),
+    ));
+    let out = deploy(&[&sandbox.tools()], sandbox.path(), &["--dry-run"], &as_env(&settings));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("#   onboarding: SLOs availability 99.95%, p95 1500 ms, p99 4000 ms; alerts p95 > 1500 ms, p99 > 4000 ms, 5xx > 0.5%"),
+        "{stdout}"
+    );
+    let apply = commands(&stdout)
+        .into_iter()
+        .find(|c| c.starts_with("terraform -chdir=infra apply"))
+        .unwrap();
+    assert!(
+        apply.ends_with(&format!(" -var='notification_channels=[\"projects/{PROJECT}/notificationChannels/123\",\"projects/{PROJECT}/notificationChannels/456\"]'")),
+        "{apply}"
+    );
+
+    // --only does not apply monitoring, and says so.
+    let out = deploy(
+        &[&sandbox.tools()],
+        sandbox.path(),
+        &["--dry-run", "--only", "onboarding"],
+        &as_env(&settings),
+    );
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("SLOs availability"), "{stdout}");
+    assert!(stdout.contains("# monitoring (SLOs, alert policies) is left as it is"), "{stdout}");
 }
 
 #[test]
@@ -453,7 +563,7 @@ fn a_real_run_executes_exactly_the_dry_run_plan() {
     assert!(first("gcloud builds submit") < first("terraform -chdir=infra apply"));
     assert!(first("terraform -chdir=infra apply") < first("firebase deploy"));
     let health: BTreeSet<&String> =
-        calls.iter().filter(|c| c.starts_with("curl") && c.ends_with("/healthz")).collect();
+        calls.iter().filter(|c| c.starts_with("curl") && c.ends_with("/health")).collect();
     assert_eq!(health.len(), m.functions.len(), "one health check per function: {calls:#?}");
 }
 

@@ -9,13 +9,16 @@
 //! as symbolic references (`${google_pubsub_topic.topic["orders"].id}`) that must name declared
 //! resources and existing instances. This test recomputes from the typed manifest what each
 //! resource must iterate over and carry, and compares; mutation tests show that deleting a block
-//! or adding an unrelated one is caught.
+//! or adding an unrelated one is caught. Monitoring too: every function has its custom service,
+//! its availability and p95/p99 latency SLOs and its latency and error-rate alert policies with
+//! the manifest's objectives, every dead-letter topic an alert, and a function the monitoring
+//! resources leave out is caught.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use manifest::{BlockingEvent, FunctionSpec, HttpAuth, Manifest, Resources, Trigger};
+use manifest::{BlockingEvent, FunctionSpec, HttpAuth, Manifest, Resources, Slo, Trigger};
 use serde_json::{Value, json};
 
 const PROJECT: &str = "demo-hearth";
@@ -37,6 +40,7 @@ version: 1
 defaults:
   region: europe-west1
   resources: {cpu: "1", memory: 256Mi, concurrency: 80, min_instances: 0, max_instances: 20, timeout_seconds: 60}
+  slo: {availability_percent: 99.9, latency_p99_ms: 900}
 topics:
   user-signups: {description: new users}
   user-signups-dead-letter: {dead_letter: true}
@@ -81,6 +85,7 @@ functions:
   scheduled-cleanup:
     crate: scheduled-cleanup
     description: cleanup
+    slo: {latency_p95_ms: 20000, latency_p99_ms: 50000, error_rate_percent: 1.5}
     triggers:
       - {kind: schedule, job: expire-reservations, cron: "*/5 * * * *", path: /jobs/expire-reservations, attempt_deadline_seconds: 300, retry_count: 3}
       - {kind: schedule, job: aggregate-counters, cron: "0 3 * * *", time_zone: Africa/Nairobi, path: /jobs/aggregate-counters, attempt_deadline_seconds: 1800}
@@ -104,6 +109,7 @@ struct Vars {
     image_tag: String,
     region: Option<String>,
     operators: Vec<String>,
+    notification_channels: Vec<String>,
 }
 
 impl Default for Vars {
@@ -114,6 +120,7 @@ impl Default for Vars {
             image_tag: "0123abcd".to_owned(),
             region: None,
             operators: Vec::new(),
+            notification_channels: Vec::new(),
         }
     }
 }
@@ -122,6 +129,10 @@ fn rich_vars() -> Vars {
     Vars {
         region: Some("europe-west4".to_owned()),
         operators: vec![format!("ops@{PROJECT}.iam.gserviceaccount.com")],
+        notification_channels: vec![
+            format!("projects/{PROJECT}/notificationChannels/111"),
+            format!("projects/{PROJECT}/notificationChannels/222"),
+        ],
         ..Vars::default()
     }
 }
@@ -155,6 +166,10 @@ fn evaluate(infra: &Path, manifest: &Path, vars: &Vars, drop: &[&str]) -> Value 
     cmd.arg("--var-json").arg(format!(
         "operator_service_accounts={}",
         serde_json::to_string(&vars.operators).unwrap()
+    ));
+    cmd.arg("--var-json").arg(format!(
+        "notification_channels={}",
+        serde_json::to_string(&vars.notification_channels).unwrap()
     ));
     for address in drop {
         cmd.arg("--drop").arg(address);
@@ -303,8 +318,13 @@ fn expected_resources(
     };
     let public = m.functions.iter().filter(|(_, f)| f.public).map(|(n, _)| n.clone()).collect();
     let topics = m.topics.keys().cloned().collect();
-    let dead_letter_topics =
+    let dead_letter_topics: BTreeSet<String> =
         m.topics.iter().filter(|(_, t)| t.dead_letter).map(|(n, _)| n.clone()).collect();
+    let latency_objectives: BTreeSet<String> = m
+        .functions
+        .keys()
+        .flat_map(|name| [format!("{name}/p95"), format!("{name}/p99")])
+        .collect();
 
     BTreeMap::from([
         ("google_project_service.required", (Some("local.required_apis"), required_apis())),
@@ -313,7 +333,7 @@ fn expected_resources(
             "google_project_iam_member.function_firestore",
             (Some("local.functions"), functions.clone()),
         ),
-        ("google_cloud_run_v2_service.function", (Some("local.functions"), functions)),
+        ("google_cloud_run_v2_service.function", (Some("local.functions"), functions.clone())),
         ("google_cloud_run_v2_service_iam_member.public", (None, public)),
         (
             "google_cloud_run_v2_service_iam_member.invoker",
@@ -344,8 +364,25 @@ fn expected_resources(
         ),
         (
             "google_pubsub_subscription.dead_letter",
+            (Some("local.dead_letter_topics"), dead_letter_topics.clone()),
+        ),
+        ("google_monitoring_custom_service.function", (Some("local.functions"), functions.clone())),
+        ("google_monitoring_slo.availability", (Some("local.functions"), functions.clone())),
+        (
+            "google_monitoring_slo.latency",
+            (Some("local.latency_objectives"), latency_objectives.clone()),
+        ),
+        (
+            "google_monitoring_alert_policy.latency",
+            (Some("local.latency_objectives"), latency_objectives),
+        ),
+        ("google_monitoring_alert_policy.errors", (Some("local.functions"), functions)),
+        (
+            "google_monitoring_alert_policy.dead_letter",
             (Some("local.dead_letter_topics"), dead_letter_topics),
         ),
+        ("google_logging_metric.circuit_breaker_opened", (None, BTreeSet::new())),
+        ("google_monitoring_alert_policy.circuit_breaker", (None, BTreeSet::new())),
         (
             "google_pubsub_topic_iam_member.dead_letter_publisher",
             (Some("local.dead_letter_targets"), dead_letter_targets),
@@ -381,6 +418,8 @@ fn required_apis() -> BTreeSet<String> {
         "iam",
         "iamcredentials",
         "identitytoolkit",
+        "logging",
+        "monitoring",
         "pubsub",
         "run",
         "secretmanager",
@@ -401,6 +440,17 @@ struct Problems(Vec<String>);
 impl Problems {
     fn push(&mut self, problem: String) {
         self.0.push(problem);
+    }
+
+    /// A number equal to `want` up to rounding (Terraform divides in decimal, Rust in binary).
+    fn approx(&mut self, what: &str, got: Option<&Value>, want: f64) {
+        match got.and_then(Value::as_f64) {
+            Some(got) if (got - want).abs() <= 1e-9 * want.abs().max(1.0) => {}
+            _ => {
+                let got = got.map_or_else(|| "nothing".to_owned(), Value::to_string);
+                self.0.push(format!("{what}: expected {want}, found {got}"));
+            }
+        }
     }
 
     fn eq(&mut self, what: &str, got: Option<&Value>, want: Value) {
@@ -434,6 +484,7 @@ fn problems(plan: &Value, m: &Manifest, vars: &Vars) -> Vec<String> {
     check_identity_platform(plan, m, vars, &mut p);
     check_firestore(plan, vars, &mut p);
     check_settings(plan, m, vars, &mut p);
+    check_monitoring(plan, m, vars, &mut p);
     p.0
 }
 
@@ -1157,6 +1208,143 @@ fn check_settings(plan: &Value, m: &Manifest, vars: &Vars, p: &mut Problems) {
     p.eq("output oidc_audiences", plan["outputs"].get("oidc_audiences"), json!(audiences));
 }
 
+/// The Cloud Monitoring filter of one of a function's Cloud Run metrics.
+fn run_filter(m: &Manifest, vars: &Vars, name: &str, metric: &str) -> String {
+    let region = region_of(m, vars, &m.functions[name]);
+    format!(
+        "metric.type=\"run.googleapis.com/{metric}\" AND resource.type=\"cloud_run_revision\" AND resource.label.\"service_name\"=\"{name}\" AND resource.label.\"location\"=\"{region}\""
+    )
+}
+
+const FIVE_XX: &str = " AND metric.label.\"response_code_class\"=\"5xx\"";
+
+/// The message `crates/providers` logs when a circuit breaker opens, read from its source.
+fn circuit_opened_message() -> String {
+    let source = std::fs::read_to_string(root().join("crates/providers/src/http.rs")).unwrap();
+    let line = source
+        .lines()
+        .find(|l| l.starts_with("pub const CIRCUIT_OPENED_MESSAGE: &str = "))
+        .expect("crates/providers/src/http.rs defines CIRCUIT_OPENED_MESSAGE");
+    line.split('"').nth(1).unwrap().to_owned()
+}
+
+fn check_monitoring(plan: &Value, m: &Manifest, vars: &Vars, p: &mut Problems) {
+    let channels = json!(vars.notification_channels);
+    for (name, f) in &m.functions {
+        let slo: Slo = m.slo_of(f);
+        let requests = run_filter(m, vars, name, "request_count");
+        let latencies = run_filter(m, vars, name, "request_latencies");
+        let service_ref =
+            reference("google_monitoring_custom_service.function", name, "service_id");
+
+        let service = instance(plan, "google_monitoring_custom_service.function", name);
+        p.eq(
+            &format!("{name} custom service id"),
+            at(service, "/service_id"),
+            json!(format!("hearth-{name}")),
+        );
+
+        let what = format!("{name} availability SLO");
+        let a = instance(plan, "google_monitoring_slo.availability", name);
+        p.eq(&format!("{what}: service"), at(a, "/service"), json!(service_ref));
+        p.approx(
+            &format!("{what}: goal"),
+            at(a, "/goal"),
+            slo.availability_percent.unwrap() / 100.0,
+        );
+        p.eq(&format!("{what}: period"), at(a, "/rolling_period_days"), json!(28));
+        p.eq(
+            &format!("{what}: SLI"),
+            at(a, "/request_based_sli/0/good_total_ratio/0"),
+            json!({"bad_service_filter": format!("{requests}{FIVE_XX}"), "total_service_filter": requests}),
+        );
+
+        for (percentile, threshold) in
+            [(95u32, slo.latency_p95_ms.unwrap()), (99, slo.latency_p99_ms.unwrap())]
+        {
+            let key = format!("{name}/p{percentile}");
+            let what = format!("{name} p{percentile} latency SLO");
+            let l = instance(plan, "google_monitoring_slo.latency", &key);
+            p.eq(&format!("{what}: service"), at(l, "/service"), json!(service_ref));
+            p.eq(&format!("{what}: id"), at(l, "/slo_id"), json!(format!("latency-p{percentile}")));
+            p.approx(&format!("{what}: goal"), at(l, "/goal"), f64::from(percentile) / 100.0);
+            p.eq(
+                &format!("{what}: SLI"),
+                at(l, "/request_based_sli/0/distribution_cut/0"),
+                json!({"distribution_filter": latencies, "range": [{"max": threshold}]}),
+            );
+
+            let what = format!("{name} p{percentile} latency alert");
+            let a = instance(plan, "google_monitoring_alert_policy.latency", &key);
+            p.eq(&format!("{what}: channels"), at(a, "/notification_channels"), channels.clone());
+            let c = at(a, "/conditions/0/condition_threshold/0");
+            p.eq(&format!("{what}: filter"), at(c, "/filter"), json!(latencies));
+            p.eq(&format!("{what}: comparison"), at(c, "/comparison"), json!("COMPARISON_GT"));
+            p.eq(&format!("{what}: threshold"), at(c, "/threshold_value"), json!(threshold));
+            p.eq(
+                &format!("{what}: aligner"),
+                at(c, "/aggregations/0/per_series_aligner"),
+                json!(format!("ALIGN_PERCENTILE_{percentile}")),
+            );
+        }
+
+        let what = format!("{name} error-rate alert");
+        let e = instance(plan, "google_monitoring_alert_policy.errors", name);
+        p.eq(&format!("{what}: channels"), at(e, "/notification_channels"), channels.clone());
+        let c = at(e, "/conditions/0/condition_threshold/0");
+        p.eq(&format!("{what}: filter"), at(c, "/filter"), json!(format!("{requests}{FIVE_XX}")));
+        p.eq(&format!("{what}: denominator"), at(c, "/denominator_filter"), json!(requests));
+        p.eq(&format!("{what}: comparison"), at(c, "/comparison"), json!("COMPARISON_GT"));
+        p.approx(
+            &format!("{what}: threshold"),
+            at(c, "/threshold_value"),
+            slo.error_rate_percent.unwrap() / 100.0,
+        );
+    }
+
+    for (topic, t) in &m.topics {
+        if !t.dead_letter {
+            continue;
+        }
+        let what = format!("dead-letter alert on {topic}");
+        let a = instance(plan, "google_monitoring_alert_policy.dead_letter", topic);
+        p.eq(&format!("{what}: channels"), at(a, "/notification_channels"), channels.clone());
+        let c = at(a, "/conditions/0/condition_threshold/0");
+        p.eq(
+            &format!("{what}: filter"),
+            at(c, "/filter"),
+            json!(format!(
+                "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.label.\"subscription_id\"=\"{}\"",
+                reference("google_pubsub_subscription.dead_letter", topic, "name")
+            )),
+        );
+        p.eq(&format!("{what}: comparison"), at(c, "/comparison"), json!("COMPARISON_GT"));
+        p.eq(&format!("{what}: threshold"), at(c, "/threshold_value"), json!(0));
+    }
+
+    let metric = instance(plan, "google_logging_metric.circuit_breaker_opened", "");
+    p.eq(
+        "circuit-breaker log metric filter",
+        at(metric, "/filter"),
+        json!(format!(
+            "resource.type=\"cloud_run_revision\" AND jsonPayload.message=\"{}\"",
+            circuit_opened_message()
+        )),
+    );
+    p.eq(
+        "circuit-breaker log metric provider label",
+        at(metric, "/label_extractors/provider"),
+        json!("EXTRACT(jsonPayload.provider)"),
+    );
+    let alert = instance(plan, "google_monitoring_alert_policy.circuit_breaker", "");
+    p.eq("circuit-breaker alert channels", at(alert, "/notification_channels"), channels);
+    p.eq(
+        "circuit-breaker alert filter",
+        at(alert, "/conditions/0/condition_threshold/0/filter"),
+        json!("metric.type=\"logging.googleapis.com/user/${google_logging_metric.circuit_breaker_opened.name}\" AND resource.type=\"cloud_run_revision\""),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -1199,6 +1387,22 @@ fn a_manifest_with_every_kind_of_trigger_is_provisioned_exactly() {
     assert_eq!(keys("google_pubsub_subscription.push"), 3);
     assert_eq!(keys("google_pubsub_subscription.dead_letter"), 2);
     assert_eq!(keys("google_secret_manager_secret_iam_member.function_secret"), 3);
+    assert_eq!(keys("google_monitoring_alert_policy.latency"), 2 * m.functions.len());
+    assert_eq!(keys("google_monitoring_alert_policy.dead_letter"), 2);
+    // defaults.slo and the function's own slo both reach Terraform.
+    let cleanup_p99 = instance(&plan, "google_monitoring_slo.latency", "scheduled-cleanup/p99");
+    assert_eq!(
+        at(cleanup_p99, "/request_based_sli/0/distribution_cut/0/range/0/max"),
+        Some(&json!(50000))
+    );
+    let hook_p99 = instance(&plan, "google_monitoring_alert_policy.latency", "signup-hook/p99");
+    assert_eq!(
+        at(hook_p99, "/conditions/0/condition_threshold/0/threshold_value"),
+        Some(&json!(900))
+    );
+    let hook = instance(&plan, "google_monitoring_slo.availability", "signup-hook");
+    let goal = at(hook, "/goal").and_then(Value::as_f64).unwrap();
+    assert!((goal - 0.999).abs() < 1e-12, "{goal}");
     let long = &plan["resources"]["google_service_account.function"]["instances"]["a-function-with-a-name-too-long-for-an-account-id"]
         ["account_id"];
     assert_eq!(long.as_str().unwrap().len(), 30, "{long}");
@@ -1221,6 +1425,14 @@ fn deleting_a_resource_block_is_caught() {
         "google_cloud_run_v2_service_iam_member.invoker",
         "google_secret_manager_secret_iam_member.function_secret",
         "google_firestore_field.ttl",
+        "google_monitoring_custom_service.function",
+        "google_monitoring_slo.availability",
+        "google_monitoring_slo.latency",
+        "google_monitoring_alert_policy.latency",
+        "google_monitoring_alert_policy.errors",
+        "google_monitoring_alert_policy.dead_letter",
+        "google_monitoring_alert_policy.circuit_breaker",
+        "google_logging_metric.circuit_breaker_opened",
     ] {
         let plan = evaluate(&infra(), &path, &vars, &[address]);
         let found = problems(&plan, &m, &vars);
@@ -1269,6 +1481,58 @@ fn resources_for_things_the_manifest_lacks_are_caught() {
     std::fs::write(widened.join("pubsub.tf"), mutated).unwrap();
     let found = problems(&evaluate(&widened, &path, &vars, &[]), &m, &vars);
     assert!(found.iter().any(|p| p.contains("stray")), "{found:#?}");
+}
+
+/// A function the monitoring resources leave out (a hand-written list, a filter) is caught:
+/// adding a function to the manifest without SLOs and alerts fails.
+#[test]
+fn a_function_without_its_slos_and_alerts_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, m) = manifest_file(dir.path(), RICH);
+    let vars = rich_vars();
+    let cases = [
+        ("google_monitoring_alert_policy.errors", "errors", "payment-webhook"),
+        ("google_monitoring_slo.availability", "availability", "payment-webhook"),
+        ("google_monitoring_custom_service.function", "function", "onboarding"),
+    ];
+    for (address, label, left_out) in cases {
+        let copy = infra_copy(&dir.path().join(label).join(left_out));
+        let tf = std::fs::read_to_string(copy.join("monitoring.tf")).unwrap();
+        let block = format!("\"{label}\" {{\n  for_each = local.functions\n");
+        let mutated = tf.replacen(
+            &block,
+            &format!(
+                "\"{label}\" {{\n  for_each = {{ for k, v in local.functions : k => v if k != \"{left_out}\" }}\n"
+            ),
+            1,
+        );
+        assert_ne!(tf, mutated, "{address}: block not found");
+        std::fs::write(copy.join("monitoring.tf"), mutated).unwrap();
+        let found = problems(&evaluate(&copy, &path, &vars, &[]), &m, &vars);
+        assert!(
+            found.iter().any(|p| p.contains(address) && p.contains(left_out)),
+            "{address} without {left_out} went unnoticed: {found:#?}"
+        );
+    }
+
+    // A dead-letter topic added to the manifest gets its alert with no other change.
+    let more = RICH.replace(
+        "  orders-dead-letter: {dead_letter: true}\n",
+        "  orders-dead-letter: {dead_letter: true}\n  refunds: {}\n  refunds-dead-letter: {dead_letter: true}\n",
+    ).replace(
+        "    secrets: {HEARTH_STRIPE_SECRET: stripe-secret}\n",
+        "      - {kind: pubsub, topic: refunds, path: /pubsub/refunds, ack_deadline_seconds: 30, min_backoff_seconds: 10, max_backoff_seconds: 60, max_delivery_attempts: 5, dead_letter_topic: refunds-dead-letter}\n    secrets: {HEARTH_STRIPE_SECRET: stripe-secret}\n",
+    );
+    let sub = dir.path().join("more");
+    std::fs::create_dir_all(&sub).unwrap();
+    let (path, m) = manifest_file(&sub, &more);
+    let plan = evaluate(&infra(), &path, &vars, &[]);
+    let found = problems(&plan, &m, &vars);
+    assert!(found.is_empty(), "{found:#?}");
+    assert!(
+        instance(&plan, "google_monitoring_alert_policy.dead_letter", "refunds-dead-letter")
+            .is_some()
+    );
 }
 
 #[test]

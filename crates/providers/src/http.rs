@@ -11,12 +11,20 @@
 //! half-open trial succeeds --> closed        trial fails --> open again
 //! ```
 //! A 4xx answer is a success for the breaker: the provider is up and said no.
+//!
+//! Each time the circuit opens, one WARNING line is logged with the message
+//! [`CIRCUIT_OPENED_MESSAGE`] and the fields `provider` and `open_for_secs`; the alert policy in
+//! `infra/monitoring.tf` counts these lines (a log-based metric), so the message is stable.
 
 use std::time::{Duration, Instant};
 
 use domain::backoff::Backoff;
 use parking_lot::Mutex;
 use std::sync::Arc;
+
+/// The message of the log line written when a provider's circuit opens. `infra/monitoring.tf`
+/// filters on it: change both together.
+pub const CIRCUIT_OPENED_MESSAGE: &str = "provider circuit breaker opened";
 
 /// Why a provider call failed. The messages are safe to show to operators, not to buyers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,8 +134,10 @@ impl Breaker {
         }
     }
 
-    /// Records a call's outcome.
-    pub fn record(&mut self, success: bool, now: Instant) {
+    /// Records a call's outcome. Returns whether this outcome opened the circuit (closed or
+    /// half-open before, open now).
+    pub fn record(&mut self, success: bool, now: Instant) -> bool {
+        let was_open = matches!(self.state, BreakerState::Open { .. });
         self.state = match (self.state, success) {
             (_, true) => BreakerState::Closed { failures: 0 },
             (BreakerState::Closed { failures }, false)
@@ -137,6 +147,7 @@ impl Breaker {
             }
             (_, false) => BreakerState::Open { until: now + self.policy.open_for },
         };
+        !was_open && matches!(self.state, BreakerState::Open { .. })
     }
 }
 
@@ -252,7 +263,14 @@ impl ProviderHttp {
             tokio::time::sleep(delay).await;
         };
         let healthy = !matches!(outcome, Err(ProviderError::Unavailable { .. }));
-        self.breaker.lock().record(healthy, Instant::now());
+        let opened = self.breaker.lock().record(healthy, Instant::now());
+        if opened {
+            tracing::warn!(
+                provider = self.provider,
+                open_for_secs = self.policy.breaker.open_for.as_secs(),
+                "{CIRCUIT_OPENED_MESSAGE}"
+            );
+        }
         outcome
     }
 }
@@ -311,5 +329,34 @@ mod tests {
         b.record(true, t0);
         b.record(false, t0);
         assert!(matches!(b.state(), BreakerState::Closed { failures: 1 }));
+    }
+
+    #[test]
+    fn record_says_when_the_circuit_opens_and_only_then() {
+        let mut b =
+            Breaker::new(BreakerPolicy { failure_threshold: 2, open_for: Duration::from_secs(5) });
+        let t0 = Instant::now();
+        assert!(!b.record(false, t0), "one failure: still closed");
+        assert!(b.record(false, t0), "threshold reached: opened");
+        assert!(!b.record(false, t0), "already open: not opened again");
+        let later = t0 + Duration::from_secs(5);
+        assert!(b.admit(later));
+        assert!(b.record(false, later), "the half-open trial failed: opened again");
+        let again = later + Duration::from_secs(5);
+        assert!(b.admit(again));
+        assert!(!b.record(true, again), "the trial succeeded: closed");
+    }
+
+    #[test]
+    fn the_logged_message_is_the_one_monitoring_counts() {
+        let monitoring = include_str!("../../../infra/locals.tf");
+        let line = monitoring
+            .lines()
+            .find(|l| l.trim_start().starts_with("circuit_breaker_log_message"))
+            .expect("infra/locals.tf defines circuit_breaker_log_message");
+        assert!(
+            line.ends_with(&format!("\"{CIRCUIT_OPENED_MESSAGE}\"")),
+            "infra/locals.tf must filter on the message crates/providers logs: {line}"
+        );
     }
 }

@@ -22,7 +22,7 @@
 //! - [`config`]: the only reader of the environment; typed getters whose errors name the variable.
 //! - [`telemetry`]: Cloud Logging JSON (or pretty text locally), one span per request.
 //! - [`Server`]: layers (request id, span + metrics, CORS, gzip, timeout, error mapping, body
-//!   limits), built-in routes (`/healthz`, `/metrics`, `/metrics.json`), serving with graceful
+//!   limits), built-in routes (`/healthz`, `/health`, `/metrics`, `/metrics.json`), serving with graceful
 //!   shutdown on Cloud Run or through `lambda_http` on AWS Lambda.
 //! - [`Error`]: the one error type; the one mapping from error to response lives in [`error`].
 //! - [`limits`]: per-route body limits ([`limits::push_endpoint`] for Pub/Sub push and CloudEvents).

@@ -6,8 +6,14 @@
 //! ([`crate::limits::push_endpoint`], [`crate::callable_style`]) -> handler.
 //! CORS and compression sit outside the error mapping so error answers carry CORS headers too.
 //!
-//! Built-in routes: `GET /healthz` (`ok`, touches nothing), `GET /metrics`, `GET /metrics.json`.
-//! A function must not define these paths itself (axum panics on the duplicate at start-up).
+//! Built-in routes: `GET /healthz` and `GET /health` (`ok`, touch nothing), `GET /metrics`,
+//! `GET /metrics.json`. A function must not define these paths itself (axum panics on the
+//! duplicate at start-up).
+//!
+//! `/health` exists because Cloud Run reserves some URL paths ending in `z` on a service's
+//! public `*.run.app` address: `GET /healthz` there gets Google's own 404 and never reaches the
+//! container. External checks (`scripts/deploy.sh`'s verify step) use `/health`; the startup
+//! probe, which Cloud Run sends to the container port, and local tools keep `/healthz`.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -84,6 +90,7 @@ impl Server {
         let config = &self.config;
         let builtin = Router::new()
             .route("/healthz", get(|| async { "ok" }))
+            .route("/health", get(|| async { "ok" }))
             .route("/metrics", get(metrics::text_handler))
             .route("/metrics.json", get(metrics::json_handler))
             .with_state(self.metrics.clone());

@@ -21,6 +21,19 @@ async fn healthz_answers_ok_and_request_ids_are_set_or_echoed() {
     assert_eq!(r.headers()["x-request-id"], "abc-123");
 }
 
+/// Cloud Run's public URL swallows `/healthz` (a reserved path ending in `z`): `/health` is the
+/// alias external checks use, answered by the container like `/healthz`, through every layer.
+#[tokio::test]
+async fn health_without_a_z_answers_like_healthz() {
+    let (app, _, _) = spawn(&config(&[])).await;
+    let r = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"].to_str().unwrap().len(), 36);
+    assert_eq!(r.text().await.unwrap(), "ok");
+    let r = app.client.post(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 405, "GET only, like /healthz");
+}
+
 #[tokio::test]
 async fn default_limit_refuses_two_mib_and_push_routes_take_twelve() {
     let (app, _, _) = spawn(&config(&[])).await;
