@@ -27,9 +27,19 @@ resource "google_firestore_field" "ttl" {
 
   ttl_config {}
 
-  # An empty index_config removes the field's single-field indexes.
+  # An index_config replaces the field's single-field indexes: empty, it removes them all;
+  # with `group_index`, only the collection-group ascending index a cleanup sweep queries stays.
   dynamic "index_config" {
-    for_each = each.value.indexed ? [] : ["no-indexes"]
+    for_each = each.value.indexed || each.value.group_index ? [] : ["no-indexes"]
     content {}
+  }
+  dynamic "index_config" {
+    for_each = each.value.group_index ? ["collection-group"] : []
+    content {
+      indexes {
+        query_scope = "COLLECTION_GROUP"
+        order       = "ASCENDING"
+      }
+    }
   }
 }
