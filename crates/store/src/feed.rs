@@ -686,25 +686,109 @@ pub async fn post(db: &Db, post_id: &str) -> Result<Option<PostFacts>, Error> {
     Ok(docs.into_iter().flatten().next().as_ref().and_then(post_facts))
 }
 
-/// A post as a client sees it: its id and its fields as JSON.
+/// A post as a client may see it: exactly these fields, each read from the stored post by
+/// name. Never the stored document as it is: a decoded document also carries the firestore
+/// crate's bookkeeping (`_firestore_id`, `_firestore_created`, `_firestore_updated`,
+/// `_firestore_full_id`, the last one the full path with the project id) and whatever else
+/// was written onto the post.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PostView {
     /// The post id.
     pub id: String,
-    /// Its fields (timestamps as RFC 3339 strings).
-    #[serde(flatten)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Its vendor.
+    pub vendor_id: String,
+    /// Visible or not.
+    pub is_active: bool,
+    /// Creation time (RFC 3339).
+    pub created_at: DateTime<Utc>,
+    /// End of its life, when the vendor set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Premium posts rank higher.
+    pub is_premium: bool,
+    /// The text.
+    pub caption: String,
+    /// Its pictures and videos.
+    pub media_urls: Vec<String>,
+    /// Products it shows.
+    pub product_ids: Vec<String>,
+    /// Aggregated likes, views and shares (0 until the aggregation reached the post).
+    pub likes: u64,
+    /// See `likes`.
+    pub views: u64,
+    /// See `likes`.
+    pub shares: u64,
 }
 
-fn view(doc: &Document) -> Result<PostView, Error> {
-    let fields: serde_json::Map<String, serde_json::Value> =
-        firestore::FirestoreDb::deserialize_doc_to(doc)
-            .map_err(|e| Error::Decode { path: doc.name.clone(), message: e.to_string() })?;
-    Ok(PostView { id: rpc::doc_id(doc).to_owned(), fields })
+/// A story as a client may see it (same reasoning as [`PostView`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoryView {
+    /// The story id.
+    pub id: String,
+    /// Its vendor.
+    pub vendor_id: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// End of its 24 hours.
+    pub expires_at: DateTime<Utc>,
+    /// What it shows.
+    pub media_url: String,
+    /// Aggregated unique viewers.
+    pub view_count: u64,
+}
+
+fn strings_of(doc: &Document, name: &str) -> Vec<String> {
+    use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
+    match doc.fields.get(name).and_then(|v| v.value_type.as_ref()) {
+        Some(ValueType::ArrayValue(array)) => array
+            .values
+            .iter()
+            .filter_map(|v| match &v.value_type {
+                Some(ValueType::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn count_of(doc: &Document, name: &str) -> u64 {
+    rpc::get_i64(doc, name).and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+fn view(doc: &Document) -> Option<PostView> {
+    Some(PostView {
+        id: rpc::doc_id(doc).to_owned(),
+        vendor_id: rpc::get_string(doc, "vendorId")?,
+        is_active: rpc::get_bool(doc, "isActive").unwrap_or(false),
+        created_at: rpc::get_time(doc, "createdAt")?,
+        expires_at: rpc::get_time(doc, "expiresAt"),
+        is_premium: rpc::get_bool(doc, "isPremium").unwrap_or(false),
+        caption: rpc::get_string(doc, "caption").unwrap_or_default(),
+        media_urls: strings_of(doc, "mediaUrls"),
+        product_ids: strings_of(doc, "productIds"),
+        likes: count_of(doc, CounterField::Likes.parent_field()),
+        views: count_of(doc, CounterField::Views.parent_field()),
+        shares: count_of(doc, CounterField::Shares.parent_field()),
+    })
+}
+
+fn story_view(doc: &Document) -> Option<StoryView> {
+    Some(StoryView {
+        id: rpc::doc_id(doc).to_owned(),
+        vendor_id: rpc::get_string(doc, "vendorId")?,
+        created_at: rpc::get_time(doc, "createdAt")?,
+        expires_at: rpc::get_time(doc, "expiresAt")?,
+        media_url: rpc::get_string(doc, "mediaUrl").unwrap_or_default(),
+        view_count: count_of(doc, CounterField::StoryViews.parent_field()),
+    })
 }
 
 /// Reads `post_ids` with batched gets (at most 100 per call, in parallel), keeping the order
-/// asked; missing posts are left out.
+/// asked; missing posts (and documents that are not feed posts: no `vendorId` or
+/// `createdAt`) are left out.
 pub async fn hydrate(
     db: &Db,
     post_ids: &[String],
@@ -715,7 +799,12 @@ pub async fn hydrate(
         .collect::<Result<_, Error>>()?;
     let batches = names.chunks(100).map(|chunk| rpc::batch_get(db, chunk.to_vec()));
     let results = futures::future::try_join_all(batches).await?;
-    results.into_iter().flatten().flatten().map(|doc| Ok((view(&doc)?, post_facts(&doc)))).collect()
+    Ok(results
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|doc| Some((view(&doc)?, post_facts(&doc))))
+        .collect())
 }
 
 /// A page of `buyer_id`'s precomputed feed after `cursor` (score, then post id, descending),
@@ -859,7 +948,7 @@ pub async fn stories(
     db: &Db,
     vendor_ids: &[String],
     now: DateTime<Utc>,
-) -> Result<Vec<PostView>, Error> {
+) -> Result<Vec<StoryView>, Error> {
     if vendor_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -871,7 +960,7 @@ pub async fn stories(
     ]);
     query.order_by = vec![rpc::asc("expiresAt"), rpc::desc("createdAt")];
     let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    docs.iter().map(view).collect()
+    Ok(docs.iter().filter_map(story_view).collect())
 }
 
 /// The uids whose feed holds `post_id` (one per feed entry, so a duplicate would show twice).
