@@ -16,6 +16,7 @@ use serde_json::Value;
 use store::feed::{PostView, StoryView};
 
 use super::{State as FeedState, store_error};
+use crate::payments::limits;
 use crate::{AppState, SignedIn};
 
 /// Followed vendors considered for the read-time merge (Firestore's `in` takes 30 values).
@@ -77,6 +78,7 @@ pub(crate) async fn get_feed(
     body: Bytes,
 ) -> Result<Json<ResultBody<FeedAnswer>>, Error> {
     let request: Option<GetFeed> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    limits::check(&state, &who.uid, "getFeed").await?;
     let request = request.unwrap_or_default();
     let limit = clamp_limit(request.limit);
     let cursor = match request.cursor.as_deref() {
@@ -138,10 +140,7 @@ pub(crate) async fn get_feed(
 
 /// `items` with their posts read in batched gets, in order, without the posts that no longer
 /// exist or are inactive.
-async fn hydrated(
-    db: &store::Db,
-    items: &[FeedItem],
-) -> Result<Vec<(FeedItem, FeedPost)>, Error> {
+async fn hydrated(db: &store::Db, items: &[FeedItem]) -> Result<Vec<(FeedItem, FeedPost)>, Error> {
     let ids: Vec<String> = items.iter().map(|i| i.post_id.clone()).collect();
     let found = store::feed::hydrate(db, &ids).await.map_err(store_error)?;
     Ok(items
@@ -209,6 +208,7 @@ pub(crate) async fn get_stories(
     body: Bytes,
 ) -> Result<Json<ResultBody<StoriesAnswer>>, Error> {
     let _: Option<Value> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    limits::check(&state, &who.uid, "getStories").await?;
     if let Some(cached) = state.feed.stories.get(&who.uid) {
         return Ok(Json(ResultBody { result: cached }));
     }

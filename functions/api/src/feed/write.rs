@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use store::{counters, paths};
 
 use super::{store_error, valid_id};
+use crate::payments::limits;
 use crate::{AppState, SignedIn};
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +59,7 @@ pub(crate) async fn follow_vendor(
     if request.vendor_id == who.uid {
         return Err(Error::reject(Code::InvalidArgument, "you cannot follow yourself"));
     }
+    limits::check(&state, &who.uid, "followVendor").await?;
     let db = &state.db;
     store::feed::follow(db, &who.uid, &request.vendor_id, Utc::now()).await.map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
@@ -87,6 +89,7 @@ pub(crate) async fn unfollow_vendor(
 ) -> Result<Json<ResultBody<Value>>, Error> {
     let request: VendorRequest = parse(&body)?;
     valid_id("vendorId", &request.vendor_id)?;
+    limits::check(&state, &who.uid, "unfollowVendor").await?;
     store::feed::unfollow(&state.db, &who.uid, &request.vendor_id).await.map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
     let stats =
@@ -94,16 +97,17 @@ pub(crate) async fn unfollow_vendor(
     Ok(ok(json!({"following": false, "removed": stats.written})))
 }
 
-/// Sets or clears the caller's marker on an existing, active post.
+/// Sets or clears the caller's marker on an existing, active post (`callable` names the
+/// rate limit counted).
 async fn mark(
     state: &AppState,
     who: &SignedIn,
     body: &[u8],
-    field: CounterField,
-    request: Membership,
+    (callable, field, request): (&'static str, CounterField, Membership),
 ) -> Result<(String, bool), Error> {
     let PostRequest { post_id } = parse(body)?;
     valid_id("postId", &post_id)?;
+    limits::check(state, &who.uid, callable).await?;
     let db = &state.db;
     let post = store::feed::post(db, &post_id).await.map_err(store_error)?;
     if !post.is_some_and(|p| p.active) {
@@ -134,7 +138,7 @@ pub(crate) async fn like_post(
     body: Bytes,
 ) -> Result<Json<ResultBody<Value>>, Error> {
     let (post_id, changed) =
-        mark(&state, &who, &body, CounterField::Likes, Membership::Set).await?;
+        mark(&state, &who, &body, ("likePost", CounterField::Likes, Membership::Set)).await?;
     let likes = likes(&state, &post_id).await?;
     Ok(ok(json!({"liked": true, "changed": changed, "likes": likes})))
 }
@@ -146,7 +150,7 @@ pub(crate) async fn unlike_post(
     body: Bytes,
 ) -> Result<Json<ResultBody<Value>>, Error> {
     let (post_id, changed) =
-        mark(&state, &who, &body, CounterField::Likes, Membership::Clear).await?;
+        mark(&state, &who, &body, ("unlikePost", CounterField::Likes, Membership::Clear)).await?;
     let likes = likes(&state, &post_id).await?;
     Ok(ok(json!({"liked": false, "changed": changed, "likes": likes})))
 }
@@ -157,6 +161,7 @@ pub(crate) async fn record_view(
     who: SignedIn,
     body: Bytes,
 ) -> Result<Json<ResultBody<Value>>, Error> {
-    let (_, counted) = mark(&state, &who, &body, CounterField::Views, Membership::Set).await?;
+    let (_, counted) =
+        mark(&state, &who, &body, ("recordView", CounterField::Views, Membership::Set)).await?;
     Ok(ok(json!({"counted": counted})))
 }

@@ -7,13 +7,14 @@
 //!   result with `Idempotent-Replayed: true`, a retry while running gets 409, the same key with
 //!   another payload 422; keys are scoped per user and kept 24 hours, in the same ledger as
 //!   webhook event ids and Pub/Sub message ids.
-//! - Every callable is rate limited per user across instances ([`limits`]): 429 + `Retry-After`.
+//! - Every callable (these and the feed's) is rate limited per user across instances
+//!   ([`limits`]): 429 + `Retry-After`.
 //! - Providers are called through `providers` (timeouts, retries never on 4xx, a circuit
 //!   breaker per provider); base URLs are configuration.
 
 mod callables;
 mod idempotency;
-mod limits;
+pub(crate) mod limits;
 
 use std::sync::Arc;
 use std::time::Duration;
