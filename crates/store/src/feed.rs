@@ -381,6 +381,9 @@ pub struct RunStats {
     pub write_requests: usize,
     /// Writes that needed a retry.
     pub retried: usize,
+    /// Entries deleted again right after being written, because their follower had
+    /// unfollowed meanwhile (see [`Fanout::add`]).
+    pub dropped: usize,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -544,6 +547,20 @@ impl Fanout {
             stats.pages += u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let page_len = batch.last().map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
             stats.absorb(&check(writer.flush().await)?);
+            // Write, then re-check the follow edges (see `drop_unfollowed`).
+            let gone = self.unfollowed(batch.iter().flatten()).await?;
+            stats.reads += batch.iter().map(Vec::len).sum::<usize>().div_ceil(100);
+            if !gone.is_empty() {
+                for follower in &gone {
+                    if let Ok(path) = paths::feed_post(&follower.buyer_id, &item.post_id) {
+                        writer.delete(path);
+                    }
+                }
+                let report = check(writer.flush().await)?;
+                stats.dropped += report.written;
+                stats.write_requests += report.requests;
+                tracing::info!(post_id = %item.post_id, dropped = gone.len(), "entries of followers who unfollowed during the fan-out removed");
+            }
             stats.reads = queries.load(Ordering::Relaxed);
             let progress = Progress {
                 page_len,
@@ -598,6 +615,143 @@ impl Fanout {
             }
             stats.pages += 1;
             stats.absorb(&check(writer.flush().await)?);
+            let progress = Progress {
+                page_len,
+                reached_end: false,
+                pages_done: stats.pages,
+                elapsed: began.elapsed(),
+            };
+            match next_step(progress, &self.policy, max_pages) {
+                Step::NextPage => {}
+                Step::Done => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::Done, stats));
+                }
+                Step::HandOff => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::HandOff(None), stats));
+                }
+            }
+        }
+    }
+
+    /// The followers of `written` whose follow edge no longer exists, read after their
+    /// entries were written ("write, then re-check", as `feed-fanout` does for the post).
+    ///
+    /// Why this closes the race with an unfollow U of follower B (the `unfollowVendor`
+    /// callable deletes the edge `followers/{vendor}:{B}`, then deletes the vendor's entries
+    /// in B's feed with a query on `vendorId`):
+    /// - every entry of this flush was committed before the flush returned, so before the
+    ///   re-check reads the edges (Firestore reads are strongly consistent);
+    /// - if the re-check finds B's edge, it read before U's delete committed, so B's entry was
+    ///   written before U's delete and U's removal query, which runs after its delete, finds
+    ///   and deletes the entry;
+    /// - if the re-check does not find the edge, this run deletes B's entry itself.
+    ///
+    /// Either way no entry of an unfollowed vendor outlives both. The cost is one document read
+    /// per follower written (batched gets of 100).
+    async fn unfollowed<'a>(
+        &self,
+        written: impl Iterator<Item = &'a Follower>,
+    ) -> Result<Vec<Follower>, Error> {
+        let written: Vec<&Follower> = written.collect();
+        let names = written
+            .iter()
+            .map(|f| Ok(paths::follower(&f.doc_id)?.full_name(self.db.documents_root())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let batches = names.chunks(100).map(|chunk| rpc::batch_get(&self.db, chunk.to_vec()));
+        let found = futures::future::try_join_all(batches).await?;
+        let present: std::collections::HashSet<String> =
+            found.into_iter().flatten().flatten().map(|doc| rpc::doc_id(&doc).to_owned()).collect();
+        Ok(written.into_iter().filter(|f| !present.contains(&f.doc_id)).cloned().collect())
+    }
+
+    /// Sets the expiry (`expiresAt` and `ttlAt`) of every feed entry of `item.post_id` to
+    /// `item.expires_at`, a page at a time, until none differs or `max_pages` / the time
+    /// budget are used up (then `HandOff(None)`: run again). Entries are found with
+    /// collection-group queries on `postId` and `ttlAt` below, then above, the new expiry, so
+    /// an entry rewritten drops out of the next page (a re-run starts over without a cursor,
+    /// like [`Fanout::remove`]). Each update requires the entry to exist, so an entry deleted
+    /// meanwhile (an unfollow, a removal) is never recreated.
+    pub async fn retime(
+        &self,
+        item: &FeedItem,
+        max_pages: Option<u32>,
+    ) -> Result<(RunEnd, RunStats), Error> {
+        use firestore::gcloud_sdk::google::firestore::v1::precondition::ConditionType;
+        use firestore::gcloud_sdk::google::firestore::v1::{
+            BatchWriteRequest, DocumentMask, Precondition, Write, write,
+        };
+        let began = Instant::now();
+        let mut stats = RunStats::default();
+        let size = self.policy.page_size.clamp(1, 500);
+        let feeds_prefix = format!("{}/{}/", self.db.documents_root(), paths::names::FEEDS);
+        let expiry = rpc::timestamp(item.expires_at);
+        loop {
+            let mut docs = Vec::new();
+            for op in [Operator::LessThan, Operator::GreaterThan] {
+                let left = size as usize - docs.len();
+                if left == 0 {
+                    break;
+                }
+                let mut query = rpc::from(paths::names::POSTS, true);
+                query.select = rpc::select(&[NAME]);
+                query.r#where = rpc::and(vec![
+                    rpc::eq("postId", rpc::string(&item.post_id)),
+                    rpc::filter("ttlAt", op, expiry.clone()),
+                ]);
+                query.limit = Some(i32::try_from(left).unwrap_or(i32::MAX));
+                docs.extend(rpc::run(&self.db, self.db.documents_root().to_owned(), query).await?);
+                stats.reads += 1;
+            }
+            let page_len = u32::try_from(docs.len()).unwrap_or(u32::MAX);
+            let writes: Vec<Write> = docs
+                .iter()
+                .filter(|doc| feed_entry_path(&feeds_prefix, doc).is_some())
+                .map(|doc| Write {
+                    operation: Some(write::Operation::Update(Document {
+                        name: doc.name.clone(),
+                        fields: [
+                            ("expiresAt".to_owned(), expiry.clone()),
+                            ("ttlAt".to_owned(), expiry.clone()),
+                        ]
+                        .into_iter()
+                        .collect(),
+                        ..Default::default()
+                    })),
+                    update_mask: Some(DocumentMask {
+                        field_paths: vec!["expiresAt".to_owned(), "ttlAt".to_owned()],
+                    }),
+                    current_document: Some(Precondition {
+                        condition_type: Some(ConditionType::Exists(true)),
+                    }),
+                    ..Default::default()
+                })
+                .collect();
+            if !writes.is_empty() {
+                let request = BatchWriteRequest {
+                    database: self.db.database_name().to_owned(),
+                    writes,
+                    ..Default::default()
+                };
+                let mut client = self.db.client().await?;
+                let response = self.db.call(client.batch_write(request)).await?;
+                stats.write_requests += 1;
+                for status in &response.status {
+                    match status.code {
+                        0 => stats.written += 1,
+                        // NOT_FOUND: the entry was deleted meanwhile; it stays deleted.
+                        5 => {}
+                        code => {
+                            return Err(Error::rpc(
+                                crate::error::Code::from_i32(code),
+                                status.message.clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+            stats.pages += 1;
             let progress = Progress {
                 page_len,
                 reached_end: false,

@@ -78,6 +78,14 @@ pub(crate) async fn follow_vendor(
         .filter(|item| item.expires_at > Utc::now())
         .collect();
     feed.fanout.write_items(&who.uid, &items).await.map_err(store_error)?;
+    // Write, then re-check the follow edge (the fan-out's argument, `store::feed::Fanout::add`):
+    // an unfollow that deleted the edge while we backfilled may have run its removal before
+    // our writes landed; seen gone here, we remove the vendor's entries ourselves.
+    let edge = paths::follow(&request.vendor_id, &who.uid).map_err(|e| store_error(e.into()))?;
+    if !counters::has_marker(db, &edge).await.map_err(store_error)? {
+        feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
+        return Ok(ok(json!({"following": false, "backfilled": 0})));
+    }
     Ok(ok(json!({"following": true, "backfilled": items.len()})))
 }
 
