@@ -79,6 +79,14 @@ pub(crate) async fn reserve_inventory(
         )
         .with_details(json!({ "available": available }))),
         ReserveOutcome::UnknownSku => Err(Error::reject(Code::NotFound, "No such product.")),
+        ReserveOutcome::OverHoldCap { held, max } => Err(Error::reject(
+            Code::FailedPrecondition,
+            format!(
+                "You already hold {held} units; at most {max} can be held at once. \
+                 Pay for or release a reservation first."
+            ),
+        )
+        .with_details(json!({ "heldUnits": held, "maxHeldUnits": max }))),
     }
 }
 
