@@ -70,20 +70,6 @@ impl Limits {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_callable_has_a_default_limit() {
-        let limits = Limits::default();
-        for path in crate::payments::PATHS.iter().chain(crate::feed::PATHS.iter()) {
-            let name = path.trim_start_matches('/');
-            assert!(limits.of(name).is_some(), "{name} has no rate limit");
-        }
-    }
-}
-
 /// Counts a call of `uid` to `callable`; 429 with `Retry-After` when over the limit.
 pub(crate) async fn check(
     state: &AppState,
@@ -103,5 +89,19 @@ pub(crate) async fn check(
             anyhow!("{uid} is over the {callable} limit of {} per {:?}", limit.max, limit.window),
             retry_after,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_callable_has_a_default_limit() {
+        let limits = Limits::default();
+        for path in crate::payments::PATHS.iter().chain(crate::feed::PATHS.iter()) {
+            let name = path.trim_start_matches('/');
+            assert!(limits.of(name).is_some(), "{name} has no rate limit");
+        }
     }
 }
