@@ -16,6 +16,9 @@
 //! so any re-run rewrites identical documents: no duplicates, nothing missing after a redo.
 //! Removal ([`Fanout::remove`]) finds every feed entry of a post with a collection-group
 //! query on `postId` (so it also reaches entries backfilled by later follows) and deletes them.
+//! After each flush the fan-out reads the follow edges of the followers just written and
+//! deletes the entries of those who unfollowed meanwhile (the race argument is on
+//! `Fanout::unfollowed`); [`Fanout::retime`] carries a post's new expiry to its entries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
