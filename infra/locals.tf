@@ -228,13 +228,19 @@ locals {
   #   `expires_at < now` ordered by `expires_at`: one ascending collection-group index.
   # - feed-items: only feed entries (feeds/{uid}/posts/{postId}) carry `ttlAt` (= their
   #   `expiresAt`); the vendors' posts share the collection group `posts` and may carry an
-  #   `expiresAt` of their own, so a TTL on `expiresAt` would delete them too.
+  #   `expiresAt` of their own, so a TTL on `expiresAt` would delete them too. The
+  #   `expire-feed-items` job queries `ttlAt < now` over the collection group (so vendor posts
+  #   never fill its pages), which needs one collection-group ascending index on the field:
+  #   `group_index = true` keeps exactly that one and drops the others.
   # - rate-limits: windows have no cleanup job; TTL is the only one (an hour after the window).
   # - reservations have NO TTL on purpose: deleting a held reservation whose hold ended before
   #   `expire-reservations` released it would lose its units for good, and paid reservations
   #   are records of an order.
   ttl_fields = {
-    feed-items = { collection = "posts", field = "ttlAt", indexes = [] }
+    feed-items = {
+      collection = "posts", field = "ttlAt",
+      indexes    = [{ order = "ASCENDING", query_scope = "COLLECTION_GROUP" }]
+    }
     idempotency = {
       collection = "idempotency", field = "expires_at",
       indexes    = [{ order = "ASCENDING", query_scope = "COLLECTION_GROUP" }]

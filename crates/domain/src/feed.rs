@@ -96,6 +96,9 @@ pub enum Change {
     Add,
     /// Remove the post from every feed that holds it.
     Remove,
+    /// The post stays active but its `expiresAt` changed: rewrite the expiry (`expiresAt`,
+    /// `ttlAt`) of every feed entry of it.
+    Retime,
     /// Nothing to do (an edit of an active post, an inactive post created, ...).
     Nothing,
 }
@@ -103,11 +106,15 @@ pub enum Change {
 /// Classifies a post change from its state before (`old`) and after (`new`); `None` is "does
 /// not exist". A post that becomes active fans out; one that is deleted or becomes inactive is
 /// removed; an edit that keeps it active does nothing (counter aggregations update posts
-/// often, and a re-fan-out would rewrite every feed each time).
+/// often, and a re-fan-out would rewrite every feed each time), unless it changes the post's
+/// `expiresAt`, which its feed entries copy (`Retime`).
 pub fn classify(old: Option<&PostFacts>, new: Option<&PostFacts>) -> Change {
     let was_active = old.is_some_and(|p| p.active);
     match new {
         Some(post) if post.active && !was_active => Change::Add,
+        Some(post) if post.active && old.is_some_and(|o| o.expires_at != post.expires_at) => {
+            Change::Retime
+        }
         Some(post) if post.active => Change::Nothing,
         Some(_) if was_active => Change::Remove,
         Some(_) => Change::Nothing,
@@ -334,6 +341,15 @@ mod tests {
         assert_eq!(classify(Some(&on), None), Change::Remove);
         assert_eq!(classify(Some(&off), None), Change::Remove);
         assert_eq!(classify(None, None), Change::Nothing);
+        let mut later = on.clone();
+        later.expires_at = Some(on.created_at + TimeDelta::days(2));
+        assert_eq!(classify(Some(&on), Some(&later)), Change::Retime);
+        assert_eq!(classify(Some(&later), Some(&on)), Change::Retime);
+        assert_eq!(classify(Some(&later), Some(&later)), Change::Nothing);
+        let mut later_off = later.clone();
+        later_off.active = false;
+        assert_eq!(classify(Some(&on), Some(&later_off)), Change::Remove);
+        assert_eq!(classify(Some(&off), Some(&later)), Change::Add);
     }
 
     #[test]

@@ -208,10 +208,51 @@ pub fn expires_at(now: DateTime<Utc>) -> DateTime<Utc> {
     now + RESERVATION_TTL
 }
 
+/// Units one user may hold at once across all their held reservations, by default.
+///
+/// Without a cap one account could hold about 3,000 units of a flash sale (20 reservations a
+/// minute under the rate limit, 10 units each, 15 minutes each), so a few accounts could lock
+/// a whole sale. 30 is three full reservations: a real cart, and a sale of a few hundred
+/// units needs dozens of accounts to be locked.
+pub const DEFAULT_MAX_HELD_UNITS: i64 = 30;
+
+/// A reservation refused because the user would hold more than the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverHoldCap {
+    /// Units the user holds now (unexpired holds).
+    pub held: i64,
+    /// The cap.
+    pub max: i64,
+}
+
+/// Units still held among `holds` (units, hold end) at `now`: a hold whose end has passed no
+/// longer counts, whether or not the expiry sweep has returned its units yet (they are no
+/// longer the buyer's to pay for).
+pub fn live_held(holds: impl IntoIterator<Item = (i64, DateTime<Utc>)>, now: DateTime<Utc>) -> i64 {
+    holds.into_iter().filter(|(_, until)| *until > now).map(|(units, _)| units.max(0)).sum()
+}
+
+/// Whether a user holding `held` units may hold `quantity` more under the cap `max`.
+pub fn may_hold(held: i64, quantity: i64, max: i64) -> Result<(), OverHoldCap> {
+    if held.saturating_add(quantity) <= max { Ok(()) } else { Err(OverHoldCap { held, max }) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_hold_cap_counts_unexpired_holds_only() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let soon = now + TimeDelta::minutes(5);
+        let past = now - TimeDelta::seconds(1);
+        assert_eq!(live_held([(10, soon), (10, soon), (7, past), (3, now)], now), 20);
+        assert_eq!(may_hold(20, 10, 30), Ok(()));
+        assert_eq!(may_hold(21, 10, 30), Err(OverHoldCap { held: 21, max: 30 }));
+        assert_eq!(may_hold(0, 10, 5), Err(OverHoldCap { held: 0, max: 5 }));
+        assert_eq!(may_hold(i64::MAX, 1, 30), Err(OverHoldCap { held: i64::MAX, max: 30 }));
+    }
 
     #[test]
     fn stock_keys_keep_products_and_variants_apart() {

@@ -317,6 +317,9 @@ pub enum FanoutAction {
     Add,
     /// Delete `feeds/{buyerId}/posts/{postId}` for each follower in range.
     Remove,
+    /// Rewrite the expiry (`expiresAt`, `ttlAt`) of every feed entry of the post to the
+    /// post's current one (the range is unused: entries are found by `postId`).
+    Retime,
 }
 
 /// A position in the follower query (`followers` where vendorId = v, ordered by followedAt,

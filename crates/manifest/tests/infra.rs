@@ -1126,6 +1126,14 @@ fn check_firestore(plan: &Value, vars: &Vars, p: &mut Problems) {
             p.push(format!("a TTL policy on {collection}.{field} would delete live data"));
         }
     }
+    // `expire-feed-items` queries `ttlAt < now` over the collection group `posts`: the field
+    // keeps its collection-group ascending index.
+    let feed_ttl = ttl.get(&("posts".to_owned(), "ttlAt".to_owned())).copied();
+    p.eq(
+        "index_config of posts.ttlAt (the feed sweep's collection-group index)",
+        feed_ttl.and_then(|f| f.get("index_config")),
+        json!([{"indexes": [{"query_scope": "COLLECTION_GROUP", "order": "ASCENDING"}]}]),
+    );
     // firestore.indexes.json (deployed by firebase) and Terraform must agree on TTL fields.
     let indexes: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("firestore.indexes.json")).unwrap(),

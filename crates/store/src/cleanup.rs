@@ -13,9 +13,13 @@
 //!
 //! A sweep may be limited to documents under one top-level collection ([`Sweep::under`]): the
 //! collection group `posts` holds both the vendors' posts and the feed entries
-//! (`feeds/{uid}/posts/{postId}`), and only the feed entries expire by this job. Documents of
-//! the group outside it are passed over with a cursor ([`After`]) that the caller keeps for
-//! the rest of its run, so a page of them never stalls the sweep.
+//! (`feeds/{uid}/posts/{postId}`), and only the feed entries expire by this job. The feed
+//! sweep therefore queries `ttlAt`, a field only feed entries carry (the same instant as their
+//! `expiresAt`), so vendor posts never enter its pages: a query on `expiresAt` returned every
+//! expired vendor post first, and past a run's page budget of them (30,000 at the defaults) it
+//! never reached a feed entry. The `under` filter stays as a second guard; documents of the
+//! group outside it are passed over with a cursor ([`After`]) that the caller keeps for the rest
+//! of its run.
 
 use chrono::{DateTime, Utc};
 use domain::cleanup::Page;
@@ -46,10 +50,11 @@ pub struct Sweep {
 pub const IDEMPOTENCY: Sweep =
     Sweep { collection: "idempotency", field: "expires_at", under: None };
 
-/// Feed entries (`feeds/{uid}/posts/{postId}`) past `expiresAt`; the vendors' own
-/// `posts/{postId}` share the collection group and are never touched.
+/// Feed entries (`feeds/{uid}/posts/{postId}`) past `ttlAt` (= their `expiresAt`). The vendors'
+/// own `posts/{postId}` share the collection group but never carry `ttlAt`, so the query does
+/// not return them (however many expired ones there are) and they are never touched.
 pub const FEED_ITEMS: Sweep =
-    Sweep { collection: paths::names::POSTS, field: "expiresAt", under: Some(paths::names::FEEDS) };
+    Sweep { collection: paths::names::POSTS, field: "ttlAt", under: Some(paths::names::FEEDS) };
 
 /// Where the next page of a run starts: after the last document the previous page examined
 /// (its expiry value and name).

@@ -16,6 +16,9 @@
 //! so any re-run rewrites identical documents: no duplicates, nothing missing after a redo.
 //! Removal ([`Fanout::remove`]) finds every feed entry of a post with a collection-group
 //! query on `postId` (so it also reaches entries backfilled by later follows) and deletes them.
+//! After each flush the fan-out reads the follow edges of the followers just written and
+//! deletes the entries of those who unfollowed meanwhile (the race argument is on
+//! `Fanout::unfollowed`); [`Fanout::retime`] carries a post's new expiry to its entries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -375,6 +378,9 @@ pub struct RunStats {
     pub write_requests: usize,
     /// Writes that needed a retry.
     pub retried: usize,
+    /// Entries deleted again right after being written, because their follower had
+    /// unfollowed meanwhile (see [`Fanout::add`]).
+    pub dropped: usize,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -538,6 +544,20 @@ impl Fanout {
             stats.pages += u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let page_len = batch.last().map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
             stats.absorb(&check(writer.flush().await)?);
+            // Write, then re-check the follow edges (see `drop_unfollowed`).
+            let gone = self.unfollowed(batch.iter().flatten()).await?;
+            stats.reads += batch.iter().map(Vec::len).sum::<usize>().div_ceil(100);
+            if !gone.is_empty() {
+                for follower in &gone {
+                    if let Ok(path) = paths::feed_post(&follower.buyer_id, &item.post_id) {
+                        writer.delete(path);
+                    }
+                }
+                let report = check(writer.flush().await)?;
+                stats.dropped += report.written;
+                stats.write_requests += report.requests;
+                tracing::info!(post_id = %item.post_id, dropped = gone.len(), "entries of followers who unfollowed during the fan-out removed");
+            }
             stats.reads = queries.load(Ordering::Relaxed);
             let progress = Progress {
                 page_len,
@@ -592,6 +612,143 @@ impl Fanout {
             }
             stats.pages += 1;
             stats.absorb(&check(writer.flush().await)?);
+            let progress = Progress {
+                page_len,
+                reached_end: false,
+                pages_done: stats.pages,
+                elapsed: began.elapsed(),
+            };
+            match next_step(progress, &self.policy, max_pages) {
+                Step::NextPage => {}
+                Step::Done => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::Done, stats));
+                }
+                Step::HandOff => {
+                    stats.elapsed = began.elapsed();
+                    return Ok((RunEnd::HandOff(None), stats));
+                }
+            }
+        }
+    }
+
+    /// The followers of `written` whose follow edge no longer exists, read after their
+    /// entries were written ("write, then re-check", as `feed-fanout` does for the post).
+    ///
+    /// Why this closes the race with an unfollow U of follower B (the `unfollowVendor`
+    /// callable deletes the edge `followers/{vendor}:{B}`, then deletes the vendor's entries
+    /// in B's feed with a query on `vendorId`):
+    /// - every entry of this flush was committed before the flush returned, so before the
+    ///   re-check reads the edges (Firestore reads are strongly consistent);
+    /// - if the re-check finds B's edge, it read before U's delete committed, so B's entry was
+    ///   written before U's delete and U's removal query, which runs after its delete, finds
+    ///   and deletes the entry;
+    /// - if the re-check does not find the edge, this run deletes B's entry itself.
+    ///
+    /// Either way no entry of an unfollowed vendor outlives both. The cost is one document read
+    /// per follower written (batched gets of 100).
+    async fn unfollowed<'a>(
+        &self,
+        written: impl Iterator<Item = &'a Follower>,
+    ) -> Result<Vec<Follower>, Error> {
+        let written: Vec<&Follower> = written.collect();
+        let names = written
+            .iter()
+            .map(|f| Ok(paths::follower(&f.doc_id)?.full_name(self.db.documents_root())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let batches = names.chunks(100).map(|chunk| rpc::batch_get(&self.db, chunk.to_vec()));
+        let found = futures::future::try_join_all(batches).await?;
+        let present: std::collections::HashSet<String> =
+            found.into_iter().flatten().flatten().map(|doc| rpc::doc_id(&doc).to_owned()).collect();
+        Ok(written.into_iter().filter(|f| !present.contains(&f.doc_id)).cloned().collect())
+    }
+
+    /// Sets the expiry (`expiresAt` and `ttlAt`) of every feed entry of `item.post_id` to
+    /// `item.expires_at`, a page at a time, until none differs or `max_pages` / the time
+    /// budget are used up (then `HandOff(None)`: run again). Entries are found with
+    /// collection-group queries on `postId` and `ttlAt` below, then above, the new expiry, so
+    /// an entry rewritten drops out of the next page (a re-run starts over without a cursor,
+    /// like [`Fanout::remove`]). Each update requires the entry to exist, so an entry deleted
+    /// meanwhile (an unfollow, a removal) is never recreated.
+    pub async fn retime(
+        &self,
+        item: &FeedItem,
+        max_pages: Option<u32>,
+    ) -> Result<(RunEnd, RunStats), Error> {
+        use firestore::gcloud_sdk::google::firestore::v1::precondition::ConditionType;
+        use firestore::gcloud_sdk::google::firestore::v1::{
+            BatchWriteRequest, DocumentMask, Precondition, Write, write,
+        };
+        let began = Instant::now();
+        let mut stats = RunStats::default();
+        let size = self.policy.page_size.clamp(1, 500);
+        let feeds_prefix = format!("{}/{}/", self.db.documents_root(), paths::names::FEEDS);
+        let expiry = rpc::timestamp(item.expires_at);
+        loop {
+            let mut docs = Vec::new();
+            for op in [Operator::LessThan, Operator::GreaterThan] {
+                let left = size as usize - docs.len();
+                if left == 0 {
+                    break;
+                }
+                let mut query = rpc::from(paths::names::POSTS, true);
+                query.select = rpc::select(&[NAME]);
+                query.r#where = rpc::and(vec![
+                    rpc::eq("postId", rpc::string(&item.post_id)),
+                    rpc::filter("ttlAt", op, expiry.clone()),
+                ]);
+                query.limit = Some(i32::try_from(left).unwrap_or(i32::MAX));
+                docs.extend(rpc::run(&self.db, self.db.documents_root().to_owned(), query).await?);
+                stats.reads += 1;
+            }
+            let page_len = u32::try_from(docs.len()).unwrap_or(u32::MAX);
+            let writes: Vec<Write> = docs
+                .iter()
+                .filter(|doc| feed_entry_path(&feeds_prefix, doc).is_some())
+                .map(|doc| Write {
+                    operation: Some(write::Operation::Update(Document {
+                        name: doc.name.clone(),
+                        fields: [
+                            ("expiresAt".to_owned(), expiry.clone()),
+                            ("ttlAt".to_owned(), expiry.clone()),
+                        ]
+                        .into_iter()
+                        .collect(),
+                        ..Default::default()
+                    })),
+                    update_mask: Some(DocumentMask {
+                        field_paths: vec!["expiresAt".to_owned(), "ttlAt".to_owned()],
+                    }),
+                    current_document: Some(Precondition {
+                        condition_type: Some(ConditionType::Exists(true)),
+                    }),
+                    ..Default::default()
+                })
+                .collect();
+            if !writes.is_empty() {
+                let request = BatchWriteRequest {
+                    database: self.db.database_name().to_owned(),
+                    writes,
+                    ..Default::default()
+                };
+                let mut client = self.db.client().await?;
+                let response = self.db.call(client.batch_write(request)).await?;
+                stats.write_requests += 1;
+                for status in &response.status {
+                    match status.code {
+                        0 => stats.written += 1,
+                        // NOT_FOUND: the entry was deleted meanwhile; it stays deleted.
+                        5 => {}
+                        code => {
+                            return Err(Error::rpc(
+                                crate::error::Code::from_i32(code),
+                                status.message.clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+            stats.pages += 1;
             let progress = Progress {
                 page_len,
                 reached_end: false,
@@ -680,25 +837,109 @@ pub async fn post(db: &Db, post_id: &str) -> Result<Option<PostFacts>, Error> {
     Ok(docs.into_iter().flatten().next().as_ref().and_then(post_facts))
 }
 
-/// A post as a client sees it: its id and its fields as JSON.
+/// A post as a client may see it: exactly these fields, each read from the stored post by
+/// name. Never the stored document as it is: a decoded document also carries the firestore
+/// crate's bookkeeping (`_firestore_id`, `_firestore_created`, `_firestore_updated`,
+/// `_firestore_full_id`, the last one the full path with the project id) and whatever else
+/// was written onto the post.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PostView {
     /// The post id.
     pub id: String,
-    /// Its fields (timestamps as RFC 3339 strings).
-    #[serde(flatten)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Its vendor.
+    pub vendor_id: String,
+    /// Visible or not.
+    pub is_active: bool,
+    /// Creation time (RFC 3339).
+    pub created_at: DateTime<Utc>,
+    /// End of its life, when the vendor set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Premium posts rank higher.
+    pub is_premium: bool,
+    /// The text.
+    pub caption: String,
+    /// Its pictures and videos.
+    pub media_urls: Vec<String>,
+    /// Products it shows.
+    pub product_ids: Vec<String>,
+    /// Aggregated likes, views and shares (0 until the aggregation reached the post).
+    pub likes: u64,
+    /// See `likes`.
+    pub views: u64,
+    /// See `likes`.
+    pub shares: u64,
 }
 
-fn view(doc: &Document) -> Result<PostView, Error> {
-    let fields: serde_json::Map<String, serde_json::Value> =
-        firestore::FirestoreDb::deserialize_doc_to(doc)
-            .map_err(|e| Error::Decode { path: doc.name.clone(), message: e.to_string() })?;
-    Ok(PostView { id: rpc::doc_id(doc).to_owned(), fields })
+/// A story as a client may see it (same reasoning as [`PostView`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoryView {
+    /// The story id.
+    pub id: String,
+    /// Its vendor.
+    pub vendor_id: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// End of its 24 hours.
+    pub expires_at: DateTime<Utc>,
+    /// What it shows.
+    pub media_url: String,
+    /// Aggregated unique viewers.
+    pub view_count: u64,
+}
+
+fn strings_of(doc: &Document, name: &str) -> Vec<String> {
+    use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
+    match doc.fields.get(name).and_then(|v| v.value_type.as_ref()) {
+        Some(ValueType::ArrayValue(array)) => array
+            .values
+            .iter()
+            .filter_map(|v| match &v.value_type {
+                Some(ValueType::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn count_of(doc: &Document, name: &str) -> u64 {
+    rpc::get_i64(doc, name).and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+fn view(doc: &Document) -> Option<PostView> {
+    Some(PostView {
+        id: rpc::doc_id(doc).to_owned(),
+        vendor_id: rpc::get_string(doc, "vendorId")?,
+        is_active: rpc::get_bool(doc, "isActive").unwrap_or(false),
+        created_at: rpc::get_time(doc, "createdAt")?,
+        expires_at: rpc::get_time(doc, "expiresAt"),
+        is_premium: rpc::get_bool(doc, "isPremium").unwrap_or(false),
+        caption: rpc::get_string(doc, "caption").unwrap_or_default(),
+        media_urls: strings_of(doc, "mediaUrls"),
+        product_ids: strings_of(doc, "productIds"),
+        likes: count_of(doc, CounterField::Likes.parent_field()),
+        views: count_of(doc, CounterField::Views.parent_field()),
+        shares: count_of(doc, CounterField::Shares.parent_field()),
+    })
+}
+
+fn story_view(doc: &Document) -> Option<StoryView> {
+    Some(StoryView {
+        id: rpc::doc_id(doc).to_owned(),
+        vendor_id: rpc::get_string(doc, "vendorId")?,
+        created_at: rpc::get_time(doc, "createdAt")?,
+        expires_at: rpc::get_time(doc, "expiresAt")?,
+        media_url: rpc::get_string(doc, "mediaUrl").unwrap_or_default(),
+        view_count: count_of(doc, CounterField::StoryViews.parent_field()),
+    })
 }
 
 /// Reads `post_ids` with batched gets (at most 100 per call, in parallel), keeping the order
-/// asked; missing posts are left out.
+/// asked; missing posts (and documents that are not feed posts: no `vendorId` or
+/// `createdAt`) are left out.
 pub async fn hydrate(
     db: &Db,
     post_ids: &[String],
@@ -709,7 +950,12 @@ pub async fn hydrate(
         .collect::<Result<_, Error>>()?;
     let batches = names.chunks(100).map(|chunk| rpc::batch_get(db, chunk.to_vec()));
     let results = futures::future::try_join_all(batches).await?;
-    results.into_iter().flatten().flatten().map(|doc| Ok((view(&doc)?, post_facts(&doc)))).collect()
+    Ok(results
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|doc| Some((view(&doc)?, post_facts(&doc))))
+        .collect())
 }
 
 /// A page of `buyer_id`'s precomputed feed after `cursor` (score, then post id, descending),
@@ -853,7 +1099,7 @@ pub async fn stories(
     db: &Db,
     vendor_ids: &[String],
     now: DateTime<Utc>,
-) -> Result<Vec<PostView>, Error> {
+) -> Result<Vec<StoryView>, Error> {
     if vendor_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -865,7 +1111,7 @@ pub async fn stories(
     ]);
     query.order_by = vec![rpc::asc("expiresAt"), rpc::desc("createdAt")];
     let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    docs.iter().map(view).collect()
+    Ok(docs.iter().filter_map(story_view).collect())
 }
 
 /// The uids whose feed holds `post_id` (one per feed entry, so a duplicate would show twice).

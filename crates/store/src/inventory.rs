@@ -26,6 +26,21 @@
 //!
 //! `sweep_expired(now, limit)` is what the scheduled cleanup job calls: held reservations whose
 //! `expires_at` has passed, oldest first (index: `reservations(status, expires_at)`).
+//!
+//! The hold cap (`domain::inventory::may_hold`, default 30 units per user):
+//! ```text
+//! holds/{uid}   { uid, held: { <reservationId>: { units, until } } }
+//! ```
+//! `reserve` reads `holds/{uid}` with the shards, refuses when the unexpired holds plus the
+//! quantity exceed the cap, and otherwise rewrites it (expired holds dropped, the new one added)
+//! in the SAME commit as the shards and the reservation, under `update_time = as read` (or
+//! `exists = false`). Two reservations of one user racing both read the same holds document;
+//! only one commit can succeed, the other re-plans and sees the first's hold, so parallel
+//! reservations cannot pass the cap. `release` and `expire` remove the reservation's hold in
+//! their commit (whose own precondition makes that happen once). A hold whose `until` passed no
+//! longer counts even before the sweep returns its units, and a reservation committed to a
+//! paid order stops counting at its `until` at the latest (15 minutes), or at once when the
+//! commit adds [`Inventory::release_hold_write`].
 
 use crate::db::{Db, decode};
 use crate::error::{Code, Error};
@@ -43,7 +58,7 @@ use firestore::gcloud_sdk::google::firestore::v1::precondition::ConditionType;
 use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
 use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
 use firestore::gcloud_sdk::google::firestore::v1::{
-    Document, DocumentTransform, Precondition, Value, Write, write,
+    Document, DocumentMask, DocumentTransform, Precondition, Value, Write, write,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -134,6 +149,30 @@ pub enum ReserveOutcome {
     },
     /// The SKU has no stock document.
     UnknownSku,
+    /// The user would hold more units than the cap (`domain::inventory::may_hold`).
+    OverHoldCap {
+        /// Units the user holds now.
+        held: i64,
+        /// The cap.
+        max: i64,
+    },
+}
+
+/// `holds/{uid}`: the user's unexpired holds, keyed by reservation id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct HoldsDoc {
+    // Absent when the document was first made by a release's field delete.
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    held: std::collections::BTreeMap<String, Hold>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Hold {
+    units: i64,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    until: FirestoreInstant,
 }
 
 /// The answer to a release or expiry.
@@ -173,12 +212,42 @@ struct Stats {
 pub struct Inventory {
     db: Db,
     stats: Arc<Stats>,
+    max_held_units: i64,
 }
 
 impl Inventory {
-    /// Inventory on `db`.
+    /// Inventory on `db`, with the default hold cap
+    /// ([`domain::inventory::DEFAULT_MAX_HELD_UNITS`]).
     pub fn new(db: &Db) -> Self {
-        Self { db: db.clone(), stats: Arc::default() }
+        Self {
+            db: db.clone(),
+            stats: Arc::default(),
+            max_held_units: domain::inventory::DEFAULT_MAX_HELD_UNITS,
+        }
+    }
+
+    /// Replaces the cap of units one user may hold at once.
+    pub fn with_max_held_units(mut self, units: i64) -> Self {
+        self.max_held_units = units.max(1);
+        self
+    }
+
+    /// A write that removes `reservation`'s hold from its user's `holds/{uid}`, for a commit
+    /// that moves the reservation out of `held` under a precondition (release, expiry, and the
+    /// payment commit that marks it `committed`), so the units stop counting against the cap
+    /// exactly when they stop being held.
+    pub(crate) fn release_hold_write(&self, reservation: &Reservation) -> Result<Write, Error> {
+        let path = paths::holds(&reservation.uid)?;
+        let id = reservation.id.replace('\\', "\\\\").replace('`', "\\`");
+        Ok(Write {
+            operation: Some(write::Operation::Update(Document {
+                name: path.full_name(self.db.documents_root()),
+                ..Default::default()
+            })),
+            // A field named in the mask but absent from the document is deleted.
+            update_mask: Some(DocumentMask { field_paths: vec![format!("held.`{id}`")] }),
+            ..Default::default()
+        })
     }
 
     /// Lost commit races so far (reservations, releases, expiries), for metrics and tests.
@@ -261,19 +330,21 @@ impl Inventory {
         loop {
             let start: u32 = rand::random();
             let error = match self
-                .reserve_once(&stock_path, &stock, start, quantity, |takes| Reservation {
-                    id: reservation_id.to_owned(),
-                    uid: uid.to_owned(),
-                    product_id: sku.product_id.clone(),
-                    variant_id: sku.variant_id.clone(),
-                    stock_key: sku.stock_key(),
-                    quantity,
-                    takes,
-                    status: ReservationStatus::Held,
-                    expires_at: to_instant(expires_at(now)),
-                    created_at: to_instant(now),
-                    updated_at: to_instant(now),
-                    order_id: None,
+                .reserve_once(&stock_path, &stock, start, (uid, quantity, now), |takes| {
+                    Reservation {
+                        id: reservation_id.to_owned(),
+                        uid: uid.to_owned(),
+                        product_id: sku.product_id.clone(),
+                        variant_id: sku.variant_id.clone(),
+                        stock_key: sku.stock_key(),
+                        quantity,
+                        takes,
+                        status: ReservationStatus::Held,
+                        expires_at: to_instant(expires_at(now)),
+                        created_at: to_instant(now),
+                        updated_at: to_instant(now),
+                        order_id: None,
+                    }
                 })
                 .await
             {
@@ -282,6 +353,9 @@ impl Inventory {
                 }
                 Ok(Attempt::SoldOut(available)) => {
                     return Ok(ReserveOutcome::SoldOut { available });
+                }
+                Ok(Attempt::OverHoldCap(over)) => {
+                    return Ok(ReserveOutcome::OverHoldCap { held: over.held, max: over.max });
                 }
                 Err(error) if is_conflict(&error) => {
                     conflicts += 1;
@@ -309,9 +383,24 @@ impl Inventory {
         stock_path: &DocPath,
         stock: &StockDoc,
         start: u32,
-        quantity: i64,
+        (uid, quantity, now): (&str, i64, DateTime<Utc>),
         make: impl FnOnce(Vec<Take>) -> Reservation,
     ) -> Result<Attempt, Error> {
+        // The user's holds first: over the cap, nothing else is read.
+        let holds_path = paths::holds(uid)?;
+        let holds_doc = self.db.get_document(&holds_path, None).await?;
+        let mut holds: HoldsDoc = match &holds_doc {
+            Some(doc) => decode(&holds_path, doc)?,
+            None => HoldsDoc { uid: uid.to_owned(), ..HoldsDoc::default() },
+        };
+        holds.held.retain(|_, hold| to_chrono(hold.until) > now);
+        let held = domain::inventory::live_held(
+            holds.held.values().map(|hold| (hold.units, to_chrono(hold.until))),
+            now,
+        );
+        if let Err(over) = domain::inventory::may_hold(held, quantity, self.max_held_units) {
+            return Ok(Attempt::OverHoldCap(over));
+        }
         let mut read: Vec<(u32, i64)> = Vec::new();
         let mut docs: Vec<(DocPath, Document)> = Vec::new();
         let mut takes = None;
@@ -340,6 +429,18 @@ impl Inventory {
             writes.push(write);
         }
         writes.push(self.db.create_write(&paths::reservation(&reservation.id)?, &reservation)?);
+        holds.held.insert(
+            reservation.id.clone(),
+            Hold { units: reservation.quantity, until: reservation.expires_at },
+        );
+        writes.push(match &holds_doc {
+            Some(doc) => {
+                let mut write = self.db.set_write(&holds_path, &holds)?;
+                write.current_document = Some(updated_at_precondition(&holds_path, doc)?);
+                write
+            }
+            None => self.db.create_write(&holds_path, &holds)?,
+        });
         self.db.commit(writes).await?;
         Ok(Attempt::Reserved(Box::new(reservation)))
     }
@@ -388,6 +489,7 @@ impl Inventory {
             reservation.status = status;
             reservation.updated_at = to_instant(now);
             let mut writes = self.return_units_writes(&reservation)?;
+            writes.push(self.release_hold_write(&reservation)?);
             let mut write = self.db.set_write(&path, &reservation)?;
             write.current_document = Some(updated_at_precondition(&path, &doc)?);
             writes.push(write);
@@ -461,6 +563,7 @@ impl Inventory {
 enum Attempt {
     Reserved(Box<Reservation>),
     SoldOut(i64),
+    OverHoldCap(domain::inventory::OverHoldCap),
 }
 
 /// `products/{p}/stock/{key}` of `sku`.

@@ -52,6 +52,8 @@ pub mod names {
     pub const FEEDS: &str = "feeds";
     /// `reservations/{id}`
     pub const RESERVATIONS: &str = "reservations";
+    /// `holds/{uid}`: the units a user holds (the cap of `domain::inventory::may_hold`)
+    pub const HOLDS: &str = "holds";
     /// `orders/{orderId}`
     pub const ORDERS: &str = "orders";
     /// `payments/{id}`
@@ -452,6 +454,11 @@ pub fn feed_post(uid: &str, post_id: &str) -> Result<DocPath, PathError> {
 /// The `reservations` collection.
 pub fn reservations() -> CollectionPath {
     root_collection(names::RESERVATIONS)
+}
+
+/// `holds/{uid}`
+pub fn holds(uid: &str) -> Result<DocPath, PathError> {
+    root_doc(names::HOLDS, "uid", uid)
 }
 
 /// `reservations/{id}`

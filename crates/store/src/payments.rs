@@ -259,7 +259,9 @@ enum Attempt {
 impl Payments {
     /// Orders and payments on `db`.
     pub fn new(db: &Db) -> Self {
-        Self { db: db.clone(), inventory: Inventory::new(db) }
+        // A payment that arrives after its hold ended re-reserves its units: the buyer has paid,
+        // so the cap on units held at once does not apply to that re-reservation.
+        Self { db: db.clone(), inventory: Inventory::new(db).with_max_held_units(i64::MAX) }
     }
 
     /// Reads `orders/{id}`.
@@ -755,6 +757,8 @@ impl Payments {
                             r.updated_at = to_instant(now);
                             committed_units += r.quantity;
                             tx.set(&path, &r)?;
+                            // Sold units stop counting against the buyer's hold cap now.
+                            tx.push_write(self.inventory.release_hold_write(&r)?);
                         }
                     }
                     order.status = final_status;

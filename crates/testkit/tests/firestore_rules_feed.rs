@@ -199,3 +199,35 @@ async fn stories_are_written_by_their_vendor_for_at_most_a_day() {
     assert_eq!(db.delete(OTHER_VENDOR, "stories/s1").await, 403);
     assert_eq!(db.delete(VENDOR, "stories/s1").await, 200);
 }
+
+/// Regression: the update rule validated the whole post with `hasOnly`, so once the
+/// `aggregate-counters` job had written `likes`, `views` and `shares` onto a post, every vendor
+/// edit was denied, even taking it down. Edits are now checked on the keys they change; the
+/// counters stay server-only.
+#[tokio::test]
+async fn vendors_edit_posts_that_carry_aggregated_counters_but_never_the_counters() {
+    let db = Db::new().await;
+    let aggregated = json!({"vendorId": "v1", "isActive": true, "createdAt": ts(-1),
+        "caption": "bread", "likes": 12, "views": 40, "shares": 3});
+    db.seed("posts/p1", aggregated).await;
+    assert_eq!(db.write(VENDOR, "posts/p1", json!({"isActive": false}), true, &[]).await, 200);
+    assert_eq!(db.write(VENDOR, "posts/p1", json!({"caption": "rye"}), true, &[]).await, 200);
+    assert_eq!(db.write(VENDOR, "posts/p1", json!({"expiresAt": ts(24)}), true, &[]).await, 200);
+    // The counters, server-owned fields and invalid values stay refused.
+    for (field, value) in [
+        ("likes", json!(1000)),
+        ("views", json!(0)),
+        ("shares", json!(7)),
+        ("isPremium", json!(true)),
+        ("vendorId", json!("v2")),
+        ("createdAt", ts(-48)),
+        ("isActive", json!("yes")),
+        ("caption", json!("x".repeat(2201))),
+        ("expiresAt", json!("tomorrow")),
+    ] {
+        let status = db.write(VENDOR, "posts/p1", json!({ field: value }), true, &[]).await;
+        assert_eq!(status, 403, "{field}");
+    }
+    assert_eq!(db.write(OTHER_VENDOR, "posts/p1", json!({"caption": "x"}), true, &[]).await, 403);
+    assert_eq!(db.write(As::Anonymous, "posts/p1", json!({"caption": "x"}), true, &[]).await, 403);
+}

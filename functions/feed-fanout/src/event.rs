@@ -12,6 +12,9 @@
 //!                                            inactive by then -> removed instead, see work::add).
 //!                                            Remove: active again -> nothing; else delete
 //!                                            from every feed (the rest as fanout-tasks).
+//!                                            Retime (an active post's expiresAt changed):
+//!                                            rewrite every entry's expiresAt/ttlAt to the post's
+//!                                            current expiry, then re-check (work::retime).
 //! ```
 //! The event only triggers: Eventarc does not order deliveries, so acting on the current post
 //! makes a late "created" after a "deleted" harmless, and the reverse.
@@ -99,6 +102,7 @@ pub(crate) async fn post_event(
     let Some(action) = (match change {
         Change::Add => Some("add"),
         Change::Remove => Some("remove"),
+        Change::Retime => Some("retime"),
         Change::Nothing => None,
     }) else {
         return Ok(StatusCode::NO_CONTENT);
@@ -152,6 +156,14 @@ async fn handle(
         }
         (Change::Remove, Some(_)) => {
             Ok(json!({"action": "none", "reason": "the post is active again"}))
+        }
+        // Every vendor's posts, high-follower ones included: follows backfill their entries.
+        (Change::Retime, Some(post)) => {
+            let item = work::item(state, post_id, post);
+            work::retime(state, &item, Some(state.policy.inline_pages), 0).await
+        }
+        (Change::Retime, None) => {
+            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
         }
         (Change::Nothing, _) => Ok(json!({"action": "none"})),
     }

@@ -8,6 +8,7 @@
 //!      followers in (start_after, end_at] until the time budget; then the post is read again:
 //!      gone or inactive -> its entries removed (write, then re-check), else the rest re-published
 //! Remove: unless the post is active again, delete its entries until the budget; the rest re-published
+//! Retime: while the post is active, rewrite its entries' expiry to the post's until the budget
 //! ```
 //! A crash mid-task leaves the message unacknowledged: Pub/Sub redelivers it and the range is
 //! rewritten (same documents, same content), so nothing is lost and nothing is doubled.
@@ -85,6 +86,13 @@ async fn handle(state: &AppState, task: &FanoutTask) -> Result<Value, Error> {
         }
         (FanoutAction::Remove, Some(_)) => {
             Ok(json!({"action": "none", "reason": "the post is active again"}))
+        }
+        (FanoutAction::Retime, Some(post)) => {
+            let item = work::item(state, &task.post_id, post);
+            work::retime(state, &item, None, task.attempt).await
+        }
+        (FanoutAction::Retime, None) => {
+            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
         }
     }
 }

@@ -58,11 +58,11 @@ pub(crate) async fn add(
 ) -> Result<Value, Error> {
     let written = state.fanout.add(item, start_after, end_at, max_pages).await;
     // Write, then re-check: the post as it is now, after every write of the range.
-    let now_active = store::feed::post(&state.db, &item.post_id)
+    let now = store::feed::post(&state.db, &item.post_id)
         .await
         .map_err(|e| store_failure(e, None))?
-        .is_some_and(|post| post.active);
-    if !now_active {
+        .filter(|post| post.active);
+    let Some(now) = now else {
         let entries = written.as_ref().map_or(0, |(_, stats)| stats.written);
         tracing::info!(post_id = %item.post_id, entries, "post gone during its fan-out: removing it");
         let removed = remove(state, &item.post_id, &item.vendor_id, max_pages, attempt).await?;
@@ -73,6 +73,15 @@ pub(crate) async fn add(
             "post_gone_after_write": true,
             "removal": removed,
         }));
+    };
+    // The same re-check covers a change of the post's `expiresAt` during the range: its retime
+    // may have queried the entries before some of ours landed with the old expiry. Seen here
+    // (after all our writes), we retime every entry ourselves; not seen, the change committed
+    // after our writes, so its own retime (which queries after it) finds them.
+    let current = self::item(state, &item.post_id, &now);
+    if current.expires_at != item.expires_at {
+        tracing::info!(post_id = %item.post_id, "expiry changed during the fan-out: retiming");
+        retime(state, &current, max_pages, attempt).await?;
     }
     let (end, stats) = written.map_err(|e| store_failure(e, None))?;
     let handed_off = match end {
@@ -94,6 +103,62 @@ pub(crate) async fn add(
     };
     tracing::info!(post_id = %item.post_id, entries = stats.written, pages = stats.pages, handed_off, elapsed = ?stats.elapsed, "fan-out range written");
     Ok(summary("add", &stats, handed_off))
+}
+
+/// Rewrites the expiry of every feed entry of the post to `item.expires_at` for at most
+/// `max_pages` pages, handing the rest on; then reads the post again and, when its expiry has
+/// changed once more meanwhile, goes again with the new one ("write, then re-check").
+///
+/// Why every entry ends with the post's last expiry: let C be the last change of `expiresAt`
+/// (committed at time t). Its event's handler reads the post after t, so it rewrites with the
+/// final value, with queries that run after t. A writer of a stale value (an older retime, a
+/// fan-out that computed its entries before C) re-reads the post after its writes: if that read
+/// is after t, it sees the final value and retimes again itself; if before t, its writes were
+/// committed before t, so before C's handler queries, which find and fix them. Updates require
+/// the entry to exist, so an entry removed meanwhile (unfollow, deletion) is not recreated.
+pub(crate) async fn retime(
+    state: &AppState,
+    item: &FeedItem,
+    max_pages: Option<u32>,
+    attempt: u32,
+) -> Result<Value, Error> {
+    let mut item = item.clone();
+    let mut total = store::feed::RunStats::default();
+    // Each round is triggered by another change of the post seen by the re-check; a post
+    // re-timed this often within one delivery is left to the events of its later changes.
+    for _ in 0..3 {
+        let (end, stats) =
+            state.fanout.retime(&item, max_pages).await.map_err(|e| store_failure(e, None))?;
+        total.written += stats.written;
+        total.pages += stats.pages;
+        if end != RunEnd::Done {
+            let task = FanoutTask {
+                v: Version,
+                action: FanoutAction::Retime,
+                post_id: item.post_id.clone(),
+                vendor_id: item.vendor_id.clone(),
+                start_after: None,
+                end_at: None,
+                page_size: state.policy.page_size,
+                attempt: attempt.saturating_add(1),
+            };
+            publish(state, &task).await?;
+            return Ok(summary("retime", &total, true));
+        }
+        let now = store::feed::post(&state.db, &item.post_id)
+            .await
+            .map_err(|e| store_failure(e, None))?
+            .filter(|post| post.active);
+        // Gone or inactive: its removal deletes the entries; nothing to retime.
+        let Some(now) = now else { break };
+        let current = self::item(state, &item.post_id, &now);
+        if current.expires_at == item.expires_at {
+            break;
+        }
+        item = current;
+    }
+    tracing::info!(post_id = %item.post_id, entries = total.written, "feed entries retimed");
+    Ok(summary("retime", &total, false))
 }
 
 /// Removes `post_id` from feeds for at most `max_pages` pages, handing the rest on.

@@ -7,7 +7,8 @@
 //! to the logs and to `/metrics` (`hearth_job_runs_total`, `hearth_job_documents_total`).
 //! Jobs:
 //! - `expire-reservations`: held reservations past their hold go back to stock, exactly once;
-//! - `expire-feed-items`: feed entries past `expiresAt` are deleted (guarded deletes);
+//! - `expire-feed-items`: feed entries past `ttlAt` (their `expiresAt`) are deleted (guarded
+//!   deletes; vendor posts never carry `ttlAt`);
 //! - `prune-idempotency`: expired idempotency records (Firestore TTL is the backstop);
 //! - `aggregate-counters`: every sharded counter with a dirty shard gets its total written to
 //!   its parent field.

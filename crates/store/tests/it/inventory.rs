@@ -62,6 +62,7 @@ async fn flash_sale_grants_exactly_the_stock() {
                 sold_out += 1;
             }
             ReserveOutcome::UnknownSku => panic!("the SKU exists"),
+            ReserveOutcome::OverHoldCap { .. } => panic!("one unit per buyer is under the cap"),
         }
     }
     let units: i64 = granted.iter().map(|r| r.quantity).sum();

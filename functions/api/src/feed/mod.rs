@@ -16,7 +16,6 @@ use axum::Router;
 use axum::routing::post;
 use domain::feed::{FeedItem, FeedPolicy};
 use runtime::{BaseConfig, ConfigError, Env};
-use serde_json::Value;
 use store::Db;
 use store::feed::Fanout;
 
@@ -103,7 +102,7 @@ pub struct State {
     config: Config,
     fanout: Fanout,
     trending: TtlCache<(), Vec<FeedItem>>,
-    stories: TtlCache<String, Value>,
+    stories: TtlCache<String, read::StoriesAnswer>,
     high_follows: TtlCache<String, Vec<String>>,
 }
 

@@ -11,10 +11,12 @@ use domain::feed::{
 use gcp::callable::{Code, ResultBody, parse_request};
 use gcp::error::PublicError;
 use runtime::Error;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use store::feed::{PostView, StoryView};
 
 use super::{State as FeedState, store_error};
+use crate::payments::limits;
 use crate::{AppState, SignedIn};
 
 /// Followed vendors considered for the read-time merge (Firestore's `in` takes 30 values).
@@ -31,6 +33,40 @@ struct GetFeed {
     limit: Option<u64>,
 }
 
+/// One post of a `getFeed` answer: the post's client fields, where the entry came from and
+/// its rank. Answers are built from these types only, never from stored documents.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FeedPost {
+    #[serde(flatten)]
+    post: PostView,
+    source: FeedSource,
+    score: i64,
+}
+
+/// The `getFeed` answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FeedAnswer {
+    posts: Vec<FeedPost>,
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// The `getStories` answer (cached per user as it is).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoriesAnswer {
+    story_groups: Vec<StoryGroup>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoryGroup {
+    vendor_id: String,
+    stories: Vec<StoryView>,
+}
+
 fn bad_request(error: &impl PublicError) -> Error {
     Error::reject(Code::InvalidArgument, error.public_message())
 }
@@ -40,8 +76,9 @@ pub(crate) async fn get_feed(
     State(state): State<AppState>,
     who: SignedIn,
     body: Bytes,
-) -> Result<Json<ResultBody<Value>>, Error> {
+) -> Result<Json<ResultBody<FeedAnswer>>, Error> {
     let request: Option<GetFeed> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    limits::check(&state, &who.uid, "getFeed").await?;
     let request = request.unwrap_or_default();
     let limit = clamp_limit(request.limit);
     let cursor = match request.cursor.as_deref() {
@@ -92,19 +129,18 @@ pub(crate) async fn get_feed(
         posts.truncate(limit);
     }
 
-    let posts: Vec<Value> = posts.into_iter().map(|(_, post)| post).collect();
     Ok(Json(ResultBody {
-        result: json!({
-            "posts": posts,
-            "nextCursor": next_cursor.as_ref().map(FeedCursor::encode),
-            "hasMore": next_cursor.is_some(),
-        }),
+        result: FeedAnswer {
+            posts: posts.into_iter().map(|(_, post)| post).collect(),
+            next_cursor: next_cursor.as_ref().map(FeedCursor::encode),
+            has_more: next_cursor.is_some(),
+        },
     }))
 }
 
 /// `items` with their posts read in batched gets, in order, without the posts that no longer
 /// exist or are inactive.
-async fn hydrated(db: &store::Db, items: &[FeedItem]) -> Result<Vec<(FeedItem, Value)>, Error> {
+async fn hydrated(db: &store::Db, items: &[FeedItem]) -> Result<Vec<(FeedItem, FeedPost)>, Error> {
     let ids: Vec<String> = items.iter().map(|i| i.post_id.clone()).collect();
     let found = store::feed::hydrate(db, &ids).await.map_err(store_error)?;
     Ok(items
@@ -112,9 +148,7 @@ async fn hydrated(db: &store::Db, items: &[FeedItem]) -> Result<Vec<(FeedItem, V
         .filter_map(|item| {
             let (view, facts) = found.iter().find(|(v, _)| v.id == item.post_id)?;
             facts.as_ref().filter(|f| f.active)?;
-            let mut post = serde_json::to_value(view).ok()?;
-            post["source"] = json!(item.source);
-            post["score"] = json!(item.score);
+            let post = FeedPost { post: view.clone(), source: item.source, score: item.score };
             Some((item.clone(), post))
         })
         .collect())
@@ -172,33 +206,27 @@ pub(crate) async fn get_stories(
     State(state): State<AppState>,
     who: SignedIn,
     body: Bytes,
-) -> Result<Json<ResultBody<Value>>, Error> {
+) -> Result<Json<ResultBody<StoriesAnswer>>, Error> {
     let _: Option<Value> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    limits::check(&state, &who.uid, "getStories").await?;
     if let Some(cached) = state.feed.stories.get(&who.uid) {
         return Ok(Json(ResultBody { result: cached }));
     }
     let db = &state.db;
     let followed =
         store::feed::followed_vendors(db, &who.uid, MAX_FOLLOWED).await.map_err(store_error)?;
-    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut groups: Vec<StoryGroup> = Vec::new();
     for chunk in followed.chunks(MAX_MERGED_VENDORS) {
         let stories = store::feed::stories(db, chunk, Utc::now()).await.map_err(store_error)?;
         for story in stories {
-            let vendor =
-                story.fields.get("vendorId").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let value = serde_json::to_value(&story).unwrap_or_default();
-            match groups.iter_mut().find(|(v, _)| *v == vendor) {
-                Some((_, list)) => list.push(value),
-                None => groups.push((vendor, vec![value])),
+            match groups.iter_mut().find(|g| g.vendor_id == story.vendor_id) {
+                Some(group) => group.stories.push(story),
+                None => groups
+                    .push(StoryGroup { vendor_id: story.vendor_id.clone(), stories: vec![story] }),
             }
         }
     }
-    let result = json!({
-        "storyGroups": groups
-            .into_iter()
-            .map(|(vendor, stories)| json!({"vendorId": vendor, "stories": stories}))
-            .collect::<Vec<_>>(),
-    });
+    let result = StoriesAnswer { story_groups: groups };
     state.feed.stories.insert(who.uid.clone(), result.clone());
     Ok(Json(ResultBody { result }))
 }

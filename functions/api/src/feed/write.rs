@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use store::{counters, paths};
 
 use super::{store_error, valid_id};
+use crate::payments::limits;
 use crate::{AppState, SignedIn};
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +59,7 @@ pub(crate) async fn follow_vendor(
     if request.vendor_id == who.uid {
         return Err(Error::reject(Code::InvalidArgument, "you cannot follow yourself"));
     }
+    limits::check(&state, &who.uid, "followVendor").await?;
     let db = &state.db;
     store::feed::follow(db, &who.uid, &request.vendor_id, Utc::now()).await.map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
@@ -76,6 +78,14 @@ pub(crate) async fn follow_vendor(
         .filter(|item| item.expires_at > Utc::now())
         .collect();
     feed.fanout.write_items(&who.uid, &items).await.map_err(store_error)?;
+    // Write, then re-check the follow edge (the fan-out's argument, `store::feed::Fanout::add`):
+    // an unfollow that deleted the edge while we backfilled may have run its removal before
+    // our writes landed; seen gone here, we remove the vendor's entries ourselves.
+    let edge = paths::follow(&request.vendor_id, &who.uid).map_err(|e| store_error(e.into()))?;
+    if !counters::has_marker(db, &edge).await.map_err(store_error)? {
+        feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
+        return Ok(ok(json!({"following": false, "backfilled": 0})));
+    }
     Ok(ok(json!({"following": true, "backfilled": items.len()})))
 }
 
@@ -87,6 +97,7 @@ pub(crate) async fn unfollow_vendor(
 ) -> Result<Json<ResultBody<Value>>, Error> {
     let request: VendorRequest = parse(&body)?;
     valid_id("vendorId", &request.vendor_id)?;
+    limits::check(&state, &who.uid, "unfollowVendor").await?;
     store::feed::unfollow(&state.db, &who.uid, &request.vendor_id).await.map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
     let stats =
@@ -94,16 +105,17 @@ pub(crate) async fn unfollow_vendor(
     Ok(ok(json!({"following": false, "removed": stats.written})))
 }
 
-/// Sets or clears the caller's marker on an existing, active post.
+/// Sets or clears the caller's marker on an existing, active post (`callable` names the
+/// rate limit counted).
 async fn mark(
     state: &AppState,
     who: &SignedIn,
     body: &[u8],
-    field: CounterField,
-    request: Membership,
+    (callable, field, request): (&'static str, CounterField, Membership),
 ) -> Result<(String, bool), Error> {
     let PostRequest { post_id } = parse(body)?;
     valid_id("postId", &post_id)?;
+    limits::check(state, &who.uid, callable).await?;
     let db = &state.db;
     let post = store::feed::post(db, &post_id).await.map_err(store_error)?;
     if !post.is_some_and(|p| p.active) {
@@ -134,7 +146,7 @@ pub(crate) async fn like_post(
     body: Bytes,
 ) -> Result<Json<ResultBody<Value>>, Error> {
     let (post_id, changed) =
-        mark(&state, &who, &body, CounterField::Likes, Membership::Set).await?;
+        mark(&state, &who, &body, ("likePost", CounterField::Likes, Membership::Set)).await?;
     let likes = likes(&state, &post_id).await?;
     Ok(ok(json!({"liked": true, "changed": changed, "likes": likes})))
 }
@@ -146,7 +158,7 @@ pub(crate) async fn unlike_post(
     body: Bytes,
 ) -> Result<Json<ResultBody<Value>>, Error> {
     let (post_id, changed) =
-        mark(&state, &who, &body, CounterField::Likes, Membership::Clear).await?;
+        mark(&state, &who, &body, ("unlikePost", CounterField::Likes, Membership::Clear)).await?;
     let likes = likes(&state, &post_id).await?;
     Ok(ok(json!({"liked": false, "changed": changed, "likes": likes})))
 }
@@ -157,6 +169,7 @@ pub(crate) async fn record_view(
     who: SignedIn,
     body: Bytes,
 ) -> Result<Json<ResultBody<Value>>, Error> {
-    let (_, counted) = mark(&state, &who, &body, CounterField::Views, Membership::Set).await?;
+    let (_, counted) =
+        mark(&state, &who, &body, ("recordView", CounterField::Views, Membership::Set)).await?;
     Ok(ok(json!({"counted": counted})))
 }

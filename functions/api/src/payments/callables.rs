@@ -79,6 +79,14 @@ pub(crate) async fn reserve_inventory(
         )
         .with_details(json!({ "available": available }))),
         ReserveOutcome::UnknownSku => Err(Error::reject(Code::NotFound, "No such product.")),
+        ReserveOutcome::OverHoldCap { held, max } => Err(Error::reject(
+            Code::FailedPrecondition,
+            format!(
+                "You already hold {held} units; at most {max} can be held at once. \
+                 Pay for or release a reservation first."
+            ),
+        )
+        .with_details(json!({ "heldUnits": held, "maxHeldUnits": max }))),
     }
 }
 
@@ -133,9 +141,13 @@ pub(crate) async fn initiate_payment(
     if request.reservation_ids.is_empty() || request.reservation_ids.len() > 20 {
         return Err(Error::reject(Code::InvalidArgument, "Pay for 1 to 20 reservations at once."));
     }
-    limits::check(&state, &who.uid, "initiatePayment").await?;
     let (state, who, key, request) = (&state, &who, &key, &request);
+    // The rate limit is counted only once the key is claimed fresh: a replay of a completed
+    // key (a client retrying after a lost answer), a retry while the first still runs and a
+    // reused key are answered from the ledger without costing a slot. Over the limit, the
+    // closure fails, so `once` releases the key and a later retry of it runs.
     idempotency::once(state, "initiatePayment", &who.uid, key, &data, || async move {
+        limits::check(state, &who.uid, "initiatePayment").await?;
         initiate(state, who, key, request).await
     })
     .await

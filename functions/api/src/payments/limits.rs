@@ -1,9 +1,15 @@
-//! Per-user, per-callable rate limits (fixed windows in Firestore, `store::ratelimit`).
+//! Per-user, per-callable rate limits (fixed windows in Firestore, `store::ratelimit`), for
+//! every callable of the api (payments and feed).
 //!
 //! Defaults: `initiatePayment` 5 per 15 minutes (seed 002 section 6.5); the others follow seed
 //! 004's tiers: writes that hold stock like its expensive tier (`reserveInventory` 20/min),
 //! cheap writes like its trades tier (`releaseReservation` 100/min), reads like its charts tier
-//! (`getOrder` 50/min). Override with `HEARTH_RATE_LIMITS=initiatePayment=5/900,...`.
+//! (`getOrder` 50/min). The feed callables: `followVendor` and `unfollowVendor` 20/min each
+//! (a follow backfills up to 20 feed entries and an unfollow deletes them, so a follow/unfollow
+//! loop is the most expensive thing a client can repeat; nobody follows 20 vendors a minute by
+//! hand), `likePost` / `unlikePost` 60/min each, `recordView` 120/min (one per post scrolled
+//! past), `getFeed` 60/min, `getStories` 30/min (cached per user for a minute).
+//! Override with `HEARTH_RATE_LIMITS=initiatePayment=5/900,...`.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +32,13 @@ impl Default for Limits {
             ("reserveInventory".to_owned(), Limit::per_secs(20, 60)),
             ("releaseReservation".to_owned(), Limit::per_secs(100, 60)),
             ("getOrder".to_owned(), Limit::per_secs(50, 60)),
+            ("getFeed".to_owned(), Limit::per_secs(60, 60)),
+            ("getStories".to_owned(), Limit::per_secs(30, 60)),
+            ("followVendor".to_owned(), Limit::per_secs(20, 60)),
+            ("unfollowVendor".to_owned(), Limit::per_secs(20, 60)),
+            ("likePost".to_owned(), Limit::per_secs(60, 60)),
+            ("unlikePost".to_owned(), Limit::per_secs(60, 60)),
+            ("recordView".to_owned(), Limit::per_secs(120, 60)),
         ]))
     }
 }
@@ -76,5 +89,19 @@ pub(crate) async fn check(
             anyhow!("{uid} is over the {callable} limit of {} per {:?}", limit.max, limit.window),
             retry_after,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_callable_has_a_default_limit() {
+        let limits = Limits::default();
+        for path in crate::payments::PATHS.iter().chain(crate::feed::PATHS.iter()) {
+            let name = path.trim_start_matches('/');
+            assert!(limits.of(name).is_some(), "{name} has no rate limit");
+        }
     }
 }

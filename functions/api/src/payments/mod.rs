@@ -7,13 +7,14 @@
 //!   result with `Idempotent-Replayed: true`, a retry while running gets 409, the same key with
 //!   another payload 422; keys are scoped per user and kept 24 hours, in the same ledger as
 //!   webhook event ids and Pub/Sub message ids.
-//! - Every callable is rate limited per user across instances ([`limits`]): 429 + `Retry-After`.
+//! - Every callable (these and the feed's) is rate limited per user across instances
+//!   ([`limits`]): 429 + `Retry-After`.
 //! - Providers are called through `providers` (timeouts, retries never on 4xx, a circuit
 //!   breaker per provider); base URLs are configuration.
 
 mod callables;
 mod idempotency;
-mod limits;
+pub(crate) mod limits;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,9 @@ pub struct Config {
     pub limits: Limits,
     /// `HEARTH_IDEMPOTENCY_RETENTION_SECS` (default 86400): how long keys are kept.
     pub idempotency_retention: Duration,
+    /// `HEARTH_MAX_HELD_UNITS` (default 30, 1 to 10,000): units one user may hold at once
+    /// across all held reservations (`domain::inventory::may_hold`).
+    pub max_held_units: i64,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             provider_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             idempotency_retention: store::ledger::DEFAULT_RETENTION,
+            max_held_units: domain::inventory::DEFAULT_MAX_HELD_UNITS,
         }
     }
 }
@@ -82,7 +87,20 @@ impl Config {
             }),
             None => None,
         };
+        let max_held_units: i64 = env.parse_or(
+            "HEARTH_MAX_HELD_UNITS",
+            "1 to 10000 units",
+            domain::inventory::DEFAULT_MAX_HELD_UNITS,
+        )?;
+        if !(1..=10_000).contains(&max_held_units) {
+            return Err(ConfigError::invalid(
+                "HEARTH_MAX_HELD_UNITS",
+                "1 to 10000 units",
+                &max_held_units.to_string(),
+            ));
+        }
         Ok(Self {
+            max_held_units,
             stripe,
             pesapal,
             provider_timeout: env
@@ -121,7 +139,7 @@ impl State {
             .transpose()?;
         let pesapal = config.pesapal.clone().map(|s| PesapalClient::new(s, policy)).transpose()?;
         Ok(Self {
-            inventory: Inventory::new(db),
+            inventory: Inventory::new(db).with_max_held_units(config.max_held_units),
             payments: Payments::new(db),
             ledger: Ledger::new(db).with_retention(config.idempotency_retention),
             limiter: RateLimiter::new(db),

@@ -318,3 +318,53 @@ async fn stories_of_followed_vendors_only_unexpired() {
     let nobody = h.ok("gus", "getStories", json!(null)).await;
     assert_eq!(nobody, json!({"storyGroups": []}));
 }
+
+/// Every key of every object in `value`, recursively.
+fn keys_of(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k.clone());
+                keys_of(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| keys_of(v, out)),
+        _ => {}
+    }
+}
+
+/// Regression: `getFeed` and `getStories` answered with the stored documents as the firestore
+/// crate decodes them, which adds `_firestore_created`, `_firestore_updated` and
+/// `_firestore_full_id` (the document's full path, with the project id). Answers are now
+/// built from explicit response types: only the fields named there, no project id.
+#[tokio::test]
+async fn feed_answers_carry_no_internal_fields_or_project_id() {
+    let h = Harness::start(&[("HEARTH_FEED_STORIES_CACHE_SECS", "0")]).await;
+    let db = &h.db;
+    post(db, "p1", "baker", true, minutes_ago(3)).await;
+    h.ok("ivy", "followVendor", json!({"vendorId": "baker"})).await;
+    let story = StoryRecord::new("baker", minutes_ago(5), "https://cdn/s.jpg");
+    db.set(&paths::story("s1").unwrap(), &story).await.unwrap();
+    for (name, result) in [
+        ("getFeed", h.ok("ivy", "getFeed", json!({"limit": 5})).await),
+        ("getStories", h.ok("ivy", "getStories", json!(null)).await),
+    ] {
+        let text = result.to_string();
+        assert!(!text.contains(&h.project), "{name} leaks the project id: {text}");
+        let mut keys = Vec::new();
+        keys_of(&result, &mut keys);
+        assert!(
+            keys.iter().all(|k| !k.starts_with('_')),
+            "{name} answers with internal fields: {text}"
+        );
+    }
+    let feed = h.ok("ivy", "getFeed", json!({"limit": 5})).await;
+    assert_eq!(ids(&feed), ["p1"]);
+    let p = &feed["posts"][0];
+    assert_eq!(p["vendorId"], "baker");
+    assert_eq!(p["caption"], "post p1");
+    assert_eq!(p["source"], "following");
+    assert!(p["createdAt"].is_string() && p["score"].is_i64(), "{p}");
+    let stories = h.ok("ivy", "getStories", json!(null)).await;
+    assert_eq!(stories["storyGroups"][0]["stories"][0]["mediaUrl"], "https://cdn/s.jpg");
+}

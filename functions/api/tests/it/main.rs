@@ -2,5 +2,6 @@
 //! HTTP with the runtime's layers, Firebase ID tokens signed with testkit keys published by a
 //! local JWKS server, one project per test.
 
+mod attacks;
 mod feed;
 mod payments;

@@ -3,6 +3,7 @@
 //! with signed OIDC tokens, continuation tasks pulled from the real topic and pushed back,
 //! one project per test.
 
+mod attacks;
 mod event;
 mod race;
 mod tasks;

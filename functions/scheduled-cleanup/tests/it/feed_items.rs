@@ -1,6 +1,7 @@
-//! `expire-feed-items`: feed entries (`feeds/{uid}/posts/{postId}`) past `expiresAt` go, live
-//! ones stay, and the vendors' own `posts/{postId}` (same collection group, also carrying an
-//! `expiresAt`) are never touched, however many of them sort before the feed entries.
+//! `expire-feed-items`: feed entries (`feeds/{uid}/posts/{postId}`) past `ttlAt` (their
+//! `expiresAt`, as `store::feed` writes both) go, live ones stay, and the vendors' own
+//! `posts/{postId}` (same collection group, also carrying an `expiresAt`) are never touched,
+//! however many of them sort before the feed entries.
 
 use super::*;
 
@@ -73,7 +74,8 @@ async fn seed_feeds(h: &Harness, expired: usize, live: usize, vendor_posts: usiz
             &format!("feeds/u{}/posts/{kind}-{i:03}", i % 3),
             json!({"postId": {"stringValue": format!("{kind}-{i:03}")},
                    "vendorId": {"stringValue": "v1"}, "createdAt": time(now),
-                   "expiresAt": time(expires), "score": {"integerValue": "1"},
+                   "expiresAt": time(expires), "ttlAt": time(expires),
+                   "score": {"integerValue": "1"},
                    "source": {"stringValue": "following"}}),
         )
         .await;
@@ -124,7 +126,7 @@ async fn an_interrupted_run_finishes_on_the_next() {
     let (_, first) = h.run("expire-feed-items", Some(&token)).await;
     assert_eq!(first["remaining"], true, "{first}");
     let mut total = first["changed"].as_u64().unwrap();
-    // Each run passes the 3 vendor posts again, then deletes 3 entries: 7 runs in all.
+    // One page a run: 20 entries take at most 9 runs.
     for _ in 0..8 {
         let (_, next) = h.run("expire-feed-items", Some(&token)).await;
         total += next["changed"].as_u64().unwrap();
@@ -132,4 +134,23 @@ async fn an_interrupted_run_finishes_on_the_next() {
     assert_eq!(total, 20);
     assert_eq!(h.posts_under("feeds").await.len(), 2);
     assert_eq!(h.posts_under("posts").await.len(), 3);
+}
+
+/// Regression: the sweep used to query `expiresAt` over the whole collection group, so expired
+/// vendor posts filled its pages; with more of them than a run's page budget (30,000 at the
+/// defaults; 2 pages of 3 here) no run ever reached a feed entry. It now queries `ttlAt`, which
+/// only feed entries carry.
+#[tokio::test]
+async fn a_feed_entry_behind_more_expired_vendor_posts_than_a_run_reads_is_deleted() {
+    let h = harness(3, 2).await;
+    seed_feeds(&h, 1, 1, 12).await;
+    let token = scheduler_token();
+    for _ in 0..3 {
+        let (status, body) = h.run("expire-feed-items", Some(&token)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let left = h.posts_under("feeds").await;
+    assert_eq!(left.len(), 1, "the expired entry is gone after three runs: {left:?}");
+    assert!(left[0].contains("/posts/new-"), "{left:?}");
+    assert_eq!(h.posts_under("posts").await.len(), 12, "vendor posts are never deleted");
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use testkit::keys::primary;
 use testkit::tokens;
 
+mod attacks;
 mod counters;
 mod feed_items;
 

@@ -1,8 +1,8 @@
 //! Rate limits per user and callable hold across instances: 429 with Retry-After.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Harness, call_at};
+use super::{Harness, call_at, error_status};
 
 #[tokio::test]
 async fn five_payment_attempts_per_fifteen_minutes_across_instances() {
@@ -44,4 +44,38 @@ async fn limits_are_configurable_per_callable() {
     let limited = h.call("ada", "getOrder", json!({"orderId": "ord_x"})).await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
+}
+
+/// Regression: the limit used to be counted before the Idempotency-Key was looked up, so a
+/// client retrying one completed key after lost answers was locked out after five retries.
+/// Replays of a completed key cost no slot; fresh keys still do.
+#[tokio::test]
+async fn replays_of_a_completed_key_cost_no_slot() {
+    let h = Harness::start(&[]).await;
+    h.product("kettle", 10).await;
+    let r = h.reserve("ada", "kettle", 1).await;
+    let pay = json!({"reservationIds": [r], "provider": "stripe"});
+    let first = h.call_with_key("ada", "initiatePayment", pay.clone(), "lost-answer").await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    for i in 0..8 {
+        let replay = h.call_with_key("ada", "initiatePayment", pay.clone(), "lost-answer").await;
+        assert_eq!(replay.status(), 200, "replay {i} is answered from the ledger");
+        assert_eq!(replay.headers()["idempotent-replayed"], "true");
+        assert_eq!(replay.json::<Value>().await.unwrap(), first);
+    }
+    assert_eq!(h.fake.stripe_calls(), 1);
+    // The first call took one slot of five: four fresh keys pass, the fifth is refused.
+    for i in 0..4 {
+        let data = json!({"reservationIds": [format!("res_missing_{i}")], "provider": "stripe"});
+        let response = h.call_with_key("ada", "initiatePayment", data, &format!("k{i}")).await;
+        assert_eq!(response.status(), 404, "fresh key {i} is counted and allowed");
+    }
+    let data = json!({"reservationIds": ["res_missing_x"], "provider": "stripe"});
+    let limited = h.call_with_key("ada", "initiatePayment", data.clone(), "k-over").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(error_status(limited).await, "RESOURCE_EXHAUSTED");
+    // A replay of the completed key still answers while the user is limited.
+    let replay = h.call_with_key("ada", "initiatePayment", pay, "lost-answer").await;
+    assert_eq!(replay.status(), 200);
 }

@@ -2,6 +2,7 @@
 //! reservations, idempotent payments (400 / replay / 409 / 422 / scoping / expiry), rate limits
 //! across instances, provider failures.
 
+mod holds;
 mod idempotency;
 mod limits;
 mod reservations;
