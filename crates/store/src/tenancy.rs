@@ -559,6 +559,9 @@ fn unshare(error: Arc<Error>) -> Error {
             }
             Error::Invalid(m) => Error::Invalid(m.clone()),
             Error::LeaseLost { key } => Error::LeaseLost { key: key.clone() },
+            Error::MembershipRemoved { tenant_id, uid } => {
+                Error::MembershipRemoved { tenant_id: tenant_id.clone(), uid: uid.clone() }
+            }
         },
     }
 }

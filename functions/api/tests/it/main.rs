@@ -4,3 +4,4 @@
 
 mod feed;
 mod payments;
+mod signed_in;
