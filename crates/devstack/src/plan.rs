@@ -166,7 +166,7 @@ pub fn function_env(
     let resources = spec.resources.or(&manifest.defaults.resources);
     let mut fixed = vec![
         ("PORT", port.to_string()),
-        ("K_SERVICE", function.to_owned()),
+        ("HEARTH_SERVICE_NAME", function.to_owned()),
         ("GOOGLE_CLOUD_PROJECT", project.to_owned()),
         ("FIRESTORE_EMULATOR_HOST", emulators.firestore.clone()),
         ("PUBSUB_EMULATOR_HOST", emulators.pubsub.clone()),
@@ -388,6 +388,9 @@ mod tests {
             assert_eq!(f.env["FIREBASE_AUTH_EMULATOR_HOST"], "127.0.0.1:3");
             assert_eq!(f.env["HEARTH_GOOGLE_OIDC_JWKS_URL"], "http://127.0.0.1:9/jwks");
             assert!(!f.env.contains_key("HEARTH_INSECURE_LOCAL_PUSH"), "push auth stays on");
+            // Never posing as Cloud Run: emulator mode is refused there.
+            assert!(!f.env.contains_key("K_SERVICE"), "{}", f.name);
+            assert_eq!(f.env["HEARTH_SERVICE_NAME"], f.name);
             // Every env is a valid runtime configuration.
             runtime::BaseConfig::load(&Env::from_map(f.env.clone().into_iter().collect())).unwrap();
         }

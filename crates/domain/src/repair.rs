@@ -69,6 +69,8 @@ pub enum Denied {
     RoleAboveOwn,
     #[error("the user is not a member of this tenant")]
     TargetNotInTenant,
+    #[error("only operators can suspend tenants")]
+    OperatorsOnly,
 }
 
 fn rank(role: Role) -> u8 {
@@ -96,6 +98,37 @@ pub fn authorize_requester(requester: &Requester<'_>, req: &RepairRequest) -> Re
         return Err(Denied::RoleAboveOwn);
     }
     Ok(())
+}
+
+/// Whether `requester` may remove a member whose membership in `tenant_id` says `target_role`
+/// (`POST /members/remove`). Operators may remove anyone; a tenant admin only members of their
+/// own tenant (claim and membership document, as for repairs), and never someone above their
+/// own role (an admin cannot remove an owner).
+pub fn authorize_removal(
+    requester: &Requester<'_>,
+    tenant_id: &str,
+    target_role: Role,
+) -> Result<(), Denied> {
+    let Requester::TenantAdmin { claimed_tenant, membership } = requester else { return Ok(()) };
+    if *claimed_tenant != Some(tenant_id) {
+        return Err(Denied::OtherTenant);
+    }
+    let own = match membership {
+        Some(role @ (Role::Owner | Role::Admin)) => *role,
+        Some(Role::Member) | None => return Err(Denied::NotAdmin),
+    };
+    if rank(target_role) > rank(own) {
+        return Err(Denied::RoleAboveOwn);
+    }
+    Ok(())
+}
+
+/// Whether `requester` may suspend a tenant (`POST /tenants/suspend`): operators only.
+pub fn authorize_suspension(requester: &Requester<'_>) -> Result<(), Denied> {
+    match requester {
+        Requester::Operator => Ok(()),
+        Requester::TenantAdmin { .. } => Err(Denied::OperatorsOnly),
+    }
 }
 
 /// Whether the target of `req` belongs to the requested tenant (checked for tenant admins).
@@ -176,6 +209,28 @@ mod tests {
         let conflicting =
             TargetFacts { root_tenant: Some("other".to_owned()), member_of_requested_tenant: true };
         assert_eq!(authorize_target(&r, &conflicting), Err(Denied::TargetNotInTenant));
+    }
+
+    #[test]
+    fn removals_stay_inside_the_admins_tenant_and_rank() {
+        assert_eq!(authorize_removal(&Requester::Operator, "acme", Role::Owner), Ok(()));
+        assert_eq!(authorize_removal(&admin(Some(Role::Admin)), "acme", Role::Member), Ok(()));
+        assert_eq!(authorize_removal(&admin(Some(Role::Owner)), "acme", Role::Owner), Ok(()));
+        assert_eq!(
+            authorize_removal(&admin(Some(Role::Admin)), "acme", Role::Owner),
+            Err(Denied::RoleAboveOwn)
+        );
+        assert_eq!(
+            authorize_removal(&admin(Some(Role::Owner)), "other", Role::Member),
+            Err(Denied::OtherTenant),
+            "an admin of acme removing a member of another tenant"
+        );
+        assert_eq!(
+            authorize_removal(&admin(Some(Role::Member)), "acme", Role::Member),
+            Err(Denied::NotAdmin)
+        );
+        assert_eq!(authorize_suspension(&Requester::Operator), Ok(()));
+        assert_eq!(authorize_suspension(&admin(Some(Role::Owner))), Err(Denied::OperatorsOnly));
     }
 
     #[test]

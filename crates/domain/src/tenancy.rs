@@ -2,9 +2,12 @@
 //!
 //! Order of precedence (issue "Sign-up and onboarding"):
 //! 1. a blocked email domain blocks the sign-up with a message the client can show;
-//! 2. a pending, unexpired invitation for the email puts the user in that tenant with that role;
-//! 3. a verified company domain puts a user with a verified email (or an SSO sign-in) in that
-//!    tenant as member;
+//! 2. a pending, unexpired invitation for the email puts the user in that tenant with that role,
+//!    only when the email is proven (verified, an email-link sign-in, or an SSO sign-in): an
+//!    unproven sign-up with the invitee's address never gets the invitation, which stays pending
+//!    for the real invitee ([`adopts_invitation`] lets them take it at a later sign-in once the
+//!    email is verified);
+//! 3. a verified company domain puts a user with a proven email in that tenant as member;
 //! 4. otherwise a new personal tenant, with an id derived from the uid, role owner.
 
 use std::fmt;
@@ -54,11 +57,29 @@ impl SignupFacts<'_> {
         self.sign_in_method.is_some_and(|m| m.starts_with("saml.") || m.starts_with("oidc."))
     }
 
+    /// An email-link sign-in proves the address: the link was opened from its mailbox.
+    pub fn is_email_link(&self) -> bool {
+        self.sign_in_method == Some("emailLink")
+    }
+
+    /// Whether the person controls the email address: the provider says it is verified, or the
+    /// sign-in itself proves it (email link, SSO). Only a proven address may take what is
+    /// addressed to it (an invitation, a company domain).
+    pub fn email_proven(&self) -> bool {
+        self.email.is_some() && (self.email_verified || self.is_email_link() || self.is_sso())
+    }
+
     /// The lower-cased domain of the email, if there is a well-formed one.
     pub fn email_domain(&self) -> Option<String> {
         email_domain(self.email?)
     }
 }
+
+/// How long a sign-up holds the invitation it took before the user exists. The hook takes the
+/// invitation before Identity Platform creates the user; the user's first sign-in (which follows
+/// the creation within seconds) makes it final. A hold that lapsed unconfirmed belongs to a
+/// sign-up that never completed, and another proven sign-up may take the invitation.
+pub const RESERVATION_HOLD: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// A pending invitation (`invitations/{email}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,9 +87,28 @@ pub struct Invitation {
     pub tenant_id: String,
     pub role: Role,
     pub expires_at: DateTime<Utc>,
-    /// Set once the invitation has been used; a consumed invitation is never used again.
+    /// Set once the invitation has been taken; a consumed invitation is never used again by
+    /// anyone else, unless it is only reserved and the reservation lapsed.
     #[serde(default)]
     pub consumed_by: Option<String>,
+    /// While set, `consumed_by` only reserves the invitation (the sign-up that took it may not
+    /// have produced a user); once this instant passes unconfirmed, the reservation lapses.
+    /// `None` with `consumed_by` set: final.
+    #[serde(default)]
+    pub reserved_until: Option<DateTime<Utc>>,
+}
+
+impl Invitation {
+    /// Whether `uid` may take the invitation at `now`: unexpired, and pending, already theirs
+    /// (a retried event), or only reserved by another uid whose reservation lapsed.
+    pub fn available_to(&self, uid: &str, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+            && match self.consumed_by.as_deref() {
+                None => true,
+                Some(by) if by == uid => true,
+                Some(_) => self.reserved_until.is_some_and(|until| until <= now),
+            }
+    }
 }
 
 /// A company domain claimed by a tenant (`tenant_domains/{domain}`).
@@ -114,8 +154,8 @@ pub fn assign_tenant(facts: &SignupFacts<'_>, lookups: &Lookups, now: DateTime<U
         };
     }
     if let Some(invitation) = &lookups.invitation
-        && invitation.consumed_by.is_none()
-        && invitation.expires_at > now
+        && facts.email_proven()
+        && invitation.available_to(facts.uid, now)
     {
         return Assignment::Assigned {
             tenant_id: invitation.tenant_id.clone(),
@@ -126,7 +166,7 @@ pub fn assign_tenant(facts: &SignupFacts<'_>, lookups: &Lookups, now: DateTime<U
     }
     if let Some(claim) = &lookups.domain_claim
         && claim.verified
-        && (facts.email_verified || facts.is_sso())
+        && facts.email_proven()
     {
         return Assignment::Assigned {
             tenant_id: claim.tenant_id.clone(),
@@ -141,6 +181,23 @@ pub fn assign_tenant(facts: &SignupFacts<'_>, lookups: &Lookups, now: DateTime<U
         source: Source::Personal,
         tenant_is_new: true,
     }
+}
+
+/// Whether a sign-in of an existing user takes the pending `invitation` for their email: the
+/// invitee who signed up before proving the address (and so got a personal tenant) moves into
+/// the invitation's tenant once the email is proven. Only a user still in their own personal
+/// tenant (or without a tenant) moves; a member of another tenant is never pulled out of it.
+pub fn adopts_invitation(
+    facts: &SignupFacts<'_>,
+    current_tenant: Option<&str>,
+    invitation: &Invitation,
+    now: DateTime<Utc>,
+) -> bool {
+    let personal = personal_tenant_id(facts.uid);
+    facts.email_proven()
+        && invitation.available_to(facts.uid, now)
+        && current_tenant.is_none_or(|t| t == personal)
+        && invitation.tenant_id != personal
 }
 
 /// `personal-` plus the first 20 hex digits of SHA-256(uid): deterministic, so a retried
@@ -197,6 +254,7 @@ mod tests {
             role: Role::Admin,
             expires_at: now() + expires_in,
             consumed_by: None,
+            reserved_until: None,
         }
     }
 
@@ -220,19 +278,83 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_invitation_assigns_its_tenant_and_role() {
+    fn a_pending_invitation_assigns_its_tenant_and_role_to_a_proven_email() {
+        let lookups =
+            Lookups { invitation: Some(invitation(Duration::hours(1))), ..Lookups::default() };
+        let invited = Assignment::Assigned {
+            tenant_id: "acme".into(),
+            role: Role::Admin,
+            source: Source::Invitation,
+            tenant_is_new: false,
+        };
+        for proven in [
+            facts("u1", "a@x.example", true, "password"),
+            facts("u1", "a@x.example", false, "emailLink"),
+            facts("u1", "a@x.example", false, "oidc.acme"),
+            facts("u1", "a@x.example", false, "saml.acme"),
+        ] {
+            assert_eq!(assign_tenant(&proven, &lookups, now()), invited, "{proven:?}");
+        }
+    }
+
+    #[test]
+    fn an_unproven_email_never_gets_an_invitation() {
+        // Anyone can type newhire@acme.com into a password sign-up: the invitation (and its
+        // admin role) stays pending for the person who can prove the address.
         let lookups =
             Lookups { invitation: Some(invitation(Duration::hours(1))), ..Lookups::default() };
         let got = assign_tenant(&facts("u1", "a@x.example", false, "password"), &lookups, now());
         assert_eq!(
             got,
             Assignment::Assigned {
-                tenant_id: "acme".into(),
-                role: Role::Admin,
-                source: Source::Invitation,
-                tenant_is_new: false
+                tenant_id: personal_tenant_id("u1"),
+                role: Role::Owner,
+                source: Source::Personal,
+                tenant_is_new: true
             }
         );
+        let no_email = SignupFacts {
+            uid: "u1",
+            email: None,
+            email_verified: true,
+            sign_in_method: Some("saml.acme"),
+        };
+        assert!(!no_email.email_proven());
+    }
+
+    #[test]
+    fn a_lapsed_reservation_can_be_taken_over_but_a_live_or_final_one_cannot() {
+        let mut reserved = invitation(Duration::hours(1));
+        reserved.consumed_by = Some("ghost".into());
+        reserved.reserved_until = Some(now() + Duration::minutes(1));
+        assert!(reserved.available_to("ghost", now()), "a retry of the holder");
+        assert!(!reserved.available_to("u1", now()), "a live reservation");
+        reserved.reserved_until = Some(now() - Duration::seconds(1));
+        assert!(reserved.available_to("u1", now()), "a lapsed reservation");
+        let lookups = Lookups { invitation: Some(reserved.clone()), ..Lookups::default() };
+        let got = assign_tenant(&facts("u1", "a@x.example", true, "password"), &lookups, now());
+        assert!(matches!(got, Assignment::Assigned { source: Source::Invitation, .. }));
+        reserved.reserved_until = None;
+        assert!(!reserved.available_to("u1", now()), "a final consumption");
+        reserved.consumed_by = None;
+        reserved.expires_at = now();
+        assert!(!reserved.available_to("u1", now()), "expired");
+    }
+
+    #[test]
+    fn a_later_proven_sign_in_adopts_the_invitation_from_a_personal_tenant_only() {
+        let pending = invitation(Duration::hours(1));
+        let personal = personal_tenant_id("u1");
+        let verified = facts("u1", "a@x.example", true, "password");
+        assert!(adopts_invitation(&verified, Some(&personal), &pending, now()));
+        assert!(adopts_invitation(&verified, None, &pending, now()));
+        let unverified = facts("u1", "a@x.example", false, "password");
+        assert!(!adopts_invitation(&unverified, Some(&personal), &pending, now()));
+        assert!(!adopts_invitation(&verified, Some("corp"), &pending, now()));
+        assert!(!adopts_invitation(&verified, Some("acme"), &pending, now()), "already there");
+        let mut taken = pending;
+        taken.consumed_by = Some("u2".into());
+        assert!(!adopts_invitation(&verified, Some(&personal), &taken, now()));
     }
 
     #[test]
@@ -241,6 +363,7 @@ mod tests {
             Lookups { invitation: Some(invitation(Duration::seconds(-1))), ..Lookups::default() };
         let mut used = invitation(Duration::hours(1));
         used.consumed_by = Some("someone".into());
+        // (a final consumption: no reservation pending)
         let consumed = Lookups { invitation: Some(used), ..Lookups::default() };
         for lookups in [expired, consumed] {
             let got = assign_tenant(&facts("u1", "a@x.example", true, "password"), &lookups, now());

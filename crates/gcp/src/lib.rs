@@ -18,6 +18,8 @@
 //!   JSON) and the typed Firestore document they carry.
 //! - [`scheduler`]: Cloud Scheduler request headers.
 //! - [`callable`]: the Firebase callable protocol and the canonical error [`callable::Code`].
+//! - [`identity_toolkit`]: the Identity Toolkit admin API calls that revoke a user's sessions
+//!   and replace their custom claims (outbound; production or the Auth emulator).
 //! - [`error`]: [`PublicError`], how every error of this crate turns into a safe public answer.
 
 pub mod blocking;
@@ -27,6 +29,7 @@ pub mod error;
 pub mod eventarc;
 pub mod firebase;
 pub mod firestore;
+pub mod identity_toolkit;
 pub mod jwks;
 pub mod oidc;
 pub mod pubsub;

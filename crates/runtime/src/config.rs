@@ -259,7 +259,8 @@ pub struct BaseConfig {
     pub firestore_emulator_host: Option<String>,
     /// `PUBSUB_EMULATOR_HOST` (`host:port`).
     pub pubsub_emulator_host: Option<String>,
-    /// `FIREBASE_AUTH_EMULATOR_HOST` (`host:port`).
+    /// `FIREBASE_AUTH_EMULATOR_HOST` (`host:port`). Refused when `K_SERVICE` or
+    /// `AWS_LAMBDA_FUNCTION_NAME` is set: emulator mode accepts unsigned tokens.
     pub firebase_auth_emulator_host: Option<String>,
     /// `HEARTH_SECURETOKEN_JWKS_URL`.
     pub securetoken_jwks_url: String,
@@ -292,6 +293,9 @@ pub struct BaseConfig {
     pub lambda_runtime_api: Option<String>,
     /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda).
     pub lambda_function_name: Option<String>,
+    /// `HEARTH_SERVICE_NAME`: the service name of logs and metrics when neither platform
+    /// names it (the local stack), without posing as Cloud Run.
+    pub service_name: Option<String>,
 }
 
 impl BaseConfig {
@@ -329,6 +333,27 @@ impl BaseConfig {
         }
         let k_service = env.string("K_SERVICE");
         let lambda_function_name = env.string("AWS_LAMBDA_FUNCTION_NAME");
+        let firebase_auth_emulator_host = env.host_port("FIREBASE_AUTH_EMULATOR_HOST")?;
+        if firebase_auth_emulator_host.is_some() {
+            // Emulator mode accepts unsigned tokens: never on a real platform, where a stray
+            // variable would let anyone forge any identity.
+            let platform = if k_service.is_some() {
+                Some("K_SERVICE (Cloud Run)")
+            } else if lambda_function_name.is_some() {
+                Some("AWS_LAMBDA_FUNCTION_NAME (AWS Lambda)")
+            } else {
+                None
+            };
+            if let Some(platform) = platform {
+                return Err(ConfigError::refused(
+                    "FIREBASE_AUTH_EMULATOR_HOST",
+                    format!(
+                        "refused: Auth emulator mode accepts unsigned tokens and is only allowed \
+                         on a local machine, but {platform} is set"
+                    ),
+                ));
+            }
+        }
         let log_format = match env.get("HEARTH_LOG_FORMAT").map(str::to_ascii_lowercase).as_deref()
         {
             None if k_service.is_some() || lambda_function_name.is_some() => LogFormat::Json,
@@ -354,7 +379,7 @@ impl BaseConfig {
             project_id: env.string("GOOGLE_CLOUD_PROJECT"),
             firestore_emulator_host: env.host_port("FIRESTORE_EMULATOR_HOST")?,
             pubsub_emulator_host,
-            firebase_auth_emulator_host: env.host_port("FIREBASE_AUTH_EMULATOR_HOST")?,
+            firebase_auth_emulator_host,
             securetoken_jwks_url: env
                 .url_or("HEARTH_SECURETOKEN_JWKS_URL", DEFAULT_SECURETOKEN_JWKS_URL)?,
             google_oidc_jwks_url: env
@@ -373,6 +398,7 @@ impl BaseConfig {
             k_service,
             lambda_runtime_api: env.string("AWS_LAMBDA_RUNTIME_API"),
             lambda_function_name,
+            service_name: env.string("HEARTH_SERVICE_NAME"),
         })
     }
 
@@ -467,6 +493,23 @@ mod tests {
         assert!(check_origin("https://app.example.com/path").is_err());
         assert!(check_origin("*").is_err());
         assert!(check_origin("app.example.com").is_err());
+    }
+
+    #[test]
+    fn auth_emulator_mode_is_refused_on_cloud_run_and_lambda() {
+        const AUTH: (&str, &str) = ("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099");
+        for platform in [("K_SERVICE", "api"), ("AWS_LAMBDA_FUNCTION_NAME", "api")] {
+            let err = BaseConfig::load(&env(&[AUTH, platform])).unwrap_err();
+            assert_eq!(err.var(), "FIREBASE_AUTH_EMULATOR_HOST", "{err}");
+            assert!(matches!(err, ConfigError::Refused { .. }), "{err}");
+            assert!(err.to_string().contains(platform.0), "{err}");
+            // The platform alone, or the emulator alone on a local machine, is fine.
+            assert!(BaseConfig::load(&env(&[platform])).is_ok());
+        }
+        let local = BaseConfig::load(&env(&[AUTH, ("HEARTH_SERVICE_NAME", "api")])).unwrap();
+        assert!(local.auth_emulator());
+        assert_eq!(local.service_name.as_deref(), Some("api"));
+        assert_eq!(local.k_service, None);
     }
 
     #[test]

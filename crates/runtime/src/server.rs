@@ -207,12 +207,14 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-/// The default service name: Cloud Run's `K_SERVICE`, Lambda's function name, or `hearth`.
+/// The default service name: Cloud Run's `K_SERVICE`, Lambda's function name,
+/// `HEARTH_SERVICE_NAME`, or `hearth`.
 fn default_name(config: &BaseConfig) -> String {
     config
         .k_service
         .clone()
         .or_else(|| config.lambda_function_name.clone())
+        .or_else(|| config.service_name.clone())
         .unwrap_or_else(|| "hearth".to_owned())
 }
 

@@ -140,6 +140,15 @@ pub enum Error {
         /// The scoped key.
         key: String,
     },
+    /// The user was onboarded into the tenant and their membership has since been removed:
+    /// provisioning from a sign-up or a token's claims never re-instates it.
+    #[error("{uid} was onboarded into tenant {tenant_id} and removed from it; not re-provisioned")]
+    MembershipRemoved {
+        /// The tenant.
+        tenant_id: String,
+        /// The removed user.
+        uid: String,
+    },
 }
 
 impl Error {
@@ -157,7 +166,8 @@ impl Error {
             | Self::Encode { .. }
             | Self::Decode { .. }
             | Self::Invalid(_)
-            | Self::LeaseLost { .. } => false,
+            | Self::LeaseLost { .. }
+            | Self::MembershipRemoved { .. } => false,
         }
     }
 

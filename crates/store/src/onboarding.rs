@@ -114,6 +114,36 @@ pub async fn user_tenant(db: &Db, uid: &str) -> Result<Option<String>, Error> {
     Ok(db.get::<Root>(&paths::user(uid)?).await?.and_then(|root| root.tenant_id))
 }
 
+/// Deletes the membership `tenants/{tenant_id}/users/{uid}`. Answers the role it had, `None`
+/// when there was none (nothing deleted).
+pub async fn remove_member(db: &Db, tenant_id: &str, uid: &str) -> Result<Option<Role>, Error> {
+    let path = paths::tenant_member(tenant_id, uid)?;
+    let Some(member) = db.get::<Membership>(&path).await? else { return Ok(None) };
+    db.delete(&path).await?;
+    tracing::info!(%tenant_id, %uid, "membership removed");
+    Ok(Some(member.role))
+}
+
+/// Sets `tenants/{tenant_id}.status` to `suspended` (that field only) and answers the uids of
+/// every member. `Ok(None)` when the tenant does not exist.
+pub async fn suspend_tenant(db: &Db, tenant_id: &str) -> Result<Option<Vec<String>>, Error> {
+    let path = paths::tenant(tenant_id)?;
+    let mut write = db.set_write(&path, &json!({"status": "suspended"}))?;
+    write.update_mask = Some(DocumentMask { field_paths: vec!["status".to_owned()] });
+    write.current_document =
+        Some(Precondition { condition_type: Some(ConditionType::Exists(true)) });
+    match db.commit(vec![write]).await {
+        Ok(()) => {}
+        Err(error) if error.code() == Some(Code::NotFound) => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    tracing::info!(%tenant_id, "tenant suspended");
+    let mut query = crate::rpc::from(paths::names::USERS, false);
+    query.select = crate::rpc::select(&[crate::rpc::NAME]);
+    let docs = crate::rpc::run(db, path.full_name(db.documents_root()), query).await?;
+    Ok(Some(docs.iter().map(|doc| crate::rpc::doc_id(doc).to_owned()).collect()))
+}
+
 /// The onboarding state recorded on `users/{uid}` (`None` when absent or unreadable).
 pub async fn onboarding_state(db: &Db, uid: &str) -> Result<Option<OnboardingState>, Error> {
     let path = paths::user(uid)?;
@@ -129,12 +159,53 @@ pub async fn onboarding_state(db: &Db, uid: &str) -> Result<Option<OnboardingSta
 /// whose document does not exist (permanent: onboarding never invents tenants);
 /// [`Error::Path`] for ids Firestore cannot store; retryable errors after the retry budget.
 pub async fn provision(db: &Db, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
+    provision_with(db, req, false).await
+}
+
+/// [`provision`] for a sign-up message or a token's claims: refuses with
+/// [`Error::MembershipRemoved`] (and writes nothing) when the user root says the user was
+/// onboarded into `req.tenant_id` and the membership no longer exists. A removed member is
+/// never re-instated from a stale claim or a late message; only an explicit repair
+/// ([`provision`], `POST /provision`) or a new invitation brings them back.
+pub async fn provision_new(db: &Db, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
+    provision_with(db, req, true).await
+}
+
+/// Whether `users/{uid}` says the user was onboarded into `tenant_id` and their membership
+/// there is gone (a removed member). Two reads.
+pub async fn membership_removed(db: &Db, tenant_id: &str, uid: &str) -> Result<bool, Error> {
+    let root_path = paths::user(uid)?;
+    let (root, member) =
+        futures::try_join!(db.get::<RootTenancy>(&root_path), membership(db, tenant_id, uid))?;
+    Ok(member.is_none() && root.is_some_and(|r| r.onboarded_into(tenant_id)))
+}
+
+/// The tenancy fields of `users/{uid}`.
+#[derive(Deserialize)]
+struct RootTenancy {
+    #[serde(default)]
+    tenant_id: Option<String>,
+    #[serde(default)]
+    onboarded: bool,
+}
+
+impl RootTenancy {
+    fn onboarded_into(&self, tenant_id: &str) -> bool {
+        self.onboarded && self.tenant_id.as_deref() == Some(tenant_id)
+    }
+}
+
+async fn provision_with(
+    db: &Db,
+    req: &ProvisionRequest,
+    refuse_removed: bool,
+) -> Result<ProvisionReport, Error> {
     let targets = targets(req)?;
     let backoff = db.config().transaction_backoff;
     let mut conflicts = 0u32;
     let mut failures = 0u32;
     loop {
-        let error = match attempt(db, req, &targets).await {
+        let error = match attempt(db, req, &targets, refuse_removed).await {
             Ok(report) => return Ok(report),
             Err(Failure::Conflict(error)) => {
                 conflicts += 1;
@@ -201,6 +272,7 @@ async fn attempt(
     db: &Db,
     req: &ProvisionRequest,
     targets: &Targets,
+    refuse_removed: bool,
 ) -> Result<ProvisionReport, Failure> {
     let reads = targets.docs.iter().map(|t| db.get_document(&t.path, None));
     let tenant_read = async {
@@ -232,6 +304,19 @@ async fn attempt(
     }
     let (root_target, root_doc) =
         root.ok_or_else(|| Error::Invalid("the provisioning plan has no user root".to_owned()))?;
+    if refuse_removed && report.created.contains(&DocKind::Membership) {
+        // Provisioning creates the root and the membership in one commit, so an onboarded root
+        // without its membership means the member was removed.
+        let onboarded = root_doc
+            .and_then(|doc| decode::<RootTenancy>(&root_target.path, doc).ok())
+            .is_some_and(|root| root.onboarded_into(&req.tenant_id));
+        if onboarded {
+            return Err(Failure::Other(Error::MembershipRemoved {
+                tenant_id: req.tenant_id.clone(),
+                uid: req.uid.clone(),
+            }));
+        }
+    }
     let state_current = root_doc
         .and_then(|doc| read_state(&root_target.path, doc))
         .is_some_and(|state| state.is_current());

@@ -6,7 +6,7 @@
 //!
 //! | document | fields read or written here |
 //! |---|---|
-//! | `invitations/{email}` (lower-cased email) | `tenant_id`, `role`, `expires_at` (timestamp), `invited_by`?, `created_at`?, `consumed_by`?, `consumed_at`? |
+//! | `invitations/{email}` (lower-cased email) | `tenant_id`, `role`, `expires_at` (timestamp), `invited_by`?, `created_at`?, `consumed_by`?, `consumed_at`?, `reserved_until`? (timestamp: `consumed_by` is only a reservation until confirmed) |
 //! | `tenant_domains/{domain}` (lower case) | `tenant_id`, `verified` |
 //! | `config/signup` | `blocked_domains: [..]` |
 //! | `tenants/{t}` | `status`: `active` \| `suspended` |
@@ -161,6 +161,12 @@ struct InvitationDoc {
         skip_serializing_if = "Option::is_none"
     )]
     consumed_at: Option<FirestoreInstant>,
+    #[serde(
+        default,
+        with = "firestore::serialize_as_optional_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    reserved_until: Option<FirestoreInstant>,
 }
 
 impl InvitationDoc {
@@ -170,6 +176,7 @@ impl InvitationDoc {
             role: self.role,
             expires_at: to_chrono(self.expires_at),
             consumed_by: self.consumed_by.clone(),
+            reserved_until: self.reserved_until.map(to_chrono),
         }
     }
 }
@@ -335,14 +342,60 @@ impl Tenancy {
 
     // ---- writes -----------------------------------------------------------------------------
 
-    /// Consumes the invitation for `email` on behalf of `uid`, exactly once, in a transaction:
-    /// the first caller sets `consumed_by` and `consumed_at`; the same uid again gets the same
-    /// answer (`first_time: false`, nothing written); any other uid gets
-    /// [`ConsumeError::AlreadyConsumed`]. An expired invitation is not consumed.
+    /// Consumes the invitation for `email` on behalf of `uid`, finally, in a transaction: the
+    /// first caller sets `consumed_by` and `consumed_at`; the same uid again gets the same
+    /// answer (`first_time: false`; a reservation of theirs becomes final); any other uid gets
+    /// [`ConsumeError::AlreadyConsumed`], unless the invitation was only reserved by another
+    /// uid and that reservation lapsed. An expired invitation is not consumed.
     pub async fn consume_invitation(
         &self,
         email: &str,
         uid: &str,
+    ) -> Result<Consumed, ConsumeError> {
+        self.take_invitation(email, uid, None).await
+    }
+
+    /// Reserves the invitation for `email` for `uid` until `hold` from now: like
+    /// [`consume_invitation`](Self::consume_invitation), but the consumption is only final once
+    /// confirmed ([`confirm_invitation`](Self::confirm_invitation), or `consume_invitation` by
+    /// the same uid). Taken before the user exists, so a sign-up that never produces a user
+    /// does not use the invitation up: once the hold lapses, another uid may take it.
+    pub async fn reserve_invitation(
+        &self,
+        email: &str,
+        uid: &str,
+        hold: chrono::TimeDelta,
+    ) -> Result<Consumed, ConsumeError> {
+        self.take_invitation(email, uid, Some(hold)).await
+    }
+
+    /// Makes `uid`'s reservation of the invitation for `email` final. `Ok(false)` when there is
+    /// nothing to confirm (no invitation, not reserved by `uid`, or already final).
+    pub async fn confirm_invitation(&self, email: &str, uid: &str) -> Result<bool, Error> {
+        let Ok(path) = paths::invitation(&invitation_id(email)) else { return Ok(false) };
+        let path = &path;
+        self.db
+            .run_transaction(|tx| {
+                Box::pin(async move {
+                    let Some(mut doc) = tx.get::<InvitationDoc>(path).await? else {
+                        return Ok(false);
+                    };
+                    if doc.consumed_by.as_deref() != Some(uid) || doc.reserved_until.is_none() {
+                        return Ok(false);
+                    }
+                    doc.reserved_until = None;
+                    tx.set(path, &doc)?;
+                    Ok(true)
+                })
+            })
+            .await
+    }
+
+    async fn take_invitation(
+        &self,
+        email: &str,
+        uid: &str,
+        hold: Option<chrono::TimeDelta>,
     ) -> Result<Consumed, ConsumeError> {
         if uid.is_empty() {
             return Err(Error::Invalid("consuming an invitation needs a uid".to_owned()).into());
@@ -359,10 +412,21 @@ impl Tenancy {
                         tx.get(path).await?.ok_or(ConsumeError::NotFound)?;
                     match doc.consumed_by.as_deref() {
                         Some(by) if by == uid => {
+                            if hold.is_none() && doc.reserved_until.is_some() {
+                                doc.reserved_until = None;
+                                tx.set(path, &doc)?;
+                            }
                             return Ok(Consumed { invitation: doc.to_domain(), first_time: false });
                         }
                         Some(by) => {
-                            return Err(ConsumeError::AlreadyConsumed { by: by.to_owned() });
+                            let lapsed = doc.reserved_until.is_some_and(|t| to_chrono(t) <= now);
+                            if !lapsed {
+                                return Err(ConsumeError::AlreadyConsumed { by: by.to_owned() });
+                            }
+                            tracing::info!(
+                                previous = by,
+                                "taking over an invitation whose reservation lapsed unconfirmed"
+                            );
                         }
                         None => {}
                     }
@@ -372,6 +436,7 @@ impl Tenancy {
                     }
                     doc.consumed_by = Some(uid.to_owned());
                     doc.consumed_at = Some(to_instant(now));
+                    doc.reserved_until = hold.map(|hold| to_instant(now + hold));
                     tx.set(path, &doc)?;
                     Ok(Consumed { invitation: doc.to_domain(), first_time: true })
                 })
@@ -394,6 +459,7 @@ impl Tenancy {
             created_at: Some(to_instant(Utc::now())),
             consumed_by: None,
             consumed_at: None,
+            reserved_until: None,
         };
         self.db.set(&path, &doc).await
     }
@@ -493,6 +559,9 @@ fn unshare(error: Arc<Error>) -> Error {
             }
             Error::Invalid(m) => Error::Invalid(m.clone()),
             Error::LeaseLost { key } => Error::LeaseLost { key: key.clone() },
+            Error::MembershipRemoved { tenant_id, uid } => {
+                Error::MembershipRemoved { tenant_id: tenant_id.clone(), uid: uid.clone() }
+            }
         },
     }
 }

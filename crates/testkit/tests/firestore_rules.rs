@@ -317,3 +317,58 @@ async fn unknown_collections_are_server_only() {
     assert_eq!(db.get(&ALICE, "idempotency/k1").await, 403);
     assert_eq!(db.write(&ALICE, "dead_letters/x", json!({"a": 1}), false, &[]).await, 403);
 }
+
+#[tokio::test]
+async fn a_removed_member_or_a_suspended_tenant_loses_access_whatever_the_token_says() {
+    let db = Db::seeded().await;
+    let trade = json!({
+        "uid": "bob", "strategy_id": "s1", "symbol": "AAPL", "side": "buy", "qty": 1, "price": 10
+    });
+    db.seed("tenants/t1/strategies/s1", json!({"name": "momentum"})).await;
+    // Bob's ID token still says t1 (claims change only when the token is refreshed), but his
+    // membership was deleted.
+    assert_eq!(db.get(&BOB, "tenants/t1").await, 200, "a member reads his tenant");
+    assert_eq!(db.delete(&As::Admin, "tenants/t1/users/bob").await, 200);
+    for path in [
+        "tenants/t1",
+        "tenants/t1/users/alice",
+        "tenants/t1/ledger_trades/l1",
+        "tenants/t1/strategies/s1",
+    ] {
+        assert_eq!(db.get(&BOB, path).await, 403, "removed member reads {path}");
+    }
+    assert_eq!(
+        db.write(&BOB, "tenants/t1/ledger_trades/r1", trade, false, &["ts"]).await,
+        403,
+        "removed member appends a trade"
+    );
+
+    // A suspended tenant: even its owner, with a valid membership, is locked out.
+    assert_eq!(db.get(&ALICE, "tenants/t1/strategies/s1").await, 200);
+    db.seed(
+        "tenants/t1",
+        json!({"name": "Tenant one", "owner_uid": "alice", "plan": "free", "status": "suspended"}),
+    )
+    .await;
+    let alice_trade = json!({
+        "uid": "alice", "strategy_id": "s1", "symbol": "AAPL", "side": "buy", "qty": 1, "price": 10
+    });
+    for path in [
+        "tenants/t1",
+        "tenants/t1/users/alice",
+        "tenants/t1/ledger_trades/l1",
+        "tenants/t1/strategies/s1",
+    ] {
+        assert_eq!(db.get(&ALICE, path).await, 403, "suspended tenant: {path}");
+    }
+    assert_eq!(
+        db.write(&ALICE, "tenants/t1/ledger_trades/a1", alice_trade, false, &["ts"]).await,
+        403
+    );
+    assert_eq!(
+        db.write(&ALICE, "tenants/t1/strategies/s2", json!({"name": "x"}), false, &[]).await,
+        403
+    );
+    // Another tenant is unaffected.
+    assert_eq!(db.get(&CAROL, "tenants/t2").await, 200);
+}

@@ -5,6 +5,8 @@
 //! first call of each user on an instance checks the onboarding state on the user root and, when
 //! it is missing or stale, runs the same idempotent provisioning the onboarding function runs.
 //! Users seen provisioned are remembered per instance, so the warm path does no extra read.
+//! A user whose root says they were onboarded into the token's tenant but whose membership is
+//! gone was removed: refused (`PERMISSION_DENIED`), never re-provisioned from the claim.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -74,11 +76,15 @@ impl FromRequestParts<AppState> for SignedIn {
 }
 
 async fn ensure_provisioned(state: &AppState, who: &SignedIn) -> Result<(), Error> {
-    let current = store::onboarding::onboarding_state(&state.db, &who.uid)
-        .await
-        .map_err(store_error)?
-        .is_some_and(|s| s.is_current());
-    if current {
+    let (state_read, removed) = tokio::try_join!(
+        store::onboarding::onboarding_state(&state.db, &who.uid),
+        store::onboarding::membership_removed(&state.db, &who.tenant_id, &who.uid),
+    )
+    .map_err(store_error)?;
+    if removed {
+        return Err(removed_error(who));
+    }
+    if state_read.is_some_and(|s| s.is_current()) {
         return Ok(());
     }
     let request = ProvisionRequest {
@@ -88,11 +94,25 @@ async fn ensure_provisioned(state: &AppState, who: &SignedIn) -> Result<(), Erro
         role: who.role,
         tenant_is_new: who.tenant_id == personal_tenant_id(&who.uid),
     };
-    let report = store::onboarding::provision(&state.db, &request).await.map_err(store_error)?;
+    let report = match store::onboarding::provision_new(&state.db, &request).await {
+        Ok(report) => report,
+        Err(store::Error::MembershipRemoved { .. }) => return Err(removed_error(who)),
+        Err(error) => return Err(store_error(error)),
+    };
     if !report.is_noop() {
         tracing::info!(uid = %who.uid, created = ?report.created, "provisioned lazily on first call");
     }
     Ok(())
+}
+
+/// The caller's token still names a tenant they were removed from (claims change only when the
+/// token is refreshed): refused, and the membership is never re-created from the claim.
+fn removed_error(who: &SignedIn) -> Error {
+    tracing::info!(uid = %who.uid, tenant_id = %who.tenant_id, "refused: membership removed");
+    Error::reject(
+        Code::PermissionDenied,
+        "You are no longer a member of this workspace. Please contact its administrator.",
+    )
 }
 
 fn store_error(error: store::Error) -> Error {

@@ -6,10 +6,14 @@
 //!   message id through the idempotency ledger; provisioning itself is `store::onboarding`.
 //! - `POST /provision`: repair, for a tenant admin (Firebase ID token) or an operator (Google
 //!   OIDC service account); answers what was created and what already existed.
+//! - `POST /members/remove` (tenant admin or operator) and `POST /tenants/suspend` (operator):
+//!   delete the membership / suspend the tenant, then revoke the affected users' sessions and
+//!   clear their tenant claims through the Identity Toolkit admin API.
 //!
 //! This crate only wires: the plan is `domain::onboarding`, the writes are `store::onboarding`,
 //! the envelope and tokens are `gcp`, errors become responses in `runtime`.
 
+mod access;
 mod config;
 mod push;
 mod repair;
@@ -20,6 +24,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
+use gcp::identity_toolkit::IdentityToolkit;
 use runtime::DeadLetterSink;
 use runtime::auth::{FirebaseAuth, PushAuth};
 use store::{Db, DeadLetters, Ledger};
@@ -39,13 +44,26 @@ pub struct AppState {
     push_auth: PushAuth,
     firebase_auth: FirebaseAuth,
     lease: Duration,
+    /// Session revocation; `None` when no credentials could be set up (the access routes then
+    /// answer 503).
+    toolkit: Option<IdentityToolkit>,
 }
 
 impl AppState {
     /// Builds the state; does no I/O (Firestore connects on first use).
     pub fn build(config: &Config) -> Self {
         let db = Db::new(config.db.clone());
+        let project = config.db.project_id.clone();
+        let toolkit = match &config.base.firebase_auth_emulator_host {
+            Some(host) => Some(IdentityToolkit::emulator(host, project)),
+            None => IdentityToolkit::production(project)
+                .inspect_err(|error| {
+                    tracing::error!(%error, "no credentials for the Identity Toolkit API; removals and suspensions will answer 503");
+                })
+                .ok(),
+        };
         Self {
+            toolkit,
             ledger: Ledger::new(&db),
             dead_letters: DeadLetters::new(&db),
             db,
@@ -86,5 +104,7 @@ pub fn app(state: AppState) -> Router {
             post(push::user_signups).layer(runtime::limits::push_endpoint()),
         )
         .route("/provision", post(repair::provision))
+        .route("/members/remove", post(access::remove_member))
+        .route("/tenants/suspend", post(access::suspend_tenant))
         .with_state(state)
 }

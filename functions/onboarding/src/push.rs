@@ -7,6 +7,7 @@
 //! store::onboarding::provision            ok -> complete the claim, 204
 //!                                          Firestore unavailable -> release, 503 (redelivered)
 //!                                          invited tenant missing / bad ids -> release, permanent
+//!                                          member removed since onboarding -> release, permanent
 //! ```
 //! Permanent failures are recorded in `dead_letters/` by the runtime and acknowledged with 200,
 //! so a poison message never loops.
@@ -86,7 +87,8 @@ pub(crate) async fn user_signups(
         role: signup.role,
         tenant_is_new: signup.tenant_is_new,
     };
-    match store::onboarding::provision(&state.db, &request).await {
+    // Never re-instates a member removed since onboarding (a late or replayed message).
+    match store::onboarding::provision_new(&state.db, &request).await {
         Ok(report) => {
             let saved = serde_json::to_value(&report).unwrap_or_default();
             if let Err(error) = state.ledger.complete(&token, &saved).await {

@@ -13,6 +13,9 @@ pub const MAX_PUBLISH_DEADLINE: Duration = Duration::from_millis(5000);
 /// Longest cache time-to-live accepted: a suspension or removal must apply within it.
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(600);
 
+/// Longest invitation reservation accepted.
+pub const MAX_INVITATION_HOLD: Duration = Duration::from_secs(3600);
+
 /// The endpoint of the beforeCreate trigger.
 pub const BEFORE_CREATE_PATH: &str = "/before-create";
 /// The endpoint of the beforeSignIn trigger.
@@ -38,6 +41,10 @@ pub struct Config {
     /// `HEARTH_TENANCY_CACHE_TTL_SECS` (default 30, at most 600; 0 turns caching off): how long
     /// blocked domains, company domains, tenant status, memberships and user roots are reused.
     pub cache_ttl: Duration,
+    /// `HEARTH_INVITATION_HOLD_SECS` (default 600, 1..=3600): how long a sign-up's reservation
+    /// of an invitation waits for the user's first sign-in to make it final before another
+    /// proven sign-up may take the invitation.
+    pub invitation_hold: Duration,
 }
 
 impl Config {
@@ -111,6 +118,18 @@ impl Config {
             ));
         }
 
+        const HOLD: &str = "HEARTH_INVITATION_HOLD_SECS";
+        let default_hold =
+            domain::tenancy::RESERVATION_HOLD.to_std().unwrap_or(MAX_INVITATION_HOLD);
+        let invitation_hold = env.secs_or(HOLD, default_hold)?;
+        if invitation_hold.is_zero() || invitation_hold > MAX_INVITATION_HOLD {
+            return Err(ConfigError::invalid(
+                HOLD,
+                "an integer number of seconds from 1 to 3600",
+                &invitation_hold.as_secs().to_string(),
+            ));
+        }
+
         Ok(Self {
             base,
             project_id,
@@ -118,6 +137,7 @@ impl Config {
             blocked_domains,
             publish_deadline,
             cache_ttl,
+            invitation_hold,
         })
     }
 
@@ -169,12 +189,15 @@ mod tests {
         assert_eq!(config.audience_for(BEFORE_SIGN_IN_PATH), "https://hook.example/before-sign-in");
         assert_eq!(config.publish_deadline, Duration::from_millis(1500));
         assert_eq!(config.cache_ttl, Duration::from_secs(30));
+        assert_eq!(config.invitation_hold, Duration::from_secs(600));
         assert!(config.blocked_domains.is_empty());
     }
 
     #[test]
     fn every_error_names_its_variable() {
-        let cases: [(&[(&str, &str)], &str); 6] = [
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (&[("HEARTH_INVITATION_HOLD_SECS", "0")], "HEARTH_INVITATION_HOLD_SECS"),
+            (&[("HEARTH_INVITATION_HOLD_SECS", "7200")], "HEARTH_INVITATION_HOLD_SECS"),
             (&[("HEARTH_BLOCKING_AUDIENCE", "not a url")], "HEARTH_BLOCKING_AUDIENCE"),
             (&[("HEARTH_BLOCKING_AUDIENCE", "https://h.example/?x=1")], "HEARTH_BLOCKING_AUDIENCE"),
             (

@@ -14,7 +14,10 @@ use axum::http::{HeaderMap, header};
 use bus::Attributes;
 use chrono::Utc;
 use domain::messages::{UserSignup, UserSignups, Version};
-use domain::tenancy::{Assignment, Invitation, Lookups, Role, SignupFacts, Source, assign_tenant};
+use domain::tenancy::{
+    Assignment, Invitation, Lookups, Role, SignupFacts, Source, adopts_invitation, assign_tenant,
+    personal_tenant_id,
+};
 use gcp::blocking::{BlockingError, BlockingEvent, BlockingEventType, BlockingResponse};
 use gcp::callable::Code;
 use gcp::error::PublicError as _;
@@ -104,11 +107,18 @@ impl AppState {
         // valid claims stays pending.
         let mut body = decision.answer(existing)?;
         if let (Source::Invitation, Some(email)) = (decision.source, email) {
-            match self.inner.tenancy.consume_invitation(email, uid).await {
+            // The user does not exist yet (another check may still refuse, or the creation
+            // fail): the invitation is only reserved; the first sign-in makes it final.
+            match self
+                .inner
+                .tenancy
+                .reserve_invitation(email, uid, self.inner.invitation_hold)
+                .await
+            {
                 Ok(consumed) => {
                     // Decide again on the invitation as the transaction read it.
-                    lookups.invitation = Some(pending(consumed.invitation));
-                    tracing::info!(first_time = consumed.first_time, "invitation consumed");
+                    lookups.invitation = Some(consumed.invitation);
+                    tracing::info!(first_time = consumed.first_time, "invitation reserved");
                 }
                 Err(ConsumeError::Store(error)) => {
                     return Err(firestore_down(error, "consuming the invitation"));
@@ -145,6 +155,9 @@ impl AppState {
         let existing = event.user_record.as_ref().and_then(|r| r.custom_claims.as_ref());
         let claimed_tenant = claim_str(existing, "tenant_id");
         let claimed_role = claim_str(existing, "role");
+        if let Some(answer) = Box::pin(self.invitation_at_sign_in(event, uid)).await? {
+            return Ok(answer);
+        }
 
         let tenant_id = match claimed_tenant {
             Some(tenant) => tenant.to_owned(),
@@ -202,8 +215,102 @@ impl AppState {
         }
     }
 
+    /// The invitation side of a sign-in. Reads `invitations/{email}` only for a fresh account
+    /// (created within the invitation hold: its sign-up may hold a reservation, which the sign-in
+    /// makes final, since the user now exists) or for a user with a proven email still in their
+    /// personal tenant (an invitee who signed up before proving the address: they move into the
+    /// invitation's tenant, with its role, and are announced on `user-signups` for onboarding).
+    /// `Some(answer)` when the user moves.
+    async fn invitation_at_sign_in(
+        &self,
+        event: &BlockingEvent,
+        uid: &str,
+    ) -> Result<Option<Value>, Error> {
+        let record = event.user_record.as_ref();
+        let Some(email) = record.and_then(|r| r.email.as_deref()).filter(|e| !e.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let facts = SignupFacts {
+            uid,
+            email: Some(email),
+            email_verified: record.is_some_and(|r| r.email_verified),
+            sign_in_method: event.sign_in_method.as_deref(),
+        };
+        let existing = record.and_then(|r| r.custom_claims.as_ref());
+        let claimed_tenant = claim_str(existing, "tenant_id");
+        let now = Utc::now();
+        let fresh = record
+            .and_then(|r| r.metadata.as_ref())
+            .and_then(|m| m.creation_time)
+            .is_some_and(|created| now - created <= self.inner.invitation_hold);
+        let personal = personal_tenant_id(uid);
+        let may_move =
+            facts.email_proven() && claimed_tenant.is_none_or(|t| t == personal.as_str());
+        if !fresh && !may_move {
+            return Ok(None);
+        }
+        let tenancy = &self.inner.tenancy;
+        let Some(invitation) = tenancy
+            .invitation(email)
+            .await
+            .map_err(|e| firestore_down(e, "reading the invitation"))?
+        else {
+            return Ok(None);
+        };
+        if invitation.consumed_by.as_deref() == Some(uid) && invitation.reserved_until.is_some() {
+            tenancy
+                .confirm_invitation(email, uid)
+                .await
+                .map_err(|e| firestore_down(e, "confirming the invitation"))?;
+            tracing::info!("invitation confirmed at the first sign-in");
+            return Ok(None);
+        }
+        if !adopts_invitation(&facts, claimed_tenant, &invitation, now) {
+            return Ok(None);
+        }
+        let status = tenancy
+            .tenant_status(&invitation.tenant_id)
+            .await
+            .map_err(|e| firestore_down(e, "reading the invited tenant"))?;
+        if status == Some(TenantStatus::Suspended) {
+            tracing::info!("invitation left pending: its tenant is suspended");
+            return Ok(None);
+        }
+        // Validate the claims before consuming anything.
+        let claims = merged_claims(existing, &invitation.tenant_id, invitation.role);
+        let body = BlockingResponse::new()
+            .custom_claims(claims)
+            .to_json(BlockingEventType::BeforeSignIn)
+            .map_err(|e| invalid_claims(&e, &invitation.tenant_id))?;
+        let consumed = match tenancy.consume_invitation(email, uid).await {
+            Ok(consumed) => consumed,
+            Err(ConsumeError::Store(error)) => {
+                return Err(firestore_down(error, "consuming the invitation"));
+            }
+            Err(lost) => {
+                tracing::info!(reason = %lost, "invitation no longer available at sign-in");
+                return Ok(None);
+            }
+        };
+        let Invitation { tenant_id, role, .. } = consumed.invitation;
+        tracing::Span::current().record("tenant_id", tenant_id.as_str());
+        tracing::info!(%role, "proven invitee moved into the invitation's tenant");
+        let announcement = UserSignup {
+            v: Version,
+            uid: uid.to_owned(),
+            email: Some(email.to_owned()),
+            tenant_id,
+            role,
+            tenant_is_new: false,
+            event_id: event.event_id.clone(),
+        };
+        self.announce(&announcement).await;
+        Ok(Some(body))
+    }
+
     /// Blocked domains, the invitation for the email and the claim on its domain, read at the
-    /// same time. An invitation this uid already consumed (a retried event) counts as pending.
+    /// same time.
     async fn lookups(&self, facts: &SignupFacts<'_>) -> Result<Lookups, Error> {
         let tenancy = &self.inner.tenancy;
         let domain = facts.email_domain();
@@ -224,8 +331,6 @@ impl AppState {
                 .map_err(|e| firestore_down(e, "reading the sign-up lookups"))?;
         let mut blocked_domains = self.inner.blocked_domains.clone();
         blocked_domains.extend(stored_blocked.iter().cloned());
-        let invitation = invitation
-            .map(|i| if i.consumed_by.as_deref() == Some(facts.uid) { pending(i) } else { i });
         Ok(Lookups { blocked_domains, invitation, domain_claim })
     }
 
@@ -301,10 +406,6 @@ fn merged_claims(
 
 fn claim_str<'a>(claims: Option<&'a Map<String, Value>>, name: &str) -> Option<&'a str> {
     claims?.get(name)?.as_str()
-}
-
-fn pending(invitation: Invitation) -> Invitation {
-    Invitation { consumed_by: None, ..invitation }
 }
 
 fn empty() -> Value {

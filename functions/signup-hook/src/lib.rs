@@ -2,10 +2,12 @@
 //!
 //! `POST /before-create` verifies the blocking JWT, decides the tenant and role of the new user
 //! (`domain::tenancy::assign_tenant`: blocked domain, invitation, verified company domain,
-//! personal tenant), consumes an invitation exactly once, answers the `tenant_id` and `role`
+//! personal tenant), reserves an invitation for a proven email, answers the `tenant_id` and `role`
 //! custom claims, and announces the user on `user-signups` (bounded wait; an outage never blocks
 //! the sign-up). `POST /before-sign-in` blocks suspended tenants and removed memberships and
-//! refreshes the claims when the role changed. Lookups are cached briefly (`store::tenancy`), so
+//! refreshes the claims when the role changed; it also makes a fresh account's invitation
+//! reservation final and moves a proven invitee out of their personal tenant into the invitation's.
+//! Lookups are cached briefly (`store::tenancy`), so
 //! a warm instance answers a sign-in from memory.
 //!
 //! The crate only wires: decisions live in `domain`, Firestore in `store`, the wire formats in
@@ -20,7 +22,7 @@ use axum::routing::post;
 
 pub use config::{
     BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH, Config, DEFAULT_PUBLISH_DEADLINE, MAX_CACHE_TTL,
-    MAX_PUBLISH_DEADLINE,
+    MAX_INVITATION_HOLD, MAX_PUBLISH_DEADLINE,
 };
 pub use hook::{CONTENT_TYPE_MESSAGE, INVALID_CLAIMS_MESSAGE, REMOVED_MESSAGE, SUSPENDED_MESSAGE};
 pub use state::AppState;

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     /// `HEARTH_BLOCKED_EMAIL_DOMAINS`, merged with `config/signup` on every decision.
     pub(crate) blocked_domains: Vec<String>,
     pub(crate) publish_deadline: Duration,
+    /// `HEARTH_INVITATION_HOLD_SECS`: how long an invitation reservation waits for the user.
+    pub(crate) invitation_hold: chrono::TimeDelta,
 }
 
 impl AppState {
@@ -62,6 +64,8 @@ impl AppState {
                 bus,
                 blocked_domains: config.blocked_domains.clone(),
                 publish_deadline: config.publish_deadline,
+                invitation_hold: chrono::TimeDelta::from_std(config.invitation_hold)
+                    .unwrap_or(domain::tenancy::RESERVATION_HOLD),
             }),
         };
         let warming = state.clone();

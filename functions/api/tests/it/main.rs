@@ -5,3 +5,4 @@
 mod attacks;
 mod feed;
 mod payments;
+mod signed_in;

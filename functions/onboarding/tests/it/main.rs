@@ -2,6 +2,7 @@
 //! served over real HTTP with the runtime's layers and the Firestore dead-letter sink, tokens
 //! are signed with testkit keys published by a local JWKS server, one project per test.
 
+mod attacks;
 mod push;
 mod repair;
 
@@ -42,7 +43,22 @@ impl Harness {
 
     /// `firestore` as the Firestore host, plus `extra` variables.
     pub(crate) async fn with_vars(firestore: &str, extra: &[(&str, &str)]) -> Self {
+        Self::on_project(testkit::project_id(), firestore, extra).await
+    }
+
+    /// With an Auth emulator of its own whose default project is the test's (client sign-ins
+    /// land there); answers the harness and the emulator's `host:port`.
+    pub(crate) async fn with_auth() -> (Self, String) {
+        let firestore = testkit::emulators::firestore().await;
         let project = testkit::project_id();
+        let auth = testkit::emulators::auth_for_project(&project).await;
+        let h =
+            Self::on_project(project, firestore, &[("FIREBASE_AUTH_EMULATOR_HOST", auth.as_str())])
+                .await;
+        (h, auth)
+    }
+
+    async fn on_project(project: String, firestore: &str, extra: &[(&str, &str)]) -> Self {
         let jwks = JwksServer::start(&[keys::primary()], 300).await;
         let jwks_url = jwks.url();
         let allowed = format!("{PUSH_SA},{OPERATOR_SA}");

@@ -1,7 +1,8 @@
 //! Tenant assignment at sign-up and the sign-in checks, through the hook against the Firestore
 //! emulator: invitations (consumed exactly once), verified company domains, blocked domains
 //! (environment and Firestore), suspended tenants, removed memberships, role refreshes, and
-//! claims too large to send.
+//! claims too large to send; the invitation reserved at sign-up, made final by the first sign-in,
+//! free again when the sign-up never produced a user; the invitee who proves the address later.
 
 use std::time::Duration;
 
@@ -43,7 +44,8 @@ async fn an_invitation_assigns_its_tenant_and_role_exactly_once() {
         .await
         .unwrap();
 
-    let first = hook.create_claims("uid-a", "Invitee@Corp.example", false);
+    // A verified address (an unproven one never gets an invitation: `attacks.rs`).
+    let first = hook.create_claims("uid-a", "Invitee@Corp.example", true);
     let (status, body) = hook.call_signed(BEFORE_CREATE_PATH, &first).await;
     assert_eq!(claims_of(status, &body), json!({"tenant_id": "acme", "role": "admin"}));
     let stored = hook.tenancy().invitation("invitee@corp.example").await.unwrap().unwrap();
@@ -53,8 +55,9 @@ async fn an_invitation_assigns_its_tenant_and_role_exactly_once() {
     let (status, body) = hook.call_signed(BEFORE_CREATE_PATH, &first).await;
     assert_eq!(claims_of(status, &body), json!({"tenant_id": "acme", "role": "admin"}));
 
-    // A second account with the same email does not get the invitation again.
-    let (status, body) = sign_up(&hook, "uid-b", "invitee@corp.example", false).await;
+    // A second account with the same (proven) email does not get the invitation again while
+    // the first one holds it.
+    let (status, body) = sign_up(&hook, "uid-b", "invitee@corp.example", true).await;
     assert_eq!(
         claims_of(status, &body),
         json!({"tenant_id": personal_tenant_id("uid-b"), "role": "owner"})
@@ -293,4 +296,96 @@ async fn claims_over_1000_bytes_are_refused_and_the_invitation_stays_pending() {
     let (status, body) = sign_in(&hook, "uid-c", fat).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_of(&body).1, INVALID_CLAIMS_MESSAGE);
+}
+
+/// A sign-in event of `uid` with `email` (verified or not) and the given claims.
+fn sign_in_as(hook: &Hook, uid: &str, email: &str, verified: bool, claims: Value) -> Value {
+    let mut event = hook.sign_in_claims(uid, claims);
+    event["user_record"]["email"] = json!(email);
+    event["user_record"]["email_verified"] = json!(verified);
+    event
+}
+
+#[tokio::test]
+async fn an_invitation_taken_by_a_sign_up_that_never_became_a_user_can_be_used_again() {
+    let hook = start(Setup::default().var("HEARTH_INVITATION_HOLD_SECS", "1")).await;
+    hook.tenancy().put_invitation("ann@corp.example", &invite("acme", Role::Admin)).await.unwrap();
+
+    // The hook answers for uid-ghost, but the creation is then aborted (another blocking check
+    // refused it): no user, no sign-in.
+    let (status, body) = sign_up(&hook, "uid-ghost", "ann@corp.example", true).await;
+    assert_eq!(claims_of(status, &body), json!({"tenant_id": "acme", "role": "admin"}));
+    let held = hook.tenancy().invitation("ann@corp.example").await.unwrap().unwrap();
+    assert_eq!(held.consumed_by.as_deref(), Some("uid-ghost"));
+    assert!(held.reserved_until.is_some(), "only reserved before the user exists");
+
+    // Once the reservation lapses, the invitee's next (proven) sign-up gets the invitation.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, body) = sign_up(&hook, "uid-ann", "ann@corp.example", true).await;
+    assert_eq!(claims_of(status, &body), json!({"tenant_id": "acme", "role": "admin"}));
+
+    // Her first sign-in (the user exists now) makes it final...
+    let event = sign_in_as(
+        &hook,
+        "uid-ann",
+        "ann@corp.example",
+        true,
+        json!({"tenant_id": "acme", "role": "admin"}),
+    );
+    let (status, body) = hook.call_signed(BEFORE_SIGN_IN_PATH, &event).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let stored = hook.tenancy().invitation("ann@corp.example").await.unwrap().unwrap();
+    assert_eq!(stored.consumed_by.as_deref(), Some("uid-ann"));
+    assert_eq!(stored.reserved_until, None);
+
+    // ...so no later sign-up takes it, however long after.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, body) = sign_up(&hook, "uid-late", "ann@corp.example", true).await;
+    assert_eq!(claims_of(status, &body)["tenant_id"], personal_tenant_id("uid-late"));
+}
+
+#[tokio::test]
+async fn an_invitee_who_signed_up_unverified_joins_once_the_email_is_verified() {
+    let hook = start(Setup::default()).await;
+    hook.tenancy().put_invitation("bo@corp.example", &invite("acme", Role::Admin)).await.unwrap();
+    let personal = personal_tenant_id("uid-bo");
+    let (status, body) = sign_up(&hook, "uid-bo", "bo@corp.example", false).await;
+    assert_eq!(claims_of(status, &body), json!({"tenant_id": personal, "role": "owner"}));
+
+    // Signing in before verifying changes nothing.
+    let own = json!({"tenant_id": personal, "role": "owner"});
+    let event = sign_in_as(&hook, "uid-bo", "bo@corp.example", false, own.clone());
+    let (status, body) = hook.call_signed(BEFORE_SIGN_IN_PATH, &event).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+
+    // After verifying, the next sign-in moves Bo into acme with the invitation's role, and
+    // onboarding is told to provision the membership.
+    let event = sign_in_as(&hook, "uid-bo", "bo@corp.example", true, own);
+    let (status, body) = hook.call_signed(BEFORE_SIGN_IN_PATH, &event).await;
+    assert_eq!(claims_of(status, &body), json!({"tenant_id": "acme", "role": "admin"}));
+    let stored = hook.tenancy().invitation("bo@corp.example").await.unwrap().unwrap();
+    assert_eq!(stored.consumed_by.as_deref(), Some("uid-bo"));
+    assert_eq!(stored.reserved_until, None, "the user exists: final at once");
+    let sent = hook.announcements(2, Duration::from_secs(10)).await;
+    let moved: Vec<_> = sent.iter().filter(|m| m["tenant_id"] == "acme").collect();
+    assert_eq!(moved.len(), 1, "{sent:?}");
+    assert_eq!(moved[0]["uid"], "uid-bo");
+    assert_eq!(moved[0]["role"], "admin");
+    assert_eq!(moved[0]["tenant_is_new"], false);
+
+    // A member of another tenant is never pulled out of it by a sign-in.
+    hook.tenancy().put_invitation("cy@corp.example", &invite("acme", Role::Admin)).await.unwrap();
+    let event = sign_in_as(
+        &hook,
+        "uid-cy",
+        "cy@corp.example",
+        true,
+        json!({"tenant_id": "corp", "role": "member"}),
+    );
+    let (status, body) = hook.call_signed(BEFORE_SIGN_IN_PATH, &event).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    assert_eq!(
+        hook.tenancy().invitation("cy@corp.example").await.unwrap().unwrap().consumed_by,
+        None
+    );
 }
