@@ -106,13 +106,7 @@ impl Error {
         source: impl Into<anyhow::Error>,
         event_id: Option<String>,
     ) -> Self {
-        Error::Permanent {
-            reason: reason.into(),
-            source: source.into(),
-            event_id,
-            details: None,
-            suspected_forgery: false,
-        }
+        Self::dead_letter(reason.into(), source.into(), event_id, false)
     }
 
     /// A permanent failure of an event that is not what it claims to be (it names an order
@@ -123,13 +117,16 @@ impl Error {
         source: impl Into<anyhow::Error>,
         event_id: Option<String>,
     ) -> Self {
-        Error::Permanent {
-            reason: reason.into(),
-            source: source.into(),
-            event_id,
-            details: None,
-            suspected_forgery: true,
-        }
+        Self::dead_letter(reason.into(), source.into(), event_id, true)
+    }
+
+    fn dead_letter(
+        reason: String,
+        source: anyhow::Error,
+        event_id: Option<String>,
+        suspected_forgery: bool,
+    ) -> Self {
+        Error::Permanent { reason, source, event_id, details: None, suspected_forgery }
     }
 
     /// A client mistake. `public_message` is sent to the caller as is.

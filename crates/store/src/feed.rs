@@ -579,6 +579,30 @@ impl Fanout {
         }
     }
 
+    /// After a page of a run that restarts from the top when handed off (removal, retime):
+    /// where the run ends, or `None` to go on with the next page.
+    fn page_end(
+        &self,
+        page_len: u32,
+        stats: &mut RunStats,
+        began: Instant,
+        max_pages: Option<u32>,
+    ) -> Option<RunEnd> {
+        let progress = Progress {
+            page_len,
+            reached_end: false,
+            pages_done: stats.pages,
+            elapsed: began.elapsed(),
+        };
+        let end = match next_step(progress, &self.policy, max_pages) {
+            Step::NextPage => return None,
+            Step::Done => RunEnd::Done,
+            Step::HandOff => RunEnd::HandOff(None),
+        };
+        stats.elapsed = began.elapsed();
+        Some(end)
+    }
+
     /// Deletes `post_id` from every feed that holds it, a page at a time, until none is left
     /// or `max_pages` / the time budget are used up (then `HandOff(None)`: run again).
     pub async fn remove(
@@ -612,22 +636,8 @@ impl Fanout {
             }
             stats.pages += 1;
             stats.absorb(&check(writer.flush().await)?);
-            let progress = Progress {
-                page_len,
-                reached_end: false,
-                pages_done: stats.pages,
-                elapsed: began.elapsed(),
-            };
-            match next_step(progress, &self.policy, max_pages) {
-                Step::NextPage => {}
-                Step::Done => {
-                    stats.elapsed = began.elapsed();
-                    return Ok((RunEnd::Done, stats));
-                }
-                Step::HandOff => {
-                    stats.elapsed = began.elapsed();
-                    return Ok((RunEnd::HandOff(None), stats));
-                }
+            if let Some(end) = self.page_end(page_len, &mut stats, began, max_pages) {
+                return Ok((end, stats));
             }
         }
     }
@@ -749,22 +759,8 @@ impl Fanout {
                 }
             }
             stats.pages += 1;
-            let progress = Progress {
-                page_len,
-                reached_end: false,
-                pages_done: stats.pages,
-                elapsed: began.elapsed(),
-            };
-            match next_step(progress, &self.policy, max_pages) {
-                Step::NextPage => {}
-                Step::Done => {
-                    stats.elapsed = began.elapsed();
-                    return Ok((RunEnd::Done, stats));
-                }
-                Step::HandOff => {
-                    stats.elapsed = began.elapsed();
-                    return Ok((RunEnd::HandOff(None), stats));
-                }
+            if let Some(end) = self.page_end(page_len, &mut stats, began, max_pages) {
+                return Ok((end, stats));
             }
         }
     }

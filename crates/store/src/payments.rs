@@ -162,6 +162,19 @@ pub struct Payment {
     pub updated_at: FirestoreInstant,
 }
 
+impl Order {
+    /// The order's payment whose provider is `provider` and provider id `provider_payment_id`.
+    pub fn payment_ref(
+        &self,
+        provider: PaymentProvider,
+        provider_payment_id: &str,
+    ) -> Option<&PaymentRef> {
+        self.payments.iter().find(|p| {
+            p.provider == provider && p.provider_payment_id.as_deref() == Some(provider_payment_id)
+        })
+    }
+}
+
 impl Payment {
     /// When the payment was created.
     pub fn created(&self) -> DateTime<Utc> {
@@ -493,12 +506,10 @@ impl Payments {
         provider: PaymentProvider,
         provider_payment_id: &str,
     ) -> Result<bool, Error> {
-        Ok(self.order(order_id).await?.is_some_and(|order| {
-            order.payments.iter().any(|p| {
-                p.provider == provider
-                    && p.provider_payment_id.as_deref() == Some(provider_payment_id)
-            })
-        }))
+        Ok(self
+            .order(order_id)
+            .await?
+            .is_some_and(|order| order.payment_ref(provider, provider_payment_id).is_some()))
     }
 
     /// Makes the order's payment `provider_payment_id` due for the reconcile job at `at` at
@@ -512,9 +523,7 @@ impl Payments {
         at: DateTime<Utc>,
     ) -> Result<bool, Error> {
         let Some(order) = self.order(order_id).await? else { return Ok(false) };
-        let Some(payment_ref) = order.payments.iter().find(|p| {
-            p.provider == provider && p.provider_payment_id.as_deref() == Some(provider_payment_id)
-        }) else {
+        let Some(payment_ref) = order.payment_ref(provider, provider_payment_id) else {
             return Ok(false);
         };
         let path = paths::payment(&payment_ref.payment_id)?;
@@ -672,15 +681,8 @@ impl Payments {
                     let Some(mut order) = tx.get::<Order>(order_path).await? else {
                         return Ok(Attempt::Done(Applied::UnknownOrder));
                     };
-                    let payment_ref = order
-                        .payments
-                        .iter()
-                        .find(|p| {
-                            p.provider == event.provider
-                                && p.provider_payment_id.as_deref()
-                                    == Some(event.provider_payment_id.as_str())
-                        })
-                        .cloned();
+                    let payment_ref =
+                        order.payment_ref(event.provider, &event.provider_payment_id).cloned();
                     let view = OrderView {
                         id: &order.id,
                         status: order.status,
