@@ -4,7 +4,7 @@
 //! number and a uniform draw in `[0, 1)` and gets a [`Duration`] back, so the policy is fully
 //! deterministic under test. `store` applies it to transactions and to bulk writes.
 //!
-//! Reference behaviour (contracts.md section 6, nodejs-firestore `dev/src/backoff.ts`,
+//! Reference behaviour (the official Node client, nodejs-firestore `dev/src/backoff.ts`,
 //! `transaction.ts`, `bulk-writer.ts`):
 //! - transactions: 5 attempts, exponential backoff 1 s x1.5 up to 60 s between them;
 //! - BulkWriter, per write: 10 attempts, 1 s x1.5 up to 60 s, 30 % jitter, and a

@@ -1,4 +1,4 @@
-//! Sharded counters (seed 002 sections 2.2-2.4) as pure rules: how many shards each counted
+//! Sharded counters as pure rules: how many shards each counted
 //! field has, which shard an increment touches (from a random draw the caller passes in), how
 //! shards sum, and the idempotent membership counters (likes, followers, unique views) whose
 //! increments are decided from a per-(item, user) marker document read in the same
@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A counted field, with its shard count (seed 002 section 2.4: about one write per second per
-/// shard).
+/// A counted field, with its shard count (Firestore sustains about one write per second per
+/// document, so each shard takes about one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CounterField {

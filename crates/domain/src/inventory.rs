@@ -15,7 +15,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-/// How long reserved units are held (seed 002 section 6.2: 15 minutes).
+/// How long reserved units are held (15 minutes: long enough to pay, short enough that abandoned carts do not starve stock).
 pub const RESERVATION_TTL: TimeDelta = TimeDelta::minutes(15);
 
 /// Most units one reservation may hold.

@@ -1,4 +1,5 @@
-//! The provisioning plan of a new user (seed 000, "What Gets Provisioned"), as pure data.
+//! The provisioning plan of a new user (tenant, membership, user root, paper-trading secrets and
+//! account snapshot, trading status, preferences), as pure data.
 //!
 //! `store` executes the plan in one transaction: every planned document is created only when it
 //! does not exist yet, so a redelivered message changes nothing, a document the user has edited

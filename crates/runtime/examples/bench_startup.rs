@@ -4,7 +4,7 @@
 //! `200` on `GET /healthz` (polling a raw `TcpStream` every 0.2 ms), and once the idle RSS
 //! (`VmRSS` of `/proc/<pid>/status` after 1 s idle). It measures two baselines in the same run so
 //! the figures read as ratios: spawn-to-exit of `/bin/true`, and `python3 -m http.server` to its
-//! first `200`. Budgets (design.md): start-up under 20 ms, idle memory under 16 MiB.
+//! first `200`. Budgets: start-up under 20 ms, idle memory under 16 MiB.
 //!
 //! Usage: `bench_startup <binary> [--runs N] [--no-python]`
 

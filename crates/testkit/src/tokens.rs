@@ -59,7 +59,7 @@ pub fn tamper_payload(token: &str, edit: impl FnOnce(&mut Value)) -> String {
     format!("{h}.{}.{s}", URL_SAFE_NO_PAD.encode(payload.to_string()))
 }
 
-/// Claims of an Identity Platform blocking request (contracts.md section 1.2), for a password
+/// Claims of an Identity Platform blocking request (the decoded `jwt` of `{"data":{"jwt":...}}`), for a password
 /// sign-up of `uid` with email `<uid>@example.com` (verified false).
 pub fn blocking_claims(project: &str, audience: &str, uid: &str, event_type: &str) -> Value {
     let iat = now();

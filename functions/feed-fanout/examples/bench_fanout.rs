@@ -7,7 +7,7 @@
 //! against the same emulator, each into a fresh project that is cleared afterwards (so no
 //! measurement pays for the emulator heap another one filled):
 //!
-//! 1. the seed's approach (seed 002 section 4.5): read 500 followers, commit one 500-write
+//! 1. the naive approach (the Node original's): read 500 followers, commit one 500-write
 //!    batch, wait, repeat, all sequential; then the follower reads alone (a query per page, and
 //!    one query for all) to show what bounds it;
 //! 2. `store::feed::Fanout` as the function uses it, the key space warm (ramp at its 10,000

@@ -19,7 +19,7 @@
 //! from spawn to the first answered `POST /before-create` (a real sign-up: keys fetched,
 //! Firestore and Pub/Sub connected) is measured `--cold-runs` times.
 //!
-//! Budget (design.md): p99 under 25 ms warm. Exits 2 when it is missed.
+//! Budget: p99 under 25 ms warm. Exits 2 when it is missed.
 
 // A command-line report: printing is the point.
 #![allow(clippy::print_stdout)]

@@ -1,5 +1,5 @@
 //! The proof: one Router (the `runtime-hello` binary) served through `runtime` both ways, over
-//! real HTTP (Cloud Run mode) and through a fake AWS Lambda Runtime API (contracts.md section 8),
+//! real HTTP (Cloud Run mode) and through a fake AWS Lambda Runtime API (`/2018-06-01/runtime/invocation/next`, `.../response`, `.../error`),
 //! answers the same.
 
 use std::collections::BTreeMap;
