@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-pub use domain::dead_letter::{BoxFuture, DeadLetterSink};
 use domain::dead_letter::DeadLetter;
+pub use domain::dead_letter::{BoxFuture, DeadLetterSink};
 use parking_lot::Mutex;
 
 /// The log-only sink: writes the dead letter to the log at ERROR level and succeeds. A function

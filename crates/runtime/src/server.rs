@@ -142,7 +142,9 @@ pub async fn serve_layered(name: &str, config: &BaseConfig, router: Router) -> a
     match config.platform() {
         Platform::Lambda => {
             tracing::info!(service = %name, "serving through the AWS Lambda runtime API");
-            lambda_http::run(router).await.map_err(|e| anyhow::anyhow!("lambda runtime stopped: {e}"))
+            lambda_http::run(router)
+                .await
+                .map_err(|e| anyhow::anyhow!("lambda runtime stopped: {e}"))
         }
         Platform::CloudRun => {
             // Register the signal handlers before accepting anything.

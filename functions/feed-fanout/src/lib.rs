@@ -25,8 +25,8 @@ use axum::extract::FromRef;
 use axum::routing::post;
 use bus::{Bus, BusConfig};
 use domain::feed::FeedPolicy;
-use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use runtime::auth::PushAuth;
+use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use store::feed::Fanout;
 use store::{Db, DeadLetters, Ledger};
 

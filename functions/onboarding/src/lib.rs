@@ -25,8 +25,8 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
 use gcp::identity_toolkit::IdentityToolkit;
-use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use runtime::auth::{FirebaseAuth, PushAuth};
+use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use store::{Db, DeadLetters, Ledger};
 
 pub use config::{Config, DEFAULT_LEASE};

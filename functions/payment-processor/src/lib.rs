@@ -30,12 +30,12 @@ use axum::extract::FromRef;
 use axum::routing::post;
 use bus::{Bus, BusConfig};
 use providers::{CallPolicy, PesapalClient};
-use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use runtime::auth::PushAuth;
+use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use store::payments::Payments;
 use store::{Db, DeadLetters, Ledger};
 
-pub use config::{Config, DEFAULT_LEASE, pesapal_settings};
+pub use config::{Config, DEFAULT_LEASE};
 pub use push::SCOPE as LEDGER_SCOPE;
 pub use reconcile::{JOB as RECONCILE_JOB, Report as ReconcileReport};
 

@@ -206,8 +206,8 @@ mod tests {
         }
         let missing = load(&Env::from_pairs([("GOOGLE_CLOUD_PROJECT", "p")])).unwrap_err();
         assert_eq!(missing.var(), "HEARTH_BLOCKING_AUDIENCE");
-        let missing = load(&Env::from_pairs([("HEARTH_BLOCKING_AUDIENCE", "https://h")]))
-            .unwrap_err();
+        let missing =
+            load(&Env::from_pairs([("HEARTH_BLOCKING_AUDIENCE", "https://h")])).unwrap_err();
         assert_eq!(missing.var(), "GOOGLE_CLOUD_PROJECT");
     }
 

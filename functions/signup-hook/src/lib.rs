@@ -36,7 +36,8 @@ pub use state::AppState;
 pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
     let config = Config::load(BaseConfig::load(env)?, env)?;
     let state = AppState::build(&config).await?;
-    let router = Server::new(name, &config.base, Arc::new(LogDeadLetters)).router(app(state.clone()));
+    let router =
+        Server::new(name, &config.base, Arc::new(LogDeadLetters)).router(app(state.clone()));
     Ok(Built { config, state, router })
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::counters::CounterField;
 use domain::feed::{FeedPolicy, FeedSource, feed_item};

@@ -77,7 +77,8 @@ impl Harness {
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let built = onboarding::build("onboarding", &Env::from_map(vars)).await.expect("onboarding");
+        let built =
+            onboarding::build("onboarding", &Env::from_map(vars)).await.expect("onboarding");
         let db = built.state.db().clone();
         Self { app: testkit::spawn_app(built.router).await, db, project, _jwks: jwks }
     }

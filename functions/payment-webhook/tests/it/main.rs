@@ -65,8 +65,7 @@ impl Harness {
         .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let built =
-            payment_webhook::build("payment-webhook", &Env::from_map(vars)).await.unwrap();
+        let built = payment_webhook::build("payment-webhook", &Env::from_map(vars)).await.unwrap();
         let db = built.state.db().clone();
         Self { app: testkit::spawn_app(built.router).await, project, pubsub, db }
     }

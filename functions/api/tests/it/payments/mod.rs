@@ -9,7 +9,6 @@ mod reservations;
 
 use std::collections::HashMap;
 
-
 use domain::inventory::Sku;
 use runtime::Env;
 use serde_json::{Value, json};
