@@ -10,7 +10,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use manifest::Manifest;
-use runtime::{BaseConfig, Env, Server};
+use runtime::Env;
+
+/// A builder over a function crate's `router(name: &str, env: &Env)`.
+macro_rules! function {
+    ($router:path) => {
+        |input: FunctionInput| async move { $router(&input.name, &input.env).await }
+    };
+}
 
 /// What a builder gets: the function's manifest name and its environment.
 #[derive(Debug, Clone)]
@@ -44,57 +51,18 @@ impl Registry {
         Self::default()
     }
 
-    /// Every function crate of the workspace, built exactly as its `main.rs` builds it
-    /// (config from the environment, state, `runtime::Server` layers).
+    /// Every function crate of the workspace, each built by the `router(name, &env)` its
+    /// `main.rs` serves (config from the environment, state, `runtime::Server` with its
+    /// dead-letter sink). A new function adds one line here.
     pub fn standard() -> Self {
         Self::new()
-            .with("signup-hook", |input| async move {
-                let config = signup_hook::Config::load(&input.env)?;
-                let state = signup_hook::AppState::build(&config).await?;
-                Ok(Server::new(input.name, &config.base).router(signup_hook::app(state)))
-            })
-            .with("onboarding", |input| async move {
-                let base = BaseConfig::load(&input.env)?;
-                let config = onboarding::Config::load(base, &input.env)?;
-                let state = onboarding::AppState::build(&config);
-                Ok(Server::new(input.name, &config.base)
-                    .dead_letters(state.dead_letters())
-                    .router(onboarding::app(state)))
-            })
-            .with("payment-webhook", |input| async move {
-                let base = BaseConfig::load(&input.env)?;
-                let config = payment_webhook::Config::load(base, &input.env)?;
-                let state = payment_webhook::AppState::build(&config).await?;
-                Ok(Server::new(input.name, &config.base).router(payment_webhook::app(state)))
-            })
-            .with("api", |input| async move {
-                let base = BaseConfig::load(&input.env)?;
-                let config = api::Config::load(base, &input.env)?;
-                let state = api::AppState::build(&config).await?;
-                Ok(Server::new(input.name, &config.base).router(api::app(state)))
-            })
-            .with("payment-processor", |input| async move {
-                let base = BaseConfig::load(&input.env)?;
-                let config = payment_processor::Config::load(base, &input.env)?;
-                let state = payment_processor::AppState::build(&config).await?;
-                Ok(Server::new(input.name, &config.base)
-                    .dead_letters(state.dead_letters())
-                    .router(payment_processor::app(state)))
-            })
-            .with("scheduled-cleanup", |input| async move {
-                let base = BaseConfig::load(&input.env)?;
-                let config = scheduled_cleanup::Config::load(base, &input.env)?;
-                let state = scheduled_cleanup::AppState::build(&config);
-                Ok(Server::new(input.name, &config.base).router(scheduled_cleanup::app(state)))
-            })
-            .with("feed-fanout", |input| async move {
-                let base = BaseConfig::load(&input.env)?;
-                let config = feed_fanout::Config::load(base, &input.env)?;
-                let state = feed_fanout::AppState::build(&config).await?;
-                Ok(Server::new(input.name, &config.base)
-                    .dead_letters(state.dead_letters())
-                    .router(feed_fanout::app(state)))
-            })
+            .with("signup-hook", function!(signup_hook::router))
+            .with("onboarding", function!(onboarding::router))
+            .with("payment-webhook", function!(payment_webhook::router))
+            .with("api", function!(api::router))
+            .with("payment-processor", function!(payment_processor::router))
+            .with("scheduled-cleanup", function!(scheduled_cleanup::router))
+            .with("feed-fanout", function!(feed_fanout::router))
     }
 
     /// Adds (or replaces) the builder of `name`.

@@ -6,7 +6,9 @@
 pub mod clients;
 pub mod http;
 pub mod pesapal;
+pub mod settings;
 pub mod stripe;
 
 pub use clients::{CreatedPayment, NewPayment, PesapalClient, PesapalSettings, StripeClient};
 pub use http::{BreakerPolicy, BreakerState, CallPolicy, ProviderError};
+pub use settings::PesapalUse;

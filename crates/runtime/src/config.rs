@@ -407,6 +407,14 @@ impl BaseConfig {
         Self::load(&Env::default()).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
     }
 
+    /// `GOOGLE_CLOUD_PROJECT`, or a start-up error naming it (every function that talks to
+    /// Firestore or Pub/Sub needs it).
+    pub fn required_project(&self) -> Result<String, ConfigError> {
+        self.project_id
+            .clone()
+            .ok_or_else(|| ConfigError::Missing { var: "GOOGLE_CLOUD_PROJECT".to_owned() })
+    }
+
     /// Firestore calls go to the emulator.
     pub fn firestore_emulator(&self) -> bool {
         self.firestore_emulator_host.is_some()

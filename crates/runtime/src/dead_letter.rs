@@ -1,37 +1,19 @@
 //! Where permanently failed events are recorded before they are acknowledged.
 //!
-//! The error middleware hands every [`Error::Permanent`](crate::Error) to a [`DeadLetterSink`].
+//! The error middleware hands every [`Error::Permanent`](crate::Error) to a [`DeadLetterSink`]
+//! (the trait lives in `domain::dead_letter`, beside the record, and is re-exported here).
 //! `store` implements the sink over Firestore (`dead_letters/{id}`); this module provides an
-//! in-memory sink for tests and a logging-only default.
+//! in-memory sink for tests and a logging-only one.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use domain::dead_letter::DeadLetter;
+pub use domain::dead_letter::{BoxFuture, DeadLetterSink};
 use parking_lot::Mutex;
 
-/// A boxed, sendable future (what object-safe async trait methods return).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Records dead letters. Recording must be idempotent on `dl.id`: a redelivered event that
-/// fails again produces the same id and should overwrite, not duplicate.
-///
-/// If `record` fails, the middleware answers 503 instead of 200, so the sender redelivers and
-/// nothing is lost.
-pub trait DeadLetterSink: Send + Sync + 'static {
-    fn record(&self, dl: DeadLetter) -> BoxFuture<'_, anyhow::Result<()>>;
-}
-
-impl fmt::Debug for dyn DeadLetterSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("dyn DeadLetterSink")
-    }
-}
-
-/// The default sink: writes the dead letter to the log at ERROR level and succeeds. Good enough
-/// for functions that keep no Firestore client; everything else should plug in `store`'s sink.
+/// The log-only sink: writes the dead letter to the log at ERROR level and succeeds. A function
+/// chooses it explicitly (`Server::new` takes a sink) when it consumes no redelivered events;
+/// push and event consumers plug in `store`'s Firestore sink.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogDeadLetters;
 

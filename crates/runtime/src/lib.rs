@@ -1,21 +1,25 @@
 //! The functions-framework shim every Hearth function stands on.
 //!
-//! A function's `main.rs` is a few lines (its `lib.rs` exposes `app(state) -> Router`):
+//! A function's `lib.rs` exposes one builder, `router(name, &env) -> anyhow::Result<Router>`
+//! (config from `env`, state, a [`Server`] with its dead-letter sink, the routes), and its
+//! `main.rs` is one call:
 //!
 //! ```no_run
+//! use std::sync::Arc;
+//!
 //! use axum::{Router, routing::get};
 //!
-//! fn app() -> Router {
-//!     Router::new().route("/hello", get(|| async { "hello" }))
+//! async fn router(name: &str, env: &runtime::Env) -> anyhow::Result<Router> {
+//!     let config = runtime::BaseConfig::load(env)?; // typed env config; fails fast
+//!     let app = Router::new().route("/hello", get(|| async { "hello" }));
+//!     // The sink is required: `store::DeadLetters` for event consumers, log-only otherwise.
+//!     Ok(runtime::Server::new(name, &config, Arc::new(runtime::LogDeadLetters)).router(app))
 //! }
 //!
 //! #[tokio::main]
 //! async fn main() -> anyhow::Result<()> {
-//!     let config = runtime::init("hello")?; // typed env config + telemetry; fails fast
-//!     runtime::Server::new("hello", &config)
-//!         .dead_letters(std::sync::Arc::new(runtime::LogDeadLetters)) // `store` supplies Firestore's
-//!         .serve(app()) // Cloud Run ($PORT) or Lambda (AWS_LAMBDA_RUNTIME_API)
-//!         .await
+//!     // Telemetry, the builder, then Cloud Run ($PORT, SIGTERM drain) or Lambda.
+//!     runtime::run("hello", router).await
 //! }
 //! ```
 //!
@@ -26,7 +30,8 @@
 //!   shutdown on Cloud Run or through `lambda_http` on AWS Lambda.
 //! - [`Error`]: the one error type; the one mapping from error to response lives in [`error`].
 //! - [`limits`]: per-route body limits ([`limits::push_endpoint`] for Pub/Sub push and CloudEvents).
-//! - [`DeadLetterSink`]: where permanent failures are recorded before they are acknowledged.
+//! - [`DeadLetterSink`] (defined in `domain::dead_letter`): where permanent failures are
+//!   recorded before they are acknowledged; [`Server::new`] requires one.
 
 pub mod auth;
 pub mod config;
@@ -41,4 +46,7 @@ pub use config::{BaseConfig, ConfigError, Env};
 pub use dead_letter::{BoxFuture, DeadLetterSink, LogDeadLetters, MemoryDeadLetters};
 pub use error::{Error, ErrorStyle, callable_style};
 pub use metrics::Metrics;
-pub use server::{COMPRESS_MIN_BYTES, Server, init, router, serve, shutdown_signal};
+pub use server::{
+    Built, COMPRESS_MIN_BYTES, Server, init, router, run, serve_layered, serve_layered_until,
+    shutdown_signal,
+};

@@ -32,7 +32,7 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::config::{BaseConfig, Platform};
+use crate::config::{BaseConfig, Env, Platform};
 use crate::dead_letter::{DeadLetterSink, LogDeadLetters};
 use crate::error::{self, ErrorContext};
 use crate::metrics::{self, Metrics};
@@ -41,12 +41,14 @@ use crate::telemetry;
 /// Responses of at least this many bytes are gzip-compressed when the client accepts gzip.
 pub const COMPRESS_MIN_BYTES: u16 = 1024;
 
-/// Builds the layered router and serves it. One per process.
+/// Wraps a function's routes in the shared layers. A function's builder makes one (see
+/// [`run`]); the dead-letter sink is a required argument, so no function can forget to choose
+/// where its permanent failures go.
 ///
 /// ```no_run
-/// # async fn run(app: axum::Router, sink: std::sync::Arc<dyn runtime::DeadLetterSink>) -> anyhow::Result<()> {
-/// let config = runtime::init("onboarding")?;
-/// runtime::Server::new("onboarding", &config).dead_letters(sink).serve(app).await
+/// # async fn build(app: axum::Router, sink: std::sync::Arc<dyn runtime::DeadLetterSink>) -> anyhow::Result<axum::Router> {
+/// let config = runtime::BaseConfig::local();
+/// Ok(runtime::Server::new("onboarding", &config, sink).router(app))
 /// # }
 /// ```
 #[derive(Debug, Clone)]
@@ -58,21 +60,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// `name` identifies the function in logs and dead letters.
-    pub fn new(name: impl Into<String>, config: &BaseConfig) -> Self {
+    /// `name` identifies the function in logs and dead letters; `dead_letters` is where
+    /// permanent failures are recorded before they are acknowledged: `store::DeadLetters` for
+    /// a function that consumes redelivered events, [`LogDeadLetters`] (log only) otherwise.
+    pub fn new(
+        name: impl Into<String>,
+        config: &BaseConfig,
+        dead_letters: Arc<dyn DeadLetterSink>,
+    ) -> Self {
         Self {
             name: Arc::from(name.into()),
             config: config.clone(),
-            dead_letters: Arc::new(LogDeadLetters),
+            dead_letters,
             metrics: Metrics::new(),
         }
-    }
-
-    /// Where permanent failures are recorded (default: the log only).
-    #[must_use]
-    pub fn dead_letters(mut self, sink: Arc<dyn DeadLetterSink>) -> Self {
-        self.dead_letters = sink;
-        self
     }
 
     /// The metrics the layered routers of this server record into.
@@ -115,70 +116,95 @@ impl Server {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
     }
 
-    /// Serves `app` until the platform stops the process: on Lambda (`AWS_LAMBDA_RUNTIME_API`
-    /// set) through `lambda_http`, otherwise on `0.0.0.0:$PORT` until SIGTERM/SIGINT, then
-    /// drains in-flight requests for up to the grace period and returns `Ok`.
+    /// Serves `app` until the platform stops the process: see [`serve_layered`].
     pub async fn serve(self, app: Router) -> anyhow::Result<()> {
-        match self.config.platform() {
-            Platform::Lambda => {
-                let router = self.router(app);
-                tracing::info!(service = %self.name, "serving through the AWS Lambda runtime API");
-                lambda_http::run(router)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("lambda runtime stopped: {e}"))
-            }
-            Platform::CloudRun => {
-                // Register the signal handlers before accepting anything.
-                let signal = shutdown_signal()?;
-                let addr = SocketAddr::from(([0, 0, 0, 0], self.config.port));
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr} (PORT)"))?;
-                self.serve_with_shutdown(listener, app, signal).await
-            }
-        }
+        let router = self.router(app);
+        serve_layered(&self.name, &self.config, router).await
     }
 
-    /// Serves `app` on `listener` until `signal` completes, then stops accepting and waits up to
-    /// the grace period for in-flight requests. Returns `Ok` either way (past the grace period
-    /// the remaining requests are abandoned, as the platform would kill them anyway).
+    /// Serves `app` on `listener` until `signal` completes: see [`serve_layered_until`].
     pub async fn serve_with_shutdown(
         self,
         listener: TcpListener,
         app: Router,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let grace = self.config.shutdown_grace;
-        let addr = listener.local_addr().context("reading the listener address")?;
         let router = self.router(app);
-        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async move {
-            signal.await;
-            tracing::info!(
-                grace_s = grace.as_secs_f64(),
-                "shutdown signal received; draining in-flight requests"
-            );
-            let _ = signalled_tx.send(());
-        };
-        tracing::info!(service = %self.name, %addr, "listening");
-        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown).into_future();
-        let deadline = async move {
-            match signalled_rx.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            result = server => {
-                result.context("serving HTTP")?;
-                tracing::info!("all requests drained; exiting");
-            }
-            () = deadline => {
-                tracing::warn!(grace_s = grace.as_secs_f64(), "grace period elapsed with requests still in flight; exiting");
-            }
-        }
-        Ok(())
+        serve_layered_until(&self.name, self.config.shutdown_grace, listener, router, signal).await
     }
+}
+
+/// Serves an already layered `router` (what a function's builder returns) until the platform
+/// stops the process: on Lambda (`AWS_LAMBDA_RUNTIME_API` set) through `lambda_http`, otherwise
+/// on `0.0.0.0:$PORT` until SIGTERM/SIGINT, then drains in-flight requests for up to the grace
+/// period and returns `Ok`.
+pub async fn serve_layered(name: &str, config: &BaseConfig, router: Router) -> anyhow::Result<()> {
+    match config.platform() {
+        Platform::Lambda => {
+            tracing::info!(service = %name, "serving through the AWS Lambda runtime API");
+            lambda_http::run(router)
+                .await
+                .map_err(|e| anyhow::anyhow!("lambda runtime stopped: {e}"))
+        }
+        Platform::CloudRun => {
+            // Register the signal handlers before accepting anything.
+            let signal = shutdown_signal()?;
+            let addr = SocketAddr::from(([0, 0, 0, 0], config.port));
+            let listener =
+                TcpListener::bind(addr).await.with_context(|| format!("binding {addr} (PORT)"))?;
+            serve_layered_until(name, config.shutdown_grace, listener, router, signal).await
+        }
+    }
+}
+
+/// Serves an already layered `router` on `listener` until `signal` completes, then stops
+/// accepting and waits up to `grace` for in-flight requests. Returns `Ok` either way (past the
+/// grace period the remaining requests are abandoned, as the platform would kill them anyway).
+pub async fn serve_layered_until(
+    name: &str,
+    grace: Duration,
+    listener: TcpListener,
+    router: Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the listener address")?;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        signal.await;
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            "shutdown signal received; draining in-flight requests"
+        );
+        let _ = signalled_tx.send(());
+    };
+    tracing::info!(service = %name, %addr, "listening");
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown).into_future();
+    let deadline = async move {
+        match signalled_rx.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        result = server => {
+            result.context("serving HTTP")?;
+            tracing::info!("all requests drained; exiting");
+        }
+        () = deadline => {
+            tracing::warn!(grace_s = grace.as_secs_f64(), "grace period elapsed with requests still in flight; exiting");
+        }
+    }
+    Ok(())
+}
+
+/// A function built from its environment by its `build(name, &env)`: the validated config,
+/// the state (tests reach the database through it) and the fully layered router that
+/// `main.rs` (through [`run`]), devstack and the test harnesses serve.
+#[derive(Debug)]
+pub struct Built<C, S> {
+    pub config: C,
+    pub state: S,
+    pub router: Router,
 }
 
 /// Completes on SIGTERM (what Cloud Run sends) or SIGINT (Ctrl-C). The handlers are registered
@@ -218,22 +244,43 @@ fn default_name(config: &BaseConfig) -> String {
         .unwrap_or_else(|| "hearth".to_owned())
 }
 
-/// `app` wrapped in every layer, with the default (log-only) dead-letter sink. See [`Server`]
-/// to plug in a sink.
+/// `app` wrapped in every layer, with the log-only dead-letter sink (tests of routes that
+/// consume no events). A function builds its [`Server`] with an explicit sink instead.
 pub fn router(app: Router, config: &BaseConfig) -> Router {
-    Server::new(default_name(config), config).router(app)
-}
-
-/// Serves `app` with the default (log-only) dead-letter sink. See [`Server::serve`].
-pub async fn serve(app: Router, config: &BaseConfig) -> anyhow::Result<()> {
-    Server::new(default_name(config), config).serve(app).await
+    Server::new(default_name(config), config, Arc::new(LogDeadLetters)).router(app)
 }
 
 /// Start-up in one call: parse [`BaseConfig`] from the environment (failing fast with a message
 /// that names the variable), install telemetry, and log a summary of the config.
 pub fn init(service_name: &str) -> anyhow::Result<BaseConfig> {
-    let config = BaseConfig::from_env()?;
+    init_with(service_name, &Env::from_process())
+}
+
+/// [`init`] from an already taken snapshot of the environment.
+fn init_with(service_name: &str, env: &Env) -> anyhow::Result<BaseConfig> {
+    let config = BaseConfig::load(env)?;
     telemetry::init(service_name, &config)?;
     tracing::info!(service = service_name, config = ?telemetry::config_summary(&config), "starting");
     Ok(config)
+}
+
+/// A function's whole `main`: telemetry ([`init`]), one snapshot of the environment, the
+/// function's builder (config, state, [`Server`] with its dead-letter sink, routes: the fully
+/// layered `Router`), then [`serve_layered`] (Cloud Run with the SIGTERM drain, or Lambda).
+///
+/// ```no_run
+/// # mod hello { pub async fn router(_: &str, _: &runtime::Env) -> anyhow::Result<axum::Router> { unimplemented!() } }
+/// #[tokio::main]
+/// async fn main() -> anyhow::Result<()> {
+///     runtime::run("hello", hello::router).await
+/// }
+/// ```
+pub async fn run<B>(name: &str, build: B) -> anyhow::Result<()>
+where
+    B: AsyncFnOnce(&str, &Env) -> anyhow::Result<Router>,
+{
+    let env = Env::from_process();
+    let config = init_with(name, &env)?;
+    let router = build(name, &env).await?;
+    serve_layered(name, &config, router).await
 }

@@ -40,7 +40,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// How to reach Firestore. Built by `runtime`'s config (which owns the environment).
+/// How to reach Firestore, from plain values (a function's config reads them from the
+/// environment through `runtime`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbConfig {
     /// The Google Cloud project.
@@ -71,17 +72,14 @@ impl DbConfig {
         }
     }
 
-    /// From the function's validated startup config: `GOOGLE_CLOUD_PROJECT` and, when set,
-    /// `FIRESTORE_EMULATOR_HOST`.
-    /// A missing project is a start-up error naming `GOOGLE_CLOUD_PROJECT`.
-    pub fn from_base(base: &runtime::BaseConfig) -> Result<Self, runtime::ConfigError> {
-        let project = base.project_id.clone().ok_or_else(|| runtime::ConfigError::Missing {
-            var: "GOOGLE_CLOUD_PROJECT".to_owned(),
-        })?;
-        Ok(match &base.firestore_emulator_host {
-            Some(host) => Self::emulator(project, host.clone()),
-            None => Self::production(project),
-        })
+    /// Firestore of `project_id`: the emulator at `emulator_host` (`host:port`, as
+    /// `FIRESTORE_EMULATOR_HOST` names it) when given, production otherwise. A function's config
+    /// calls this with the values `runtime`'s `BaseConfig` parsed.
+    pub fn new(project_id: impl Into<String>, emulator_host: Option<String>) -> Self {
+        match emulator_host {
+            Some(host) => Self::emulator(project_id, host),
+            None => Self::production(project_id),
+        }
     }
 
     /// The emulator at `host` (`host:port`, as `FIRESTORE_EMULATOR_HOST` names it).

@@ -1,10 +1,11 @@
 //! Dead letters in Firestore: `dead_letters/{id}`, written idempotently (a redelivered event
-//! that fails again has the same id and overwrites its record), and the `runtime` sink over it.
+//! that fails again has the same id and overwrites its record), and the
+//! `domain::dead_letter::DeadLetterSink` over it (the sink `runtime` hands permanent errors to).
 
 use crate::db::Db;
 use crate::error::Error;
 use crate::paths::{self, DocPath};
-use domain::dead_letter::DeadLetter;
+use domain::dead_letter::{BoxFuture, DeadLetter, DeadLetterSink};
 use sha2::{Digest, Sha256};
 
 /// Writes dead letters to `dead_letters/{id}`.
@@ -39,8 +40,8 @@ impl DeadLetters {
     }
 }
 
-impl runtime::DeadLetterSink for DeadLetters {
-    fn record(&self, dl: DeadLetter) -> runtime::BoxFuture<'_, anyhow::Result<()>> {
+impl DeadLetterSink for DeadLetters {
+    fn record(&self, dl: DeadLetter) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move { DeadLetters::record(self, &dl).await.map_err(anyhow::Error::from) })
     }
 }

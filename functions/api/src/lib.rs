@@ -15,10 +15,12 @@ pub mod feed;
 pub mod payments;
 mod signed_in;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::FromRef;
 use runtime::auth::FirebaseAuth;
-use runtime::{BaseConfig, ConfigError, Env};
+use runtime::{BaseConfig, Built, ConfigError, Env, LogDeadLetters, Server};
 use store::{Db, DbConfig};
 
 pub use signed_in::SignedIn;
@@ -36,14 +38,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// From the process environment, on top of the already parsed `base`.
-    pub fn from_env(base: BaseConfig) -> Result<Self, ConfigError> {
-        Self::load(base, &Env::from_process())
-    }
-
     /// From `env` (tests pass a map), on top of `base`.
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let db = DbConfig::from_base(&base)?;
+        let db = DbConfig::new(base.required_project()?, base.firestore_emulator_host.clone());
         let firebase_auth = FirebaseAuth::from_config(&base)?;
         let payments = payments::Config::load(&base, env)?;
         let feed = feed::Config::load(&base, env)?;
@@ -80,6 +77,22 @@ impl FromRef<AppState> for FirebaseAuth {
     fn from_ref(state: &AppState) -> Self {
         state.firebase_auth.clone()
     }
+}
+
+/// The function built from `env`: config, state, and its routes inside a [`Server`]
+/// (log-only dead letters: callables answer their caller and are never redelivered). `main.rs` (through `runtime::run`), devstack's registry and the test
+/// harnesses all build it here.
+pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
+    let config = Config::load(BaseConfig::load(env)?, env)?;
+    let state = AppState::build(&config).await?;
+    let router =
+        Server::new(name, &config.base, Arc::new(LogDeadLetters)).router(app(state.clone()));
+    Ok(Built { config, state, router })
+}
+
+/// [`build`]'s fully layered router, what `main.rs` and devstack serve.
+pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
+    Ok(build(name, env).await?.router)
 }
 
 /// Every callable, with the callable error shape.

@@ -1,9 +1,6 @@
-//! api binary: config, state, serve.
+//! api binary: telemetry, then `api::router` (config, state, layers) served by `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = runtime::init("api")?;
-    let config = api::Config::from_env(base)?;
-    let state = api::AppState::build(&config).await?;
-    runtime::Server::new("api", &config.base).serve(api::app(state)).await
+    runtime::run("api", api::router).await
 }

@@ -25,8 +25,8 @@ use axum::extract::FromRef;
 use axum::routing::post;
 use bus::{Bus, BusConfig};
 use domain::feed::FeedPolicy;
-use runtime::DeadLetterSink;
 use runtime::auth::PushAuth;
+use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use store::feed::Fanout;
 use store::{Db, DeadLetters, Ledger};
 
@@ -82,6 +82,21 @@ impl FromRef<AppState> for PushAuth {
     fn from_ref(state: &AppState) -> Self {
         state.push_auth.clone()
     }
+}
+
+/// The function built from `env`: config, state, and its routes inside a [`Server`]
+/// (Firestore dead letters, `dead_letters/{id}`: its events and tasks are redelivered until acknowledged). `main.rs` (through `runtime::run`), devstack's registry and the test
+/// harnesses all build it here.
+pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
+    let config = Config::load(BaseConfig::load(env)?, env)?;
+    let state = AppState::build(&config).await?;
+    let router = Server::new(name, &config.base, state.dead_letters()).router(app(state.clone()));
+    Ok(Built { config, state, router })
+}
+
+/// [`build`]'s fully layered router, what `main.rs` and devstack serve.
+pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
+    Ok(build(name, env).await?.router)
 }
 
 /// The function's routes (without the runtime layers: wrap with `runtime::Server`).

@@ -28,14 +28,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// From the process environment, on top of the already parsed `base`.
-    pub fn from_env(base: BaseConfig) -> Result<Self, ConfigError> {
-        Self::load(base, &Env::from_process())
-    }
-
     /// From `env` (tests pass a map), on top of `base`.
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let db = DbConfig::from_base(&base)?;
+        let db = DbConfig::new(base.required_project()?, base.firestore_emulator_host.clone());
         let push_auth = PushAuth::from_config(&base)?;
         let firebase_auth = FirebaseAuth::from_config(&base)?;
         let lease = env.positive_secs_or("HEARTH_ONBOARDING_LEASE_SECS", DEFAULT_LEASE)?;

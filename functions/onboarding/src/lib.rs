@@ -25,8 +25,8 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
 use gcp::identity_toolkit::IdentityToolkit;
-use runtime::DeadLetterSink;
 use runtime::auth::{FirebaseAuth, PushAuth};
+use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use store::{Db, DeadLetters, Ledger};
 
 pub use config::{Config, DEFAULT_LEASE};
@@ -94,6 +94,22 @@ impl FromRef<AppState> for FirebaseAuth {
     fn from_ref(state: &AppState) -> Self {
         state.firebase_auth.clone()
     }
+}
+
+/// The function built from `env`: config, state, and its routes inside a [`Server`]
+/// (Firestore dead letters, `dead_letters/{id}`: its push deliveries are redelivered until acknowledged). `main.rs` (through `runtime::run`), devstack's registry and the test
+/// harnesses all build it here.
+#[expect(clippy::unused_async, reason = "every function's builder has this async signature")]
+pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
+    let config = Config::load(BaseConfig::load(env)?, env)?;
+    let state = AppState::build(&config);
+    let router = Server::new(name, &config.base, state.dead_letters()).router(app(state.clone()));
+    Ok(Built { config, state, router })
+}
+
+/// [`build`]'s fully layered router, what `main.rs` and devstack serve.
+pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
+    Ok(build(name, env).await?.router)
 }
 
 /// The function's routes (without the runtime layers: wrap with `runtime::Server`).

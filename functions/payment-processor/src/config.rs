@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use providers::PesapalSettings;
+use providers::{PesapalSettings, PesapalUse};
 use runtime::auth::PushAuth;
 use runtime::{BaseConfig, ConfigError, Env};
-use secrecy::SecretString;
 use store::DbConfig;
 
 /// Default lease on an event while it is applied.
@@ -23,9 +22,8 @@ pub struct Config {
     pub push_auth: PushAuth,
     /// `HEARTH_PAYMENT_PROCESSOR_LEASE_SECS` (default 60).
     pub lease: Duration,
-    /// Pesapal status lookups: `HEARTH_PESAPAL_API_BASE` (default
-    /// `https://pay.pesapal.com/v3`), `HEARTH_PESAPAL_CONSUMER_KEY`,
-    /// `HEARTH_PESAPAL_CONSUMER_SECRET`. `None` when the key is unset: Pesapal hints are then
+    /// Pesapal status lookups (`HEARTH_PESAPAL_*`, parsed by `providers::settings` for
+    /// [`PesapalUse::StatusLookups`]). `None` when the key is unset: Pesapal hints are then
     /// dead-lettered.
     pub pesapal: Option<PesapalSettings>,
     /// `HEARTH_PUBLISH_PAYMENT_OUTCOMES` (default off): publish `order-paid` and
@@ -35,34 +33,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// From the process environment, on top of `base`.
-    pub fn from_env(base: BaseConfig) -> Result<Self, ConfigError> {
-        Self::load(base, &Env::from_process())
-    }
-
     /// From `env`, on top of `base`.
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let db = DbConfig::from_base(&base)?;
+        let db = DbConfig::new(base.required_project()?, base.firestore_emulator_host.clone());
         let push_auth = PushAuth::from_config(&base)?;
         let lease = env.positive_secs_or("HEARTH_PAYMENT_PROCESSOR_LEASE_SECS", DEFAULT_LEASE)?;
-        let pesapal = pesapal_settings(env)?;
+        let pesapal = PesapalSettings::from_env(env, PesapalUse::StatusLookups)?;
         let publish_outcomes = env.flag("HEARTH_PUBLISH_PAYMENT_OUTCOMES")?;
         Ok(Self { base, db, push_auth, lease, pesapal, publish_outcomes })
     }
-}
-
-/// The Pesapal settings shared by the api and the processor (`None` when
-/// `HEARTH_PESAPAL_CONSUMER_KEY` is unset).
-pub fn pesapal_settings(env: &Env) -> Result<Option<PesapalSettings>, ConfigError> {
-    let Some(consumer_key) = env.string("HEARTH_PESAPAL_CONSUMER_KEY") else { return Ok(None) };
-    let consumer_secret: SecretString = env.required_secret("HEARTH_PESAPAL_CONSUMER_SECRET")?;
-    Ok(Some(PesapalSettings {
-        base_url: env.url_or("HEARTH_PESAPAL_API_BASE", "https://pay.pesapal.com/v3")?,
-        consumer_key,
-        consumer_secret,
-        ipn_id: env.string_or("HEARTH_PESAPAL_IPN_ID", ""),
-        callback_url: env.string_or("HEARTH_PESAPAL_CALLBACK_URL", ""),
-    }))
 }
 
 #[cfg(test)]

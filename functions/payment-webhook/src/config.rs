@@ -34,14 +34,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// From the process environment, on top of `base`.
-    pub fn from_env(base: BaseConfig) -> Result<Self, ConfigError> {
-        Self::load(base, &Env::from_process())
-    }
-
     /// From `env`, on top of `base`.
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let db = DbConfig::from_base(&base)?;
+        let db = DbConfig::new(base.required_project()?, base.firestore_emulator_host.clone());
         const SECRETS: &str = "HEARTH_STRIPE_WEBHOOK_SECRETS";
         let stripe_secrets: Vec<SecretString> = env
             .list(SECRETS)

@@ -24,6 +24,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use bus::{Bus, BusConfig};
+use runtime::{BaseConfig, Built, Env, LogDeadLetters, Server};
 use secrecy::SecretString;
 use store::payments::Payments;
 use store::{Db, Ledger};
@@ -73,6 +74,22 @@ impl AppState {
     pub fn db(&self) -> &Db {
         &self.db
     }
+}
+
+/// The function built from `env`: config, state, and its routes inside a [`Server`]
+/// (log-only dead letters: no route answers a permanent error; the providers retry what fails). `main.rs` (through `runtime::run`), devstack's registry and the test
+/// harnesses all build it here.
+pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
+    let config = Config::load(BaseConfig::load(env)?, env)?;
+    let state = AppState::build(&config).await?;
+    let router =
+        Server::new(name, &config.base, Arc::new(LogDeadLetters)).router(app(state.clone()));
+    Ok(Built { config, state, router })
+}
+
+/// [`build`]'s fully layered router, what `main.rs` and devstack serve.
+pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
+    Ok(build(name, env).await?.router)
 }
 
 /// The function's routes (without the runtime layers: wrap with `runtime::Server`).

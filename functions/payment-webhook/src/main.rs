@@ -1,9 +1,6 @@
-//! payment-webhook binary: config, state, serve.
+//! payment-webhook binary: telemetry, then `payment_webhook::router` (config, state, layers) served by `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = runtime::init("payment-webhook")?;
-    let config = payment_webhook::Config::from_env(base)?;
-    let state = payment_webhook::AppState::build(&config).await?;
-    runtime::Server::new("payment-webhook", &config.base).serve(payment_webhook::app(state)).await
+    runtime::run("payment-webhook", payment_webhook::router).await
 }

@@ -16,6 +16,7 @@
 //! This crate only wires: the budget is `domain::cleanup`, the sweeps are `store::cleanup`,
 //! `store::inventory` and `store::counters`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, Path, State};
@@ -27,7 +28,7 @@ use gcp::callable::Code;
 use gcp::error::PublicError as _;
 use gcp::scheduler::SchedulerRequest;
 use runtime::auth::{GoogleCaller, PushAuth};
-use runtime::{BaseConfig, ConfigError, Env, Error, Metrics};
+use runtime::{BaseConfig, Built, ConfigError, Env, Error, LogDeadLetters, Metrics, Server};
 use serde::Serialize;
 use store::{Db, DbConfig};
 
@@ -48,12 +49,8 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env(base: BaseConfig) -> Result<Self, ConfigError> {
-        Self::load(base, &Env::from_process())
-    }
-
     pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let db = DbConfig::from_base(&base)?;
+        let db = DbConfig::new(base.required_project()?, base.firestore_emulator_host.clone());
         let push_auth = PushAuth::from_config(&base)?;
         let page_size: u32 =
             env.parse_or("HEARTH_CLEANUP_PAGE_SIZE", "a page size of 1 to 500", 300)?;
@@ -104,6 +101,23 @@ impl FromRef<AppState> for PushAuth {
     fn from_ref(state: &AppState) -> Self {
         state.push_auth.clone()
     }
+}
+
+/// The function built from `env`: config, state, and its routes inside a [`Server`]
+/// (log-only dead letters: no job answers a permanent error; Scheduler runs the job again). `main.rs` (through `runtime::run`), devstack's registry and the test
+/// harnesses all build it here.
+#[expect(clippy::unused_async, reason = "every function's builder has this async signature")]
+pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
+    let config = Config::load(BaseConfig::load(env)?, env)?;
+    let state = AppState::build(&config);
+    let router =
+        Server::new(name, &config.base, Arc::new(LogDeadLetters)).router(app(state.clone()));
+    Ok(Built { config, state, router })
+}
+
+/// [`build`]'s fully layered router, what `main.rs` and devstack serve.
+pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
+    Ok(build(name, env).await?.router)
 }
 
 /// The routes.

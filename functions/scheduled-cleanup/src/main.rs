@@ -1,11 +1,6 @@
-//! scheduled-cleanup binary: config, state, serve.
+//! scheduled-cleanup binary: telemetry, then `scheduled_cleanup::router` (config, state, layers) served by `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = runtime::init("scheduled-cleanup")?;
-    let config = scheduled_cleanup::Config::from_env(base)?;
-    let state = scheduled_cleanup::AppState::build(&config);
-    runtime::Server::new("scheduled-cleanup", &config.base)
-        .serve(scheduled_cleanup::app(state))
-        .await
+    runtime::run("scheduled-cleanup", scheduled_cleanup::router).await
 }

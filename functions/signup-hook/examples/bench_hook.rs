@@ -38,7 +38,7 @@ use domain::messages::{UserSignup, UserSignups, Version};
 use domain::tenancy::Role;
 use runtime::Env;
 use serde_json::json;
-use signup_hook::{AppState, BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH, Config, app};
+use signup_hook::{BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH};
 use store::paths;
 use testkit::jwks::JwksServer;
 use testkit::keys;
@@ -142,9 +142,8 @@ async fn run() -> anyhow::Result<bool> {
     // The in-process server, exactly as `main` wires it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let config = Config::load(&Env::from_pairs(world.env(port)))?;
-    let state = AppState::build(&config).await?;
-    let router = runtime::Server::new("signup-hook", &config.base).router(app(state.clone()));
+    let built = signup_hook::build("signup-hook", &Env::from_pairs(world.env(port))).await?;
+    let (state, router) = (built.state, built.router);
     tokio::spawn(async move { axum::serve(listener, router).await });
     let base = format!("http://127.0.0.1:{port}");
 

@@ -1,10 +1,10 @@
 //! The sign-up hook's configuration: the shared [`BaseConfig`] plus the `HEARTH_` variables of
 //! this function, all validated at start-up with errors that name the variable.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use runtime::{BaseConfig, ConfigError, Env};
+use store::DbConfig;
 
 /// Default deadline for announcing a sign-up on `user-signups`.
 pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_millis(1500);
@@ -28,6 +28,8 @@ pub struct Config {
     pub base: BaseConfig,
     /// `GOOGLE_CLOUD_PROJECT` (required): the issuer of blocking tokens names it.
     pub project_id: String,
+    /// Firestore: the project and `FIRESTORE_EMULATOR_HOST`.
+    pub db: DbConfig,
     /// `HEARTH_BLOCKING_AUDIENCE` (required): the hook's public base URL. Identity Platform
     /// puts the registered function URI in `aud`, so a token for `/before-create` must carry
     /// exactly `<base>/before-create`, and one for `/before-sign-in` `<base>/before-sign-in`.
@@ -48,28 +50,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::load(&Env::from_process())
-    }
-
-    /// Parses a map (tests).
-    pub fn from_map(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
-        Self::load(&Env::from_map(vars))
-    }
-
-    /// Parses `env`, base settings included.
-    pub fn load(env: &Env) -> Result<Self, ConfigError> {
-        Self::from_base(BaseConfig::load(env)?, env)
-    }
-
-    /// Adds this function's settings to an already parsed [`BaseConfig`] (what `runtime::init`
-    /// returns).
-    pub fn from_base(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
-        let project_id = base
-            .project_id
-            .clone()
-            .ok_or_else(|| ConfigError::Missing { var: "GOOGLE_CLOUD_PROJECT".to_owned() })?;
+    /// Adds this function's settings from `env` to the already parsed `base`, as every
+    /// function's config does.
+    pub fn load(base: BaseConfig, env: &Env) -> Result<Self, ConfigError> {
+        let project_id = base.required_project()?;
+        let db = DbConfig::new(project_id.clone(), base.firestore_emulator_host.clone());
 
         const AUDIENCE: &str = "HEARTH_BLOCKING_AUDIENCE";
         let audience = env.url_or(AUDIENCE, "")?;
@@ -133,6 +118,7 @@ impl Config {
         Ok(Self {
             base,
             project_id,
+            db,
             blocking_audience,
             blocked_domains,
             publish_deadline,
@@ -172,6 +158,11 @@ fn normalize_domain(raw: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Base settings and this function's, from `env`.
+    fn load(env: &Env) -> Result<Config, ConfigError> {
+        Config::load(BaseConfig::load(env)?, env)
+    }
+
     fn env(extra: &[(&str, &str)]) -> Env {
         let mut pairs = vec![
             ("GOOGLE_CLOUD_PROJECT", "demo-p"),
@@ -183,7 +174,7 @@ mod tests {
 
     #[test]
     fn defaults_and_derived_audiences() {
-        let config = Config::load(&env(&[])).unwrap();
+        let config = load(&env(&[])).unwrap();
         assert_eq!(config.project_id, "demo-p");
         assert_eq!(config.audience_for(BEFORE_CREATE_PATH), "https://hook.example/before-create");
         assert_eq!(config.audience_for(BEFORE_SIGN_IN_PATH), "https://hook.example/before-sign-in");
@@ -209,20 +200,20 @@ mod tests {
             (&[("HEARTH_TENANCY_CACHE_TTL_SECS", "3600")], "HEARTH_TENANCY_CACHE_TTL_SECS"),
         ];
         for (vars, var) in cases {
-            let err = Config::load(&env(vars)).unwrap_err();
+            let err = load(&env(vars)).unwrap_err();
             assert_eq!(err.var(), var, "{err}");
             assert!(err.to_string().starts_with(var), "{err}");
         }
-        let missing = Config::load(&Env::from_pairs([("GOOGLE_CLOUD_PROJECT", "p")])).unwrap_err();
+        let missing = load(&Env::from_pairs([("GOOGLE_CLOUD_PROJECT", "p")])).unwrap_err();
         assert_eq!(missing.var(), "HEARTH_BLOCKING_AUDIENCE");
-        let missing = Config::load(&Env::from_pairs([("HEARTH_BLOCKING_AUDIENCE", "https://h")]))
-            .unwrap_err();
+        let missing =
+            load(&Env::from_pairs([("HEARTH_BLOCKING_AUDIENCE", "https://h")])).unwrap_err();
         assert_eq!(missing.var(), "GOOGLE_CLOUD_PROJECT");
     }
 
     #[test]
     fn blocked_domains_are_normalized() {
-        let config = Config::load(&env(&[(
+        let config = load(&env(&[(
             "HEARTH_BLOCKED_EMAIL_DOMAINS",
             "Spam.Example, *.mailinator.com,@trash.example.,ru",
         )]))
@@ -231,7 +222,7 @@ mod tests {
             config.blocked_domains,
             ["spam.example", "mailinator.com", "trash.example", "ru"]
         );
-        let config = Config::load(&env(&[("HEARTH_TENANCY_CACHE_TTL_SECS", "0")])).unwrap();
+        let config = load(&env(&[("HEARTH_TENANCY_CACHE_TTL_SECS", "0")])).unwrap();
         assert!(config.cache_ttl.is_zero());
     }
 }

@@ -17,8 +17,11 @@ mod config;
 mod hook;
 mod state;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::post;
+use runtime::{BaseConfig, Built, Env, LogDeadLetters, Server};
 
 pub use config::{
     BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH, Config, DEFAULT_PUBLISH_DEADLINE, MAX_CACHE_TTL,
@@ -26,6 +29,22 @@ pub use config::{
 };
 pub use hook::{CONTENT_TYPE_MESSAGE, INVALID_CLAIMS_MESSAGE, REMOVED_MESSAGE, SUSPENDED_MESSAGE};
 pub use state::AppState;
+
+/// The function built from `env`: config, state, and its routes inside a [`Server`]
+/// (log-only dead letters: the identity provider gets every answer and redelivers nothing). `main.rs` (through `runtime::run`), devstack's registry and the test
+/// harnesses all build it here.
+pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
+    let config = Config::load(BaseConfig::load(env)?, env)?;
+    let state = AppState::build(&config).await?;
+    let router =
+        Server::new(name, &config.base, Arc::new(LogDeadLetters)).router(app(state.clone()));
+    Ok(Built { config, state, router })
+}
+
+/// [`build`]'s fully layered router, what `main.rs` and devstack serve.
+pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
+    Ok(build(name, env).await?.router)
+}
 
 /// The hook's routes. Errors are answered in the blocking (callable) error shape; serve it
 /// through `runtime::Server`, which adds the shared layers and the error mapping.

@@ -1,11 +1,6 @@
-//! signup-hook binary: config, state, serve.
-
-use signup_hook::{AppState, Config, app};
+//! signup-hook binary: telemetry, then `signup_hook::router` (config, state, layers) served by `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = runtime::init("signup-hook")?;
-    let config = Config::from_base(base, &runtime::Env::from_process())?;
-    let state = AppState::build(&config).await?;
-    runtime::Server::new("signup-hook", &config.base).serve(app(state)).await
+    runtime::run("signup-hook", signup_hook::router).await
 }

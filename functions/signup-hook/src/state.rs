@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use bus::{Bus, BusConfig};
 use gcp::blocking::{BlockingConfig, BlockingVerifier};
 use gcp::jwks::JwksCache;
+use store::Db;
 use store::tenancy::{CacheConfig, Tenancy};
-use store::{Db, DbConfig};
 
 use crate::config::{BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH, Config};
 
@@ -47,9 +47,10 @@ impl AppState {
             );
             BlockingVerifier::new(keys.clone(), blocking)
         };
-        let db_config = DbConfig::from_base(&config.base).context("configuring Firestore")?;
-        let tenancy =
-            Tenancy::with_cache(&Db::new(db_config), CacheConfig::with_ttl(config.cache_ttl));
+        let tenancy = Tenancy::with_cache(
+            &Db::new(config.db.clone()),
+            CacheConfig::with_ttl(config.cache_ttl),
+        );
         let mut bus_config =
             BusConfig::new(config.project_id.clone(), config.base.pubsub_emulator_host.clone());
         // One sign-up is one message: send it at once instead of waiting to fill a batch.

@@ -53,7 +53,8 @@ fn registry(recorders: &Recorders, names: &[&str]) -> Registry {
                 let recorder = Recorder::from_env(&input.env, |_, _, _, _| StatusCode::OK);
                 recorders.lock().insert(input.name.clone(), recorder.clone());
                 let base = runtime::BaseConfig::load(&input.env)?;
-                Ok(runtime::Server::new(input.name, &base).router(recorder.router()))
+                let sink = Arc::new(runtime::LogDeadLetters);
+                Ok(runtime::Server::new(input.name, &base, sink).router(recorder.router()))
             }
         });
     }

@@ -4,6 +4,7 @@
 //! Run with `PORT=8080 cargo run -p runtime --bin runtime-hello`, then
 //! `curl localhost:8080/hello?name=you`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Query;
@@ -17,8 +18,13 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = runtime::init("runtime-hello")?;
-    runtime::Server::new("runtime-hello", &config).serve(app()).await
+    runtime::run("runtime-hello", router).await
+}
+
+/// The builder, as a function's `lib.rs` has it: config, the log-only dead-letter sink, routes.
+async fn router(name: &str, env: &runtime::Env) -> anyhow::Result<Router> {
+    let config = runtime::BaseConfig::load(env)?;
+    Ok(runtime::Server::new(name, &config, Arc::new(runtime::LogDeadLetters)).router(app()))
 }
 
 fn app() -> Router {

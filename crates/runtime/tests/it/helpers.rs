@@ -121,7 +121,7 @@ async fn permanent(body: Bytes) -> Result<(), Error> {
 
 /// A server named `svc` with the given config and sink.
 pub(crate) fn server(config: &BaseConfig, sink: Arc<dyn DeadLetterSink>) -> Server {
-    Server::new("svc", config).dead_letters(sink)
+    Server::new("svc", config, sink)
 }
 
 /// Serves `test_routes()` through `runtime` on a loopback port.

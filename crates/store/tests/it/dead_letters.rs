@@ -41,7 +41,7 @@ async fn dead_letters_are_recorded_idempotently() {
 #[tokio::test]
 async fn the_store_is_runtime_s_dead_letter_sink() {
     let db = crate::fresh_db().await;
-    let sink: std::sync::Arc<dyn runtime::DeadLetterSink> =
+    let sink: std::sync::Arc<dyn domain::dead_letter::DeadLetterSink> =
         std::sync::Arc::new(DeadLetters::new(&db));
     let dl = letter("cloudevent-77", "unknown event type");
     sink.record(dl.clone()).await.unwrap();

@@ -3,11 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use api::{AppState, Config, app};
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::counters::CounterField;
 use domain::feed::{FeedPolicy, FeedSource, feed_item};
-use runtime::{BaseConfig, Env};
+use runtime::Env;
 use serde_json::{Value, json};
 use store::feed::{Fanout, PostRecord, StoryRecord};
 use store::{Db, RampPolicy, counters, paths};
@@ -39,12 +38,9 @@ impl Harness {
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let base = BaseConfig::from_map(vars.clone()).expect("base config");
-        let config = Config::load(base, &Env::from_map(vars)).expect("api config");
-        let state = AppState::build(&config).await.expect("state");
-        let db = state.db.clone();
-        let router = runtime::Server::new("api", &config.base).router(app(state));
-        Self { app: testkit::spawn_app(router).await, db, project, _jwks: jwks }
+        let built = api::build("api", &Env::from_map(vars)).await.expect("api");
+        let db = built.state.db.clone();
+        Self { app: testkit::spawn_app(built.router).await, db, project, _jwks: jwks }
     }
 
     fn token(&self, uid: &str) -> String {

@@ -11,13 +11,13 @@ mod tasks;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
-use feed_fanout::{AppState, Config, app};
+
 use gcp::eventarc::{
     DataEncoding, DocumentEventData, FirestoreEvent, FirestoreEventKind, FirestoreEventType,
     encode_document_event,
 };
 use gcp::firestore::{FirestoreDocument, Value as Fv};
-use runtime::{BaseConfig, Env};
+use runtime::Env;
 use store::feed::{FollowerRecord, PostRecord};
 use store::{BulkWriter, Db, RampPolicy, paths};
 use testkit::jwks::JwksServer;
@@ -65,14 +65,10 @@ impl Harness {
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let base = BaseConfig::from_map(vars.clone()).expect("base config");
-        let config = Config::load(base, &Env::from_map(vars)).expect("feed-fanout config");
-        let state = AppState::build(&config).await.expect("state");
-        let db = state.db().clone();
-        let router = runtime::Server::new("feed-fanout", &config.base)
-            .dead_letters(state.dead_letters())
-            .router(app(state));
-        Self { app: testkit::spawn_app(router).await, db, project, pubsub, _jwks: jwks }
+        let built =
+            feed_fanout::build("feed-fanout", &Env::from_map(vars)).await.expect("feed-fanout");
+        let db = built.state.db().clone();
+        Self { app: testkit::spawn_app(built.router).await, db, project, pubsub, _jwks: jwks }
     }
 
     /// Sends `event` as Eventarc does (binary mode, protobuf data) with a valid token.

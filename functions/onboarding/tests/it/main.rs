@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use domain::onboarding::{DocKind, ProvisionRequest};
 use firestore::gcloud_sdk::google::firestore::v1::{Document, GetDocumentRequest};
-use onboarding::{AppState, Config, app};
-use runtime::{BaseConfig, Env};
+
+use runtime::Env;
 use serde_json::{Value, json};
 use store::Db;
 use store::onboarding::doc_path;
@@ -77,14 +77,10 @@ impl Harness {
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let base = BaseConfig::from_map(vars.clone()).expect("base config");
-        let config = Config::load(base, &Env::from_map(vars)).expect("onboarding config");
-        let state = AppState::build(&config);
-        let db = state.db().clone();
-        let router = runtime::Server::new("onboarding", &config.base)
-            .dead_letters(state.dead_letters())
-            .router(app(state));
-        Self { app: testkit::spawn_app(router).await, db, project, _jwks: jwks }
+        let built =
+            onboarding::build("onboarding", &Env::from_map(vars)).await.expect("onboarding");
+        let db = built.state.db().clone();
+        Self { app: testkit::spawn_app(built.router).await, db, project, _jwks: jwks }
     }
 
     pub(crate) async fn post(

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use domain::inventory::Sku;
 use domain::messages::{PaymentEvent, PaymentEventKind, PaymentProvider, Version};
 use gcp::pubsub::{PushEvent, build_push_envelope};
-use payment_processor::{AppState, Config, app};
-use runtime::{BaseConfig, Env};
+
+use runtime::Env;
 use serde_json::json;
 use store::Db;
 use store::inventory::{Inventory, ReserveOutcome};
@@ -73,15 +73,11 @@ impl Harness {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let base = BaseConfig::from_map(vars.clone()).unwrap();
-        let config = Config::load(base, &Env::from_map(vars)).unwrap();
-        let state = AppState::build(&config).await.unwrap();
-        let db = state.db().clone();
-        let router = runtime::Server::new("payment-processor", &config.base)
-            .dead_letters(state.dead_letters())
-            .router(app(state));
+        let built =
+            payment_processor::build("payment-processor", &Env::from_map(vars)).await.unwrap();
+        let db = built.state.db().clone();
         Self {
-            app: testkit::spawn_app(router).await,
+            app: testkit::spawn_app(built.router).await,
             inventory: Inventory::new(&db),
             payments: Payments::new(&db),
             db,

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use domain::messages::PaymentEvent;
-use payment_webhook::{AppState, Config, app};
-use runtime::{BaseConfig, Env};
+
+use runtime::Env;
 use serde_json::{Value, json};
 use testkit::TestApp;
 use testkit::pubsub::Received;
@@ -65,12 +65,9 @@ impl Harness {
         .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let base = BaseConfig::from_map(vars.clone()).unwrap();
-        let config = Config::load(base, &Env::from_map(vars)).unwrap();
-        let state = AppState::build(&config).await.unwrap();
-        let db = state.db().clone();
-        let router = runtime::Server::new("payment-webhook", &config.base).router(app(state));
-        Self { app: testkit::spawn_app(router).await, project, pubsub, db }
+        let built = payment_webhook::build("payment-webhook", &Env::from_map(vars)).await.unwrap();
+        let db = built.state.db().clone();
+        Self { app: testkit::spawn_app(built.router).await, project, pubsub, db }
     }
 
     /// An order `order_id` of 1 unit (10.00 KES) whose Pesapal payment has the tracking id

@@ -42,11 +42,8 @@ async fn harness(page_size: u32, max_pages: u64) -> Harness {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let env = runtime::Env::from_map(vars);
-    let base = runtime::BaseConfig::load(&env).unwrap();
-    let config = scheduled_cleanup::Config::load(base, &env).unwrap();
-    let state = scheduled_cleanup::AppState::build(&config);
-    let app =
-        testkit::spawn_app(runtime::router(scheduled_cleanup::app(state), &config.base)).await;
+    let router = scheduled_cleanup::router("scheduled-cleanup", &env).await.unwrap();
+    let app = testkit::spawn_app(router).await;
     Harness {
         app,
         host,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use runtime::Env;
 use serde_json::{Value, json};
-use signup_hook::{AppState, BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH, Config, app};
+use signup_hook::{AppState, BEFORE_CREATE_PATH, BEFORE_SIGN_IN_PATH, Config};
 use store::Db;
 use store::tenancy::Tenancy;
 use testkit::jwks::JwksServer;
@@ -88,9 +88,8 @@ pub(crate) async fn start(setup: Setup) -> Hook {
         vars.push(("FIREBASE_AUTH_EMULATOR_HOST".into(), auth.clone()));
     }
     vars.extend(setup.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-    let config = Config::load(&Env::from_pairs(vars)).expect("valid test config");
-    let state = AppState::build(&config).await.expect("state");
-    let router = runtime::Server::new("signup-hook", &config.base).router(app(state.clone()));
+    let runtime::Built { config, state, router } =
+        signup_hook::build("signup-hook", &Env::from_pairs(vars)).await.expect("valid test config");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

@@ -9,9 +9,8 @@ mod reservations;
 
 use std::collections::HashMap;
 
-use api::{AppState, Config, app};
 use domain::inventory::Sku;
-use runtime::{BaseConfig, Env};
+use runtime::Env;
 use serde_json::{Value, json};
 use store::Db;
 use store::inventory::Inventory;
@@ -112,10 +111,7 @@ impl Harness {
 }
 
 async fn serve(vars: &HashMap<String, String>) -> TestApp {
-    let base = BaseConfig::from_map(vars.clone()).unwrap();
-    let config = Config::load(base, &Env::from_map(vars.clone())).unwrap();
-    let state = AppState::build(&config).await.unwrap();
-    let router = runtime::Server::new("api", &config.base).router(app(state));
+    let router = api::router("api", &Env::from_map(vars.clone())).await.unwrap();
     testkit::spawn_app(router).await
 }
 
