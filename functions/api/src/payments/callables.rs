@@ -10,7 +10,7 @@ use domain::messages::PaymentProvider;
 use gcp::callable::{Code, ResultBody, parse_request};
 use gcp::error::PublicError;
 use http::HeaderMap;
-use providers::{NewPayment, ProviderError};
+use providers::NewPayment;
 use runtime::Error;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use store::inventory::{EndOutcome, ReserveOutcome};
 use store::payments::{Order, OrderRefused};
 
+use super::errors::{provider_error, store_error};
 use super::{idempotency, limits};
 use crate::{AppState, SignedIn};
 
@@ -25,18 +26,6 @@ type Answer = Result<Json<ResultBody<Value>>, Error>;
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     parse_request(body).map_err(|e| Error::reject(e.code(), e.public_message()))
-}
-
-/// Store failures: retryable ones ask the client to retry (503); the rest are ours (500-like,
-/// without details).
-pub(crate) fn store_error(error: store::Error) -> Error {
-    if error.is_retryable() {
-        return Error::retry(anyhow::Error::new(error).context("payments"));
-    }
-    if let store::Error::Path(path) = &error {
-        return Error::reject(Code::InvalidArgument, format!("Invalid identifier: {path}"));
-    }
-    Error::permanent("payments store failure", error, None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,15 +240,6 @@ fn refusal(refused: OrderRefused) -> Error {
 
 fn unavailable_provider(name: &str) -> Error {
     Error::reject(Code::FailedPrecondition, format!("{name} payments are not available."))
-}
-
-fn provider_error(error: ProviderError) -> Error {
-    if error.is_retryable() {
-        tracing::warn!(%error, "payment provider unavailable");
-        return Error::retry(anyhow::Error::new(error).context("payment provider"));
-    }
-    tracing::warn!(%error, "payment provider refused the payment");
-    Error::reject(Code::FailedPrecondition, "The payment provider refused this payment.")
 }
 
 #[derive(Debug, Deserialize)]
