@@ -1,17 +1,14 @@
 //! The four payments callables.
 
-use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{SecondsFormat, Utc};
 use domain::inventory::Sku;
 use domain::messages::PaymentProvider;
-use gcp::callable::{Code, ResultBody, parse_request};
-use gcp::error::PublicError;
-use http::HeaderMap;
+use gcp::callable::Code;
 use providers::NewPayment;
 use runtime::Error;
+use runtime::trigger::{Callable, CallableResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -19,18 +16,15 @@ use store::inventory::{EndOutcome, ReserveOutcome};
 use store::payments::{Order, OrderRefused};
 
 use super::errors::{provider_error, store_error};
-use super::{idempotency, limits};
+use super::idempotency::{self, IdempotencyKey};
+use super::limits;
 use crate::{AppState, SignedIn};
 
-type Answer = Result<Json<ResultBody<Value>>, Error>;
-
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    parse_request(body).map_err(|e| Error::reject(e.code(), e.public_message()))
-}
+type Answer = Result<CallableResult<Value>, Error>;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReserveRequest {
+pub(crate) struct ReserveRequest {
     product_id: String,
     #[serde(default)]
     variant_id: Option<String>,
@@ -40,9 +34,8 @@ struct ReserveRequest {
 pub(crate) async fn reserve_inventory(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
+    Callable(request): Callable<ReserveRequest>,
 ) -> Answer {
-    let request: ReserveRequest = parse(&body)?;
     let sku = Sku { product_id: request.product_id, variant_id: request.variant_id };
     domain::inventory::validate_request(&sku, request.quantity)
         .map_err(|e| Error::reject(Code::InvalidArgument, e.to_string()))?;
@@ -55,13 +48,13 @@ pub(crate) async fn reserve_inventory(
         .await
         .map_err(store_error)?;
     match outcome {
-        ReserveOutcome::Reserved { reservation, .. } => Ok(Json(ResultBody::new(json!({
+        ReserveOutcome::Reserved { reservation, .. } => Ok(CallableResult(json!({
             "reservationId": reservation.id,
             "productId": reservation.product_id,
             "variantId": reservation.variant_id,
             "quantity": reservation.quantity,
             "expiresAt": reservation.expires().to_rfc3339_opts(SecondsFormat::Millis, true),
-        })))),
+        }))),
         ReserveOutcome::SoldOut { available } => Err(Error::reject(
             Code::FailedPrecondition,
             format!("Not enough stock: {available} left."),
@@ -81,16 +74,15 @@ pub(crate) async fn reserve_inventory(
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReleaseRequest {
+pub(crate) struct ReleaseRequest {
     reservation_id: String,
 }
 
 pub(crate) async fn release_reservation(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
+    Callable(request): Callable<ReleaseRequest>,
 ) -> Answer {
-    let request: ReleaseRequest = parse(&body)?;
     limits::check(&state, &who.uid, "releaseReservation").await?;
     let outcome = state
         .payments
@@ -107,12 +99,12 @@ pub(crate) async fn release_reservation(
         }
         EndOutcome::NotDue => (false, json!("held")),
     };
-    Ok(Json(ResultBody::new(json!({ "released": released, "status": status }))))
+    Ok(CallableResult(json!({ "released": released, "status": status })))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct InitiateRequest {
+pub(crate) struct InitiateRequest {
     reservation_ids: Vec<String>,
     provider: PaymentProvider,
 }
@@ -120,11 +112,9 @@ struct InitiateRequest {
 pub(crate) async fn initiate_payment(
     State(state): State<AppState>,
     who: SignedIn,
-    headers: HeaderMap,
-    body: Bytes,
+    IdempotencyKey(key): IdempotencyKey,
+    Callable(data): Callable<Value>,
 ) -> Result<Response, Error> {
-    let key = idempotency::key(&headers)?;
-    let data: Value = parse(&body)?;
     let request: InitiateRequest = serde_json::from_value(data.clone())
         .map_err(|_| Error::reject(Code::InvalidArgument, "invalid request data"))?;
     if request.reservation_ids.is_empty() || request.reservation_ids.len() > 20 {
@@ -244,18 +234,21 @@ fn unavailable_provider(name: &str) -> Error {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct GetOrderRequest {
+pub(crate) struct GetOrderRequest {
     order_id: String,
 }
 
-pub(crate) async fn get_order(State(state): State<AppState>, who: SignedIn, body: Bytes) -> Answer {
-    let request: GetOrderRequest = parse(&body)?;
+pub(crate) async fn get_order(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Callable(request): Callable<GetOrderRequest>,
+) -> Answer {
     limits::check(&state, &who.uid, "getOrder").await?;
     let order = state.payments.payments.order(&request.order_id).await.map_err(store_error)?;
     let Some(order) = order.filter(|o| o.uid == who.uid) else {
         return Err(Error::reject(Code::NotFound, "No such order."));
     };
-    Ok(Json(ResultBody::new(view(&order))))
+    Ok(CallableResult(view(&order)))
 }
 
 fn view(order: &Order) -> Value {

@@ -14,7 +14,9 @@
 
 use std::future::Future;
 
+use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use gcp::callable::Code;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use runtime::Error;
@@ -52,6 +54,19 @@ pub(crate) fn key(headers: &HeaderMap) -> Result<String, Error> {
         ));
     }
     Ok(key.to_owned())
+}
+
+/// The validated `Idempotency-Key` of a request, as an extractor (it runs before the body is
+/// parsed, so a request without a key is refused for that first).
+#[derive(Debug, Clone)]
+pub(crate) struct IdempotencyKey(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        key(&parts.headers).map(IdempotencyKey)
+    }
 }
 
 /// Runs `run` at most once per (`callable`, `uid`, `key`) and payload `data`.
