@@ -5,13 +5,13 @@ use axum::response::Response;
 use chrono::{SecondsFormat, Utc};
 use domain::inventory::Sku;
 use domain::messages::PaymentProvider;
+use domain::payments::OrderIds;
 use gcp::callable::Code;
 use providers::NewPayment;
 use runtime::Error;
 use runtime::trigger::{Callable, CallableResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use store::inventory::{EndOutcome, ReserveOutcome};
 use store::payments::{Order, OrderRefused};
 
@@ -117,9 +117,8 @@ pub(crate) async fn initiate_payment(
 ) -> Result<Response, Error> {
     let request: InitiateRequest = serde_json::from_value(data.clone())
         .map_err(|_| Error::reject(Code::InvalidArgument, "invalid request data"))?;
-    if request.reservation_ids.is_empty() || request.reservation_ids.len() > 20 {
-        return Err(Error::reject(Code::InvalidArgument, "Pay for 1 to 20 reservations at once."));
-    }
+    domain::payments::check_initiate(request.reservation_ids.len())
+        .map_err(|refused| Error::reject(Code::InvalidArgument, refused.to_string()))?;
     let (state, who, key, request) = (&state, &who, &key, &request);
     // The rate limit is counted only once the key is claimed fresh: a replay of a completed
     // key (a client retrying after a lost answer), a retry while the first still runs and a
@@ -140,9 +139,7 @@ async fn initiate(
 ) -> Result<Value, Error> {
     let p = &state.payments;
     // Deterministic ids: a re-run of the same key finds what the first run created.
-    let hash = hex::encode(Sha256::digest(format!("{}\0{key}", who.uid).as_bytes()));
-    let order_id = format!("ord_{}", &hash[..24]);
-    let payment_id = format!("pay_{}", &hash[..24]);
+    let OrderIds { order_id, payment_id } = domain::payments::order_ids(&who.uid, key);
     let now = Utc::now();
     let order = match p
         .payments
@@ -245,7 +242,7 @@ pub(crate) async fn get_order(
 ) -> Answer {
     limits::check(&state, &who.uid, "getOrder").await?;
     let order = state.payments.payments.order(&request.order_id).await.map_err(store_error)?;
-    let Some(order) = order.filter(|o| o.uid == who.uid) else {
+    let Some(order) = order.filter(|o| domain::payments::may_view(&o.uid, &who.uid)) else {
         return Err(Error::reject(Code::NotFound, "No such order."));
     };
     Ok(CallableResult(view(&order)))
