@@ -6,7 +6,6 @@ use anyhow::anyhow;
 use bus::Attributes;
 use domain::feed::{FeedItem, FeedSource, PostFacts, feed_item};
 use domain::messages::{FanoutAction, FanoutTask, FanoutTasks, FollowerCursor, Version};
-use gcp::callable::Code;
 use runtime::Error;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -235,12 +234,7 @@ where
 }
 
 fn busy(key: &str, retry_after: Duration) -> Error {
-    Error::Retry {
-        source: anyhow!("{key} is being processed by another delivery"),
-        code: Code::Aborted,
-        retry_after: Some(retry_after),
-        details: None,
-    }
+    Error::busy(anyhow!("{key} is being processed by another delivery"), retry_after)
 }
 
 fn conflict(scope: &str, key: &str) -> Error {

@@ -16,7 +16,6 @@ use anyhow::anyhow;
 use axum::extract::State;
 use domain::messages::{UserSignup, UserSignups};
 use domain::onboarding::ProvisionRequest;
-use gcp::callable::Code;
 use http::StatusCode;
 use runtime::Error;
 use runtime::trigger::Push;
@@ -59,12 +58,10 @@ pub(crate) async fn user_signups(
         .map_err(|e| store_failure(e.or_ledger(|e| e), &message_id))?;
     match outcome {
         Outcome::Ran(_) | Outcome::Replayed(_) => Ok(StatusCode::NO_CONTENT),
-        Outcome::Busy { retry_after } => Err(Error::Retry {
-            source: anyhow!("message {message_id} is being provisioned by another delivery"),
-            code: Code::Aborted,
-            retry_after: Some(retry_after),
-            details: None,
-        }),
+        Outcome::Busy { retry_after } => Err(Error::busy(
+            anyhow!("message {message_id} is being provisioned by another delivery"),
+            retry_after,
+        )),
         Outcome::Conflict => Err(Error::permanent(
             "a user-signups message id was reused with a different payload",
             anyhow!("message {message_id}: fingerprint differs from the first delivery"),

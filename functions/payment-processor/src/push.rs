@@ -29,7 +29,6 @@ use domain::messages::{
     RefundReason, RefundRequest, RefundRequests, Version,
 };
 use domain::payments::OrderStatus;
-use gcp::callable::Code;
 use http::StatusCode;
 use providers::pesapal::StatusOutcome;
 use runtime::Error;
@@ -63,12 +62,9 @@ pub(crate) async fn payment_events(
         .map_err(|e| e.or_ledger(|e| store_failure(e, &key)))?;
     match outcome {
         Outcome::Ran(_) | Outcome::Replayed(_) => Ok(StatusCode::NO_CONTENT),
-        Outcome::Busy { retry_after } => Err(Error::Retry {
-            source: anyhow!("event {key} is being applied by another delivery"),
-            code: Code::Aborted,
-            retry_after: Some(retry_after),
-            details: None,
-        }),
+        Outcome::Busy { retry_after } => {
+            Err(Error::busy(anyhow!("event {key} is being applied by another delivery"), retry_after))
+        }
         Outcome::Conflict => Err(Error::permanent(
             "a payment event id was reused with different content",
             anyhow!("event {key}: fingerprint differs from the first delivery"),

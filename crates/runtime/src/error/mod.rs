@@ -98,6 +98,17 @@ impl Error {
         }
     }
 
+    /// Another delivery of the same event holds it right now: answer 409 (`ABORTED`) with
+    /// `Retry-After` so the sender comes back once that delivery's lease is over.
+    pub fn busy(source: impl Into<anyhow::Error>, retry_after: std::time::Duration) -> Self {
+        Error::Retry {
+            source: source.into(),
+            code: Code::Aborted,
+            retry_after: Some(retry_after),
+            details: None,
+        }
+    }
+
     /// A failure no redelivery can fix. `reason` is a short operator-facing summary;
     /// `event_id` is the stable event key (Pub/Sub message id, CloudEvent id, ...) so a
     /// redelivery overwrites the same dead letter.
@@ -323,6 +334,7 @@ mod tests {
         assert_eq!(Error::retry(anyhow::anyhow!("x")).status(), 503);
         assert_eq!(Error::retry_after(anyhow::anyhow!("x"), Duration::from_secs(2)).status(), 429);
         assert_eq!(Error::deadline_exceeded(anyhow::anyhow!("x")).status(), 504);
+        assert_eq!(Error::busy(anyhow::anyhow!("x"), Duration::from_secs(1)).status(), 409);
         assert_eq!(Error::permanent("bad", anyhow::anyhow!("x"), None).status(), 200);
         assert_eq!(Error::reject(Code::NotFound, "no").status(), 404);
         assert_eq!(Error::payload_too_large(10).status(), 413);

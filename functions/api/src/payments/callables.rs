@@ -20,7 +20,82 @@ use super::idempotency::{self, IdempotencyKey};
 use super::limits;
 use crate::{AppState, SignedIn};
 
-type Answer = Result<CallableResult<Value>, Error>;
+/// The answers of the four callables. Fields stand in the order of their wire names, so the
+/// bytes are those the JSON maps built before them had (sorted keys).
+mod answers {
+    use domain::messages::PaymentProvider;
+    use domain::payments::OrderStatus;
+    use serde::Serialize;
+    use serde_json::Value;
+
+    /// `reserveInventory`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct Reserved {
+        pub(crate) expires_at: String,
+        pub(crate) product_id: String,
+        pub(crate) quantity: i64,
+        pub(crate) reservation_id: String,
+        pub(crate) variant_id: Option<String>,
+    }
+
+    /// `releaseReservation`.
+    #[derive(Debug, Serialize)]
+    pub(crate) struct Released {
+        pub(crate) released: bool,
+        /// The reservation's status, or `not_found` / `held`.
+        pub(crate) status: Value,
+    }
+
+    /// `initiatePayment` (also saved in the ledger and replayed as saved).
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct Initiated {
+        pub(crate) amount_minor: i64,
+        pub(crate) client_secret: Option<String>,
+        pub(crate) currency: String,
+        pub(crate) order_id: String,
+        pub(crate) payment_id: String,
+        pub(crate) provider: PaymentProvider,
+        pub(crate) provider_payment_id: String,
+        pub(crate) redirect_url: Option<String>,
+        pub(crate) status: &'static str,
+    }
+
+    /// `getOrder`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct OrderView {
+        pub(crate) amount_minor: i64,
+        pub(crate) currency: String,
+        pub(crate) items: Vec<ItemView>,
+        pub(crate) order_id: String,
+        pub(crate) payments: Vec<PaymentView>,
+        pub(crate) refund_requested: bool,
+        pub(crate) status: OrderStatus,
+    }
+
+    /// One line of an order.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct ItemView {
+        pub(crate) product_id: String,
+        pub(crate) quantity: i64,
+        pub(crate) reservation_id: String,
+        pub(crate) unit_price_minor: i64,
+        pub(crate) variant_id: Option<String>,
+    }
+
+    /// One payment of an order.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct PaymentView {
+        pub(crate) payment_id: String,
+        pub(crate) provider: PaymentProvider,
+    }
+}
+
+use answers::{Initiated, ItemView, OrderView, PaymentView, Released, Reserved};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -35,7 +110,7 @@ pub(crate) async fn reserve_inventory(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(request): Callable<ReserveRequest>,
-) -> Answer {
+) -> Result<CallableResult<Reserved>, Error> {
     let sku = Sku { product_id: request.product_id, variant_id: request.variant_id };
     domain::inventory::validate_request(&sku, request.quantity)
         .map_err(|e| Error::reject(Code::InvalidArgument, e.to_string()))?;
@@ -48,13 +123,13 @@ pub(crate) async fn reserve_inventory(
         .await
         .map_err(store_error)?;
     match outcome {
-        ReserveOutcome::Reserved { reservation, .. } => Ok(CallableResult(json!({
-            "reservationId": reservation.id,
-            "productId": reservation.product_id,
-            "variantId": reservation.variant_id,
-            "quantity": reservation.quantity,
-            "expiresAt": reservation.expires().to_rfc3339_opts(SecondsFormat::Millis, true),
-        }))),
+        ReserveOutcome::Reserved { reservation, .. } => Ok(CallableResult(Reserved {
+            expires_at: reservation.expires().to_rfc3339_opts(SecondsFormat::Millis, true),
+            reservation_id: reservation.id,
+            product_id: reservation.product_id,
+            variant_id: reservation.variant_id,
+            quantity: reservation.quantity,
+        })),
         ReserveOutcome::SoldOut { available } => Err(Error::reject(
             Code::FailedPrecondition,
             format!("Not enough stock: {available} left."),
@@ -82,7 +157,7 @@ pub(crate) async fn release_reservation(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(request): Callable<ReleaseRequest>,
-) -> Answer {
+) -> Result<CallableResult<Released>, Error> {
     limits::check(&state, &who.uid, "releaseReservation").await?;
     let outcome = state
         .payments
@@ -99,7 +174,7 @@ pub(crate) async fn release_reservation(
         }
         EndOutcome::NotDue => (false, json!("held")),
     };
-    Ok(CallableResult(json!({ "released": released, "status": status })))
+    Ok(CallableResult(Released { released, status }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,7 +211,7 @@ async fn initiate(
     who: &SignedIn,
     key: &str,
     request: &InitiateRequest,
-) -> Result<Value, Error> {
+) -> Result<Initiated, Error> {
     let p = &state.payments;
     // Deterministic ids: a re-run of the same key finds what the first run created.
     let OrderIds { order_id, payment_id } = domain::payments::order_ids(&who.uid, key);
@@ -190,17 +265,17 @@ async fn initiate(
         )
         .await
         .map_err(store_error)?;
-    Ok(json!({
-        "orderId": order.id,
-        "paymentId": payment.id,
-        "provider": request.provider,
-        "providerPaymentId": created.provider_payment_id,
-        "clientSecret": created.client_secret,
-        "redirectUrl": created.redirect_url,
-        "amountMinor": order.amount_minor,
-        "currency": order.currency,
-        "status": "pending",
-    }))
+    Ok(Initiated {
+        order_id: order.id,
+        payment_id: payment.id,
+        provider: request.provider,
+        provider_payment_id: created.provider_payment_id,
+        client_secret: created.client_secret,
+        redirect_url: created.redirect_url,
+        amount_minor: order.amount_minor,
+        currency: order.currency,
+        status: "pending",
+    })
 }
 
 fn refusal(refused: OrderRefused) -> Error {
@@ -239,7 +314,7 @@ pub(crate) async fn get_order(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(request): Callable<GetOrderRequest>,
-) -> Answer {
+) -> Result<CallableResult<OrderView>, Error> {
     limits::check(&state, &who.uid, "getOrder").await?;
     let order = state.payments.payments.order(&request.order_id).await.map_err(store_error)?;
     let Some(order) = order.filter(|o| domain::payments::may_view(&o.uid, &who.uid)) else {
@@ -248,28 +323,122 @@ pub(crate) async fn get_order(
     Ok(CallableResult(view(&order)))
 }
 
-fn view(order: &Order) -> Value {
-    json!({
-        "orderId": order.id,
-        "status": order.status,
-        "amountMinor": order.amount_minor,
-        "currency": order.currency,
-        "items": order.items.iter().map(|i| json!({
-            "productId": i.product_id,
-            "variantId": i.variant_id,
-            "quantity": i.quantity,
-            "unitPriceMinor": i.unit_price_minor,
-            "reservationId": i.reservation_id,
-        })).collect::<Vec<_>>(),
-        "payments": order.payments.iter().map(|p| json!({
-            "paymentId": p.payment_id,
-            "provider": p.provider,
-        })).collect::<Vec<_>>(),
-        "refundRequested": order.refund_requested,
-    })
+fn view(order: &Order) -> OrderView {
+    OrderView {
+        order_id: order.id.clone(),
+        status: order.status,
+        amount_minor: order.amount_minor,
+        currency: order.currency.clone(),
+        items: order
+            .items
+            .iter()
+            .map(|i| ItemView {
+                product_id: i.product_id.clone(),
+                variant_id: i.variant_id.clone(),
+                quantity: i.quantity,
+                unit_price_minor: i.unit_price_minor,
+                reservation_id: i.reservation_id.clone(),
+            })
+            .collect(),
+        payments: order
+            .payments
+            .iter()
+            .map(|p| PaymentView { payment_id: p.payment_id.clone(), provider: p.provider })
+            .collect(),
+        refund_requested: order.refund_requested,
+    }
 }
 
 /// 128 random bits in hex: reservation ids.
 fn uuid_like() -> String {
     hex::encode(rand::random::<[u8; 16]>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed answers write the same bytes as the JSON maps they replaced.
+    #[test]
+    fn answers_keep_their_wire_bytes() {
+        let reserved = Reserved {
+            expires_at: "2026-01-01T00:00:00.000Z".to_owned(),
+            product_id: "p1".to_owned(),
+            quantity: 2,
+            reservation_id: "res_1".to_owned(),
+            variant_id: None,
+        };
+        let before = json!({
+            "reservationId": "res_1",
+            "productId": "p1",
+            "variantId": null,
+            "quantity": 2,
+            "expiresAt": "2026-01-01T00:00:00.000Z",
+        });
+        assert_eq!(serde_json::to_string(&reserved).unwrap(), before.to_string());
+
+        let initiated = Initiated {
+            amount_minor: 500,
+            client_secret: Some("cs".to_owned()),
+            currency: "KES".to_owned(),
+            order_id: "ord_1".to_owned(),
+            payment_id: "pay_1".to_owned(),
+            provider: PaymentProvider::Pesapal,
+            provider_payment_id: "trk".to_owned(),
+            redirect_url: None,
+            status: "pending",
+        };
+        let before = json!({
+            "orderId": "ord_1",
+            "paymentId": "pay_1",
+            "provider": PaymentProvider::Pesapal,
+            "providerPaymentId": "trk",
+            "clientSecret": "cs",
+            "redirectUrl": null,
+            "amountMinor": 500,
+            "currency": "KES",
+            "status": "pending",
+        });
+        assert_eq!(serde_json::to_string(&initiated).unwrap(), before.to_string());
+
+        let order = OrderView {
+            amount_minor: 500,
+            currency: "KES".to_owned(),
+            items: vec![ItemView {
+                product_id: "p1".to_owned(),
+                quantity: 1,
+                reservation_id: "res_1".to_owned(),
+                unit_price_minor: 500,
+                variant_id: Some("v".to_owned()),
+            }],
+            order_id: "ord_1".to_owned(),
+            payments: vec![PaymentView {
+                payment_id: "pay_1".to_owned(),
+                provider: PaymentProvider::Stripe,
+            }],
+            refund_requested: false,
+            status: domain::payments::OrderStatus::Paid,
+        };
+        let before = json!({
+            "orderId": "ord_1",
+            "status": domain::payments::OrderStatus::Paid,
+            "amountMinor": 500,
+            "currency": "KES",
+            "items": [{
+                "productId": "p1",
+                "variantId": "v",
+                "quantity": 1,
+                "unitPriceMinor": 500,
+                "reservationId": "res_1",
+            }],
+            "payments": [{"paymentId": "pay_1", "provider": PaymentProvider::Stripe}],
+            "refundRequested": false,
+        });
+        assert_eq!(serde_json::to_string(&order).unwrap(), before.to_string());
+        let released = Released { released: true, status: json!("released") };
+        assert_eq!(
+            serde_json::to_string(&released).unwrap(),
+            json!({ "released": true, "status": "released" }).to_string()
+        );
+    }
 }

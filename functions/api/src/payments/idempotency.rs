@@ -21,6 +21,7 @@ use gcp::callable::Code;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use runtime::Error;
 use runtime::trigger::CallableResult;
+use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 use store::ledger::Outcome;
@@ -73,7 +74,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 ///
 /// If the result cannot be saved, it is answered anyway: the work is idempotent by itself
 /// (deterministic ids, provider idempotency keys), and a retry re-runs it once the lease is over.
-pub(crate) async fn once<F, Fut>(
+pub(crate) async fn once<T, F, Fut>(
     state: &AppState,
     callable: &str,
     uid: &str,
@@ -82,8 +83,9 @@ pub(crate) async fn once<F, Fut>(
     run: F,
 ) -> Result<Response, Error>
 where
+    T: Serialize,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Value, Error>>,
+    Fut: Future<Output = Result<T, Error>>,
 {
     let scope = format!("http:{callable}:{uid}");
     let outcome = state
