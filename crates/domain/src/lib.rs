@@ -16,4 +16,5 @@ pub mod payments;
 pub mod ramp;
 pub mod ratelimit;
 pub mod repair;
+pub mod status;
 pub mod tenancy;

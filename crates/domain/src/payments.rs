@@ -323,6 +323,50 @@ pub fn next_reconcile(
     Some(now + chrono::TimeDelta::minutes(minutes))
 }
 
+/// Most reservations one order pays for.
+pub const MAX_RESERVATIONS_PER_ORDER: usize = 20;
+
+/// Why `initiatePayment` refuses what the caller sent, before anything is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InitiateRefused {
+    /// No reservation, or more than [`MAX_RESERVATIONS_PER_ORDER`].
+    #[error("Pay for 1 to 20 reservations at once.")]
+    ReservationCount,
+}
+
+/// The checks of an order's request that need nothing stored: 1 to
+/// [`MAX_RESERVATIONS_PER_ORDER`] reservations.
+pub fn check_initiate(reservation_count: usize) -> Result<(), InitiateRefused> {
+    if reservation_count == 0 || reservation_count > MAX_RESERVATIONS_PER_ORDER {
+        return Err(InitiateRefused::ReservationCount);
+    }
+    Ok(())
+}
+
+/// The ids of the order and the payment an `initiatePayment` call creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderIds {
+    /// `ord_` and 24 hex digits.
+    pub order_id: String,
+    /// `pay_` and the same 24 hex digits.
+    pub payment_id: String,
+}
+
+/// Deterministic ids from the buyer and their `Idempotency-Key` (the SHA-256 of
+/// `uid NUL key`): a re-run of the same key finds what the first run created, and two keys of
+/// one buyer, or one key of two buyers, never share an order.
+pub fn order_ids(uid: &str, key: &str) -> OrderIds {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(format!("{uid}\0{key}").as_bytes()));
+    OrderIds { order_id: format!("ord_{}", &hash[..24]), payment_id: format!("pay_{}", &hash[..24]) }
+}
+
+/// Whether `caller` may read an order bought by `buyer`: only the buyer may (anyone else is
+/// told there is no such order).
+pub fn may_view(buyer: &str, caller: &str) -> bool {
+    buyer == caller
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,5 +629,42 @@ mod tests {
                 prop_assert_eq!(s, OrderStatus::Paid);
             }
         }
+    }
+
+    proptest! {
+        #[test]
+        fn initiate_takes_one_to_twenty_reservations(n in 0usize..100) {
+            prop_assert_eq!(check_initiate(n).is_ok(), (1..=MAX_RESERVATIONS_PER_ORDER).contains(&n));
+        }
+
+        #[test]
+        fn order_ids_are_stable_per_key_and_differ_across_keys_and_buyers(
+            uid in "[a-zA-Z0-9]{1,28}",
+            key in "[!-~]{1,64}",
+            other in "[!-~]{1,64}",
+        ) {
+            let ids = order_ids(&uid, &key);
+            prop_assert_eq!(&ids, &order_ids(&uid, &key));
+            prop_assert!(ids.order_id.starts_with("ord_") && ids.order_id.len() == 28);
+            prop_assert_eq!(&ids.order_id[4..], &ids.payment_id[4..]);
+            prop_assert!(ids.payment_id.starts_with("pay_"));
+            if other != key {
+                prop_assert_ne!(&ids, &order_ids(&uid, &other));
+                prop_assert_ne!(&order_ids(&other, &key), &order_ids(&key, &other));
+            }
+        }
+
+        #[test]
+        fn only_the_buyer_sees_an_order(buyer in "[a-z]{1,8}", caller in "[a-z]{1,8}") {
+            prop_assert_eq!(may_view(&buyer, &caller), buyer == caller);
+        }
+    }
+
+    #[test]
+    fn order_ids_are_the_ones_stored_before() {
+        // Orders created before this rule moved here keep their ids on a replay.
+        use sha2::{Digest, Sha256};
+        let hash = hex::encode(Sha256::digest("u1\0k1".as_bytes()));
+        assert_eq!(order_ids("u1", "k1").order_id, format!("ord_{}", &hash[..24]));
     }
 }

@@ -413,6 +413,12 @@ impl PublicError for BlockingError {
     }
 }
 
+impl domain::status::Retryable for BlockingError {
+    fn is_retryable(&self) -> bool {
+        PublicError::is_retryable(self)
+    }
+}
+
 #[derive(Deserialize)]
 struct RequestBody {
     data: RequestData,

@@ -7,120 +7,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Canonical error codes (google.rpc.Code names) with their HTTP mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Code {
-    InvalidArgument,
-    FailedPrecondition,
-    OutOfRange,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    AlreadyExists,
-    Aborted,
-    ResourceExhausted,
-    Cancelled,
-    Unknown,
-    Internal,
-    DataLoss,
-    Unimplemented,
-    Unavailable,
-    DeadlineExceeded,
-}
-
-impl Code {
-    /// Every code, for exhaustive tests.
-    pub const ALL: [Code; 16] = [
-        Code::InvalidArgument,
-        Code::FailedPrecondition,
-        Code::OutOfRange,
-        Code::Unauthenticated,
-        Code::PermissionDenied,
-        Code::NotFound,
-        Code::AlreadyExists,
-        Code::Aborted,
-        Code::ResourceExhausted,
-        Code::Cancelled,
-        Code::Unknown,
-        Code::Internal,
-        Code::DataLoss,
-        Code::Unimplemented,
-        Code::Unavailable,
-        Code::DeadlineExceeded,
-    ];
-
-    /// The HTTP status firebase-functions answers with for this code.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
-            Code::Unauthenticated => 401,
-            Code::PermissionDenied => 403,
-            Code::NotFound => 404,
-            Code::AlreadyExists | Code::Aborted => 409,
-            Code::ResourceExhausted => 429,
-            Code::Cancelled => 499,
-            Code::Unknown | Code::Internal | Code::DataLoss => 500,
-            Code::Unimplemented => 501,
-            Code::Unavailable => 503,
-            Code::DeadlineExceeded => 504,
-        }
-    }
-
-    /// The wire spelling, e.g. `PERMISSION_DENIED`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::InvalidArgument => "INVALID_ARGUMENT",
-            Code::FailedPrecondition => "FAILED_PRECONDITION",
-            Code::OutOfRange => "OUT_OF_RANGE",
-            Code::Unauthenticated => "UNAUTHENTICATED",
-            Code::PermissionDenied => "PERMISSION_DENIED",
-            Code::NotFound => "NOT_FOUND",
-            Code::AlreadyExists => "ALREADY_EXISTS",
-            Code::Aborted => "ABORTED",
-            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-            Code::Cancelled => "CANCELLED",
-            Code::Unknown => "UNKNOWN",
-            Code::Internal => "INTERNAL",
-            Code::DataLoss => "DATA_LOSS",
-            Code::Unimplemented => "UNIMPLEMENTED",
-            Code::Unavailable => "UNAVAILABLE",
-            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        }
-    }
-}
-
-impl std::fmt::Display for Code {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The inner object of an error body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorStatus {
-    pub status: Code,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
-}
-
-/// `{"error": {...}}`: the error body of callables and of blocking functions (section 1.5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: ErrorStatus,
-}
-
-impl ErrorBody {
-    pub fn new(status: Code, message: impl Into<String>) -> Self {
-        Self { error: ErrorStatus { status, message: message.into(), details: None } }
-    }
-
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.error.details = Some(details);
-        self
-    }
-}
+pub use crate::error::{ErrorBody, ErrorStatus};
+use crate::error::PublicError;
+pub use domain::status::Code;
 
 /// Why a callable request body was refused.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +22,7 @@ pub enum CallableRequestError {
     InvalidData(serde_json::Error),
 }
 
-impl crate::error::PublicError for CallableRequestError {
+impl PublicError for CallableRequestError {
     fn code(&self) -> Code {
         Code::InvalidArgument
     }

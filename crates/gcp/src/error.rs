@@ -2,8 +2,12 @@
 //! gives the canonical [`Code`] (and so the HTTP status) and a message that is safe to send to
 //! the caller. Internal detail (key material, upstream responses, parser positions) stays in
 //! the `Display`/`source` chain, which is for logs only.
+//!
+//! The error body is defined here and re-exported by [`crate::callable`], which uses it; this
+//! module imports nothing of the callable protocol.
 
-use crate::callable::{Code, ErrorBody};
+use domain::status::Code;
+use serde::{Deserialize, Serialize};
 
 /// An error that can be answered to a caller without leaking internals.
 pub trait PublicError: std::error::Error {
@@ -16,10 +20,7 @@ pub trait PublicError: std::error::Error {
 
     /// Whether the failure is transient: the same request may succeed later.
     fn is_retryable(&self) -> bool {
-        matches!(
-            self.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Internal | Code::Unknown
-        )
+        self.code().is_transient()
     }
 
     /// The `{"error": {...}}` body of callables and blocking functions.
@@ -27,3 +28,30 @@ pub trait PublicError: std::error::Error {
         ErrorBody::new(self.code(), self.public_message())
     }
 }
+
+/// The inner object of an error body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorStatus {
+    pub status: Code,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+/// `{"error": {...}}`: the error body of callables and of blocking functions (section 1.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorStatus,
+}
+
+impl ErrorBody {
+    pub fn new(status: Code, message: impl Into<String>) -> Self {
+        Self { error: ErrorStatus { status, message: message.into(), details: None } }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.error.details = Some(details);
+        self
+    }
+}
+

@@ -51,6 +51,12 @@ impl ToolkitError {
     }
 }
 
+impl domain::status::Retryable for ToolkitError {
+    fn is_retryable(&self) -> bool {
+        ToolkitError::is_retryable(self)
+    }
+}
+
 #[derive(Clone)]
 enum Auth {
     /// The Auth emulator: `Bearer owner`.

@@ -100,6 +100,12 @@ impl PublicError for TokenError {
     }
 }
 
+impl domain::status::Retryable for TokenError {
+    fn is_retryable(&self) -> bool {
+        PublicError::is_retryable(self)
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).
 pub fn bearer_token(authorization: &str) -> Result<&str, TokenError> {
     let value = authorization.trim();

@@ -72,6 +72,12 @@ impl ProviderError {
     }
 }
 
+impl domain::status::Retryable for ProviderError {
+    fn is_retryable(&self) -> bool {
+        ProviderError::is_retryable(self)
+    }
+}
+
 /// Breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerPolicy {

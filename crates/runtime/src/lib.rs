@@ -30,6 +30,7 @@
 //!   shutdown on Cloud Run or through `lambda_http` on AWS Lambda.
 //! - [`Error`]: the one error type; the one mapping from error to response lives in [`error`].
 //! - [`limits`]: per-route body limits ([`limits::push_endpoint`] for Pub/Sub push and CloudEvents).
+//! - [`trigger`]: the push and callable extractors ([`trigger::Push`], [`trigger::Callable`]).
 //! - [`DeadLetterSink`] (defined in `domain::dead_letter`): where permanent failures are
 //!   recorded before they are acknowledged; [`Server::new`] requires one.
 
@@ -41,6 +42,7 @@ pub mod limits;
 pub mod metrics;
 mod server;
 pub mod telemetry;
+pub mod trigger;
 
 pub use config::{BaseConfig, ConfigError, Env};
 pub use dead_letter::{BoxFuture, DeadLetterSink, LogDeadLetters, MemoryDeadLetters};

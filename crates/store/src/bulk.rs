@@ -9,7 +9,7 @@
 //! than once, later writes go in later waves, which keeps them in order.
 
 use crate::db::{Db, encode};
-use crate::error::{Code, Error};
+use crate::error::{Code, Error, RetryCodes};
 use crate::paths::DocPath;
 use domain::backoff::Backoff;
 use domain::ramp::{RampLimiter, RampPolicy};

@@ -1,6 +1,6 @@
-//! The one error type of `store`, with the retry classification of contracts.md section 6.
+//! The one error type of `store`, with Firestore's retry classification.
 //!
-//! `is_retryable()` is what functions use to choose between `runtime`'s *retry* (5xx/429: the
+//! `is_retryable()` (also [`Retryable`]) is what functions use to choose between `runtime`'s *retry* (5xx/429: the
 //! sender redelivers) and *permanent* outcomes. Messages may carry Firestore's own text: they
 //! are for logs, and `runtime` never sends them to callers.
 
@@ -8,75 +8,29 @@ use crate::paths::PathError;
 use firestore::errors::FirestoreError;
 use firestore::gcloud_sdk::tonic;
 
-/// gRPC status codes as Firestore answers them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Code {
-    /// `CANCELLED`
-    Cancelled,
-    /// `UNKNOWN`
-    Unknown,
-    /// `INVALID_ARGUMENT`
-    InvalidArgument,
-    /// `DEADLINE_EXCEEDED`
-    DeadlineExceeded,
-    /// `NOT_FOUND`
-    NotFound,
-    /// `ALREADY_EXISTS`
-    AlreadyExists,
-    /// `PERMISSION_DENIED`
-    PermissionDenied,
-    /// `RESOURCE_EXHAUSTED`
-    ResourceExhausted,
-    /// `FAILED_PRECONDITION`
-    FailedPrecondition,
-    /// `ABORTED`
-    Aborted,
-    /// `OUT_OF_RANGE`
-    OutOfRange,
-    /// `UNIMPLEMENTED`
-    Unimplemented,
-    /// `INTERNAL`
-    Internal,
-    /// `UNAVAILABLE`
-    Unavailable,
-    /// `DATA_LOSS`
-    DataLoss,
-    /// `UNAUTHENTICATED`
-    Unauthenticated,
+pub use domain::status::Code;
+use domain::status::Retryable;
+
+/// The code of a gRPC status (`OK` maps to `Unknown`: it never describes a failure).
+pub(crate) fn code_of(code: tonic::Code) -> Code {
+    Code::from_i32(code as i32)
 }
 
-impl Code {
-    /// The code of a gRPC status (`OK` maps to `Unknown`: it never describes a failure).
-    pub fn from_grpc(code: tonic::Code) -> Self {
-        match code {
-            tonic::Code::Cancelled => Self::Cancelled,
-            tonic::Code::InvalidArgument => Self::InvalidArgument,
-            tonic::Code::DeadlineExceeded => Self::DeadlineExceeded,
-            tonic::Code::NotFound => Self::NotFound,
-            tonic::Code::AlreadyExists => Self::AlreadyExists,
-            tonic::Code::PermissionDenied => Self::PermissionDenied,
-            tonic::Code::ResourceExhausted => Self::ResourceExhausted,
-            tonic::Code::FailedPrecondition => Self::FailedPrecondition,
-            tonic::Code::Aborted => Self::Aborted,
-            tonic::Code::OutOfRange => Self::OutOfRange,
-            tonic::Code::Unimplemented => Self::Unimplemented,
-            tonic::Code::Internal => Self::Internal,
-            tonic::Code::Unavailable => Self::Unavailable,
-            tonic::Code::DataLoss => Self::DataLoss,
-            tonic::Code::Unauthenticated => Self::Unauthenticated,
-            tonic::Code::Ok | tonic::Code::Unknown => Self::Unknown,
-        }
-    }
+/// Firestore's retry lists over [`Code`].
+pub(crate) trait RetryCodes {
+    /// Codes worth retrying for any single request (nodejs-firestore transaction list, the
+    /// widest of the client libraries): ABORTED, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED,
+    /// INTERNAL, UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED.
+    fn is_firestore_retryable(self) -> bool;
 
-    /// The code of a `google.rpc.Status.code` number (as `BatchWriteResponse.status[i]` has it).
-    pub fn from_i32(code: i32) -> Self {
-        Self::from_grpc(tonic::Code::from_i32(code))
-    }
+    /// Codes a bulk writer retries per write: BatchWrite's GAPIC retry codes
+    /// (RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE), plus INTERNAL for deletes, as
+    /// nodejs-firestore's BulkWriter.
+    fn is_bulk_retryable(self, is_delete: bool) -> bool;
+}
 
-    /// Codes worth retrying for any single request (nodejs-firestore transaction list, which
-    /// is the widest of contracts.md section 6): ABORTED, CANCELLED, UNKNOWN,
-    /// DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED.
-    pub fn is_retryable(self) -> bool {
+impl RetryCodes for Code {
+    fn is_firestore_retryable(self) -> bool {
         matches!(
             self,
             Self::Aborted
@@ -90,9 +44,7 @@ impl Code {
         )
     }
 
-    /// Codes a bulk writer retries per write: BatchWrite's GAPIC retry codes (RESOURCE_EXHAUSTED,
-    /// ABORTED, UNAVAILABLE), plus INTERNAL for deletes, as nodejs-firestore's BulkWriter.
-    pub fn is_bulk_retryable(self, is_delete: bool) -> bool {
+    fn is_bulk_retryable(self, is_delete: bool) -> bool {
         matches!(self, Self::ResourceExhausted | Self::Aborted | Self::Unavailable)
             || (is_delete && self == Self::Internal)
     }
@@ -152,13 +104,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying again later may succeed (retry codes of contracts.md section 6, plus an
-    /// unreachable service and `INVALID_ARGUMENT` "transaction has expired").
+    /// Whether trying again later may succeed (Firestore's retry codes, plus an unreachable
+    /// service and `INVALID_ARGUMENT` "transaction has expired"). Also [`Retryable`].
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unreachable(_) => true,
             Self::Rpc { code, message } => {
-                code.is_retryable()
+                code.is_firestore_retryable()
                     || (*code == Code::InvalidArgument
                         && message.contains("transaction has expired"))
             }
@@ -185,9 +137,15 @@ impl Error {
     }
 }
 
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
+}
+
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
-        let code = Code::from_grpc(status.code());
+        let code = code_of(status.code());
         // A refused or dropped connection surfaces as UNKNOWN/UNAVAILABLE "transport error".
         if matches!(code, Code::Unknown | Code::Unavailable)
             && status.message().contains("transport error")
@@ -277,7 +235,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classification_follows_contracts_section_6() {
+    fn classification_follows_the_firestore_retry_lists() {
         for code in [
             Code::Aborted,
             Code::Cancelled,
@@ -318,5 +276,10 @@ mod tests {
         let e = Error::from(tonic::Status::unknown("transport error"));
         assert!(matches!(e, Error::Unreachable(_)));
         assert_eq!(Code::from_i32(10), Code::Aborted);
+        for n in 0..=16 {
+            let code = tonic::Code::from_i32(n);
+            assert_eq!(code_of(code), Code::from_i32(n), "{code:?}");
+        }
+        assert_eq!(code_of(tonic::Code::Ok), Code::Unknown);
     }
 }

@@ -13,6 +13,12 @@
 //! complete(token, response) -> done, response saved     release(token) -> released
 //! ```
 //!
+//! Callers go through [`Ledger::run_once`], which drives that protocol around their work:
+//! claim, run, then complete with the work's output or release on failure, and answers
+//! [`Outcome::Ran`], [`Outcome::Replayed`], [`Outcome::Busy`] or [`Outcome::Conflict`]. The
+//! fingerprint is [`fingerprint`] of the payload: the SHA-256 of its serde JSON form, so renaming
+//! a Rust item never changes it (only a change of the wire form does).
+//!
 //! Every record carries `expires_at`, a Firestore timestamp, for a TTL policy on the
 //! `idempotency` collection group (default 24 h after the last change; TTL deletes within about
 //! 24 h of that, so the ledger itself also treats a record past `expires_at` as absent).
@@ -27,6 +33,7 @@ use domain::backoff::Backoff;
 use firestore::FirestoreInstant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::future::Future;
 use std::time::Duration;
 
 /// Default time a record is kept after its last change (the TTL field's offset).
@@ -50,6 +57,48 @@ pub enum Claim {
     Done(serde_json::Value),
     /// The key was used with a different payload (fingerprint).
     Mismatch,
+}
+
+/// What became of [`Ledger::run_once`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<T> {
+    /// The work ran now and succeeded; its output is saved for later deliveries.
+    Ran(T),
+    /// The work ran before under this key: the output it saved then.
+    Replayed(serde_json::Value),
+    /// Another delivery holds the key right now; ask again after `retry_after`.
+    Busy {
+        /// Time left on the holder's lease.
+        retry_after: Duration,
+    },
+    /// The key was used before with another payload: the work did not run.
+    Conflict,
+}
+
+/// Why [`Ledger::run_once`] gave no [`Outcome`].
+#[derive(Debug)]
+pub enum RunError<E> {
+    /// The ledger itself failed (the claim could not be made): the work did not run.
+    Ledger(Error),
+    /// The work failed; its claim was released so a retry runs it again.
+    Work(E),
+}
+
+impl<E> RunError<E> {
+    /// The work's error, or `ledger` applied to the ledger's.
+    pub fn or_ledger(self, ledger: impl FnOnce(Error) -> E) -> E {
+        match self {
+            RunError::Ledger(error) => ledger(error),
+            RunError::Work(error) => error,
+        }
+    }
+}
+
+/// The fingerprint of a payload: the SHA-256 of its serde JSON bytes, in hex. Same key with
+/// another fingerprint is a [`Claim::Mismatch`] ([`Outcome::Conflict`]).
+pub fn fingerprint<P: Serialize + ?Sized>(payload: &P) -> String {
+    let bytes = serde_json::to_vec(payload).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
 }
 
 /// Proof of holding the lease on a key.
@@ -137,7 +186,55 @@ impl Ledger {
         Ok(paths::idempotency(&scoped_id(scope, key))?)
     }
 
+    /// Runs `work` at most once in effect for `key` in `scope` (payload `payload`, whose
+    /// [`fingerprint`] must not change between deliveries), holding the key for `lease`.
+    ///
+    /// Success saves the output (its JSON; null if it has none) and answers
+    /// [`Outcome::Ran`]; if saving fails, the output is still answered (the work is done; a
+    /// later delivery takes the lease over once it ends and runs the work again, so work run
+    /// here must be idempotent by itself). Failure releases the key (so a retry runs at once)
+    /// and answers [`RunError::Work`]; a failed release is logged and the lease simply runs out.
+    pub async fn run_once<P, T, E, F, Fut>(
+        &self,
+        scope: &str,
+        key: &str,
+        payload: &P,
+        lease: Duration,
+        work: F,
+    ) -> Result<Outcome<T>, RunError<E>>
+    where
+        P: Serialize + ?Sized,
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let claim =
+            self.claim(scope, key, &fingerprint(payload), lease).await.map_err(RunError::Ledger)?;
+        let token = match claim {
+            Claim::Fresh(token) => token,
+            Claim::Done(saved) => return Ok(Outcome::Replayed(saved)),
+            Claim::InFlight { retry_after } => return Ok(Outcome::Busy { retry_after }),
+            Claim::Mismatch => return Ok(Outcome::Conflict),
+        };
+        match work().await {
+            Ok(output) => {
+                let saved = serde_json::to_value(&output).unwrap_or_default();
+                if let Err(error) = self.complete(&token, &saved).await {
+                    tracing::warn!(scope, key, %error, "could not settle the idempotency record");
+                }
+                Ok(Outcome::Ran(output))
+            }
+            Err(error) => {
+                if let Err(release) = self.release(&token).await {
+                    tracing::warn!(scope, key, error = %release, "could not release the idempotency lease");
+                }
+                Err(RunError::Work(error))
+            }
+        }
+    }
+
     /// Claims `key` in `scope` for a payload with `fingerprint`, leasing it for `lease`.
+    /// Prefer [`Ledger::run_once`], which settles the claim too.
     pub async fn claim(
         &self,
         scope: &str,
@@ -301,6 +398,27 @@ mod tests {
             paths::validate_id("idempotency", id).unwrap();
             assert!(id.len() < 200);
         }
+    }
+
+    #[test]
+    fn fingerprints_hash_the_serde_json_form() {
+        #[derive(Serialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            // The Rust name differs from the wire name: only the wire name is hashed.
+            #[serde(rename = "paid")]
+            PaymentSucceeded,
+        }
+        #[derive(Serialize)]
+        struct Payload<'a> {
+            kind: Kind,
+            order_id: &'a str,
+        }
+        let payload = Payload { kind: Kind::PaymentSucceeded, order_id: "o1" };
+        let expected = hex::encode(Sha256::digest(br#"{"kind":"paid","order_id":"o1"}"#));
+        assert_eq!(fingerprint(&payload), expected);
+        assert_eq!(fingerprint(&serde_json::json!({"kind": "paid", "order_id": "o1"})), expected);
+        assert_ne!(fingerprint(&payload), fingerprint(&Payload { order_id: "o2", ..payload }));
     }
 
     #[test]

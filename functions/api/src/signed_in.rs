@@ -116,9 +116,10 @@ fn removed_error(who: &SignedIn) -> Error {
 }
 
 fn store_error(error: store::Error) -> Error {
-    if error.is_retryable() {
-        return Error::retry(anyhow::Error::new(error).context("lazy provisioning"));
-    }
-    tracing::error!(error = %error, "lazy provisioning failed");
-    Error::reject(Code::FailedPrecondition, "Your account could not be set up; contact support.")
+    Error::for_caller(
+        error,
+        "lazy provisioning",
+        Code::FailedPrecondition,
+        "Your account could not be set up; contact support.",
+    )
 }

@@ -163,11 +163,12 @@ fn denied(reason: Denied) -> Error {
 }
 
 fn store_failure(error: store::Error) -> Error {
-    if error.is_retryable() {
-        return Error::retry(anyhow::Error::new(error).context("changing tenant access"));
-    }
-    tracing::error!(error = %error, "changing tenant access failed");
-    Error::reject(Code::Internal, "The change failed; the error was logged.")
+    Error::for_caller(
+        error,
+        "changing tenant access",
+        Code::Internal,
+        "The change failed; the error was logged.",
+    )
 }
 
 fn toolkit_failure(error: ToolkitError) -> Error {

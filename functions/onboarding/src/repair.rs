@@ -110,10 +110,12 @@ fn denied(reason: Denied) -> Error {
 }
 
 fn read_failure(error: store::Error) -> Error {
-    if error.is_retryable() {
-        return Error::retry(anyhow::Error::new(error).context("checking repair permissions"));
-    }
-    internal(error)
+    Error::for_caller(
+        error,
+        "checking repair permissions",
+        Code::Internal,
+        "Provisioning failed; the error was logged.",
+    )
 }
 
 fn internal(error: store::Error) -> Error {

@@ -1,9 +1,9 @@
 //! `POST /pubsub/payment-events`.
 //!
 //! ```text
-//! OIDC (GoogleCaller)                 forged / missing -> 401
-//! parse_push::<PaymentEvent>           undecodable -> permanent (dead letter, 200)
-//! ledger claim (provider:event id)     Done -> 204 | InFlight -> 409 | Mismatch -> permanent
+//! Push<PaymentEvents>                  forged / missing -> 401
+//!                                      undecodable -> permanent (dead letter, 200)
+//! ledger run_once (provider:event id)  Replayed -> 204 | Busy -> 409 | Conflict -> permanent
 //! Pesapal hint: the order must hold the   no -> suspected forgery (dead letter), nothing changes
 //!   tracking id; GetTransactionStatus   pending -> done (the reconcile job asks again later)
 //!                                       throttled / circuit open / down -> deferred: the
@@ -23,23 +23,19 @@
 //! the merchant reference, amount and currency match the order (`domain::payments::decide`).
 
 use anyhow::anyhow;
-use axum::body::Bytes;
 use axum::extract::State;
 use domain::messages::{
-    OrderPaid, OrderPaidTopic, PaymentEvent, PaymentEventKind, PaymentProvider, RefundReason,
-    RefundRequest, RefundRequests, Version,
+    OrderPaid, OrderPaidTopic, PaymentEvent, PaymentEventKind, PaymentEvents, PaymentProvider,
+    RefundReason, RefundRequest, RefundRequests, Version,
 };
 use domain::payments::OrderStatus;
-use gcp::callable::Code;
-use gcp::error::PublicError;
-use gcp::pubsub::{parse_push, parse_push_bytes};
 use http::StatusCode;
 use providers::pesapal::StatusOutcome;
 use runtime::Error;
-use runtime::auth::GoogleCaller;
+use runtime::trigger::Push;
+use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use store::Claim;
+use store::ledger::Outcome;
 use store::payments::{Applied, Order, ResolvedEvent};
 
 use crate::AppState;
@@ -49,60 +45,31 @@ pub const SCOPE: &str = "pubsub:payment-events";
 
 pub(crate) async fn payment_events(
     State(state): State<AppState>,
-    GoogleCaller(_caller): GoogleCaller,
-    body: Bytes,
+    Push { event: push, .. }: Push<PaymentEvents>,
 ) -> Result<StatusCode, Error> {
-    let push = match parse_push::<PaymentEvent>(&body) {
-        Ok(push) => push,
-        Err(error) => {
-            let message_id = parse_push_bytes(&body).ok().map(|event| event.message_id);
-            let reason = format!("undecodable payment-events message: {}", error.public_message());
-            return Err(Error::permanent(reason, error, message_id));
-        }
-    };
     let event = push.data;
     let provider = match event.provider {
         PaymentProvider::Stripe => "stripe",
         PaymentProvider::Pesapal => "pesapal",
     };
     let key = format!("{provider}:{}", event.provider_event_id);
-    let claim = state
+    let outcome = state
         .ledger
-        .claim(SCOPE, &key, &fingerprint(&event), state.lease)
+        .run_once(SCOPE, &key, &Fingerprint::of(&event), state.lease, || {
+            process(&state, &event, &key)
+        })
         .await
-        .map_err(|e| store_failure(e, &key))?;
-    let token = match claim {
-        Claim::Fresh(token) => token,
-        Claim::Done(_) => return Ok(StatusCode::NO_CONTENT),
-        Claim::InFlight { retry_after } => {
-            return Err(Error::Retry {
-                source: anyhow!("event {key} is being applied by another delivery"),
-                code: Code::Aborted,
-                retry_after: Some(retry_after),
-                details: None,
-            });
+        .map_err(|e| e.or_ledger(|e| store_failure(e, &key)))?;
+    match outcome {
+        Outcome::Ran(_) | Outcome::Replayed(_) => Ok(StatusCode::NO_CONTENT),
+        Outcome::Busy { retry_after } => {
+            Err(Error::busy(anyhow!("event {key} is being applied by another delivery"), retry_after))
         }
-        Claim::Mismatch => {
-            return Err(Error::permanent(
-                "a payment event id was reused with different content",
-                anyhow!("event {key}: fingerprint differs from the first delivery"),
-                Some(key),
-            ));
-        }
-    };
-    match process(&state, &event, &key).await {
-        Ok(summary) => {
-            if let Err(error) = state.ledger.complete(&token, &summary).await {
-                tracing::warn!(%key, %error, "could not settle the payment event claim");
-            }
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Err(error) => {
-            if let Err(release) = state.ledger.release(&token).await {
-                tracing::warn!(%key, error = %release, "could not release the payment event claim");
-            }
-            Err(error)
-        }
+        Outcome::Conflict => Err(Error::permanent(
+            "a payment event id was reused with different content",
+            anyhow!("event {key}: fingerprint differs from the first delivery"),
+            Some(key),
+        )),
     }
 }
 
@@ -335,19 +302,20 @@ pub(crate) async fn publish_outcome(
 }
 
 pub(crate) fn store_failure(error: store::Error, key: &str) -> Error {
-    if error.is_retryable() {
-        return Error::retry(anyhow::Error::new(error).context("applying a payment event"));
-    }
-    Error::permanent(
-        format!("cannot apply this payment event: {error}"),
-        error,
-        Some(key.to_owned()),
-    )
+    Error::for_event(error, "applying a payment event", Some(key))
 }
 
-/// What must not change between deliveries of one event id.
-fn fingerprint(event: &PaymentEvent) -> String {
-    // Not the time: a Pesapal hint re-sent by the webhook carries a new receive time.
-    let text = format!("{:?}|{}|{}", event.kind, event.order_id, event.payment_id);
-    hex::encode(Sha256::digest(text.as_bytes()))
+/// What must not change between deliveries of one event id (its serde form is hashed).
+/// Not the time: a Pesapal hint re-sent by the webhook carries a new receive time.
+#[derive(Debug, Serialize)]
+struct Fingerprint<'a> {
+    kind: PaymentEventKind,
+    order_id: &'a str,
+    payment_id: &'a str,
+}
+
+impl<'a> Fingerprint<'a> {
+    fn of(event: &'a PaymentEvent) -> Self {
+        Self { kind: event.kind, order_id: &event.order_id, payment_id: &event.payment_id }
+    }
 }

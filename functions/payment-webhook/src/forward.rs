@@ -2,16 +2,16 @@
 //! `PaymentEvent` to `payment-events` (ordering key: the order id), settle the claim.
 //!
 //! ```text
-//! claim(scope, event id)  Fresh   -> publish -> complete -> Forwarded
-//!                                    publish failed / timed out -> release -> Unavailable (503)
-//!                         Done    -> Duplicate (acknowledged, nothing published)
-//!                         InFlight-> Busy (409: the provider retries later)
-//!                         Mismatch-> Conflict (same id, other content: refused)
+//! run_once(scope, event id)  Ran      -> published, outcome saved -> Forwarded
+//!                            publish failed / timed out -> released -> Unavailable (503)
+//!                            Replayed -> Duplicate (acknowledged, nothing published)
+//!                            Busy     -> Busy (409: the provider retries later)
+//!                            Conflict -> Conflict (same id, other content: refused)
 //! ```
 
-use domain::messages::{PaymentEvent, PaymentEvents, PaymentProvider};
-use sha2::{Digest, Sha256};
-use store::Claim;
+use domain::messages::{PaymentEvent, PaymentEventKind, PaymentEvents, PaymentProvider};
+use serde::Serialize;
+use store::ledger::{Outcome, RunError};
 
 use crate::AppState;
 
@@ -41,45 +41,61 @@ pub(crate) async fn forward(state: &AppState, event: &PaymentEvent) -> Forwarded
         PaymentProvider::Pesapal => PESAPAL_SCOPE,
     };
     let key = &event.provider_event_id;
-    let claim = match state.ledger.claim(scope, key, &fingerprint(event), state.lease).await {
-        Ok(claim) => claim,
-        Err(error) => {
-            return Forwarded::Unavailable(anyhow::Error::new(error).context("ledger claim"));
-        }
-    };
-    let token = match claim {
-        Claim::Fresh(token) => token,
-        Claim::Done(_) => return Forwarded::Duplicate,
-        Claim::InFlight { .. } => return Forwarded::Busy,
-        Claim::Mismatch => return Forwarded::Conflict,
-    };
     let attributes = bus::Attributes::new()
         .with("provider", scope.trim_start_matches("webhook:"))
         .with("provider_event_id", key.chars().take(512).collect::<String>());
-    match state.bus.publish_within::<PaymentEvents>(event, attributes, state.publish_deadline).await
-    {
-        Ok(message_id) => {
-            let saved = serde_json::json!({ "message_id": message_id.as_str() });
-            if let Err(error) = state.ledger.complete(&token, &saved).await {
-                // Published already: a retry of the provider will find the lease over and
-                // publish again, which the processor dedupes by the same event id.
-                tracing::warn!(%error, event_id = %key, "could not settle the webhook claim");
-            }
+    // If the outcome cannot be saved after publishing, a retry of the provider finds the lease
+    // over and publishes again, which the processor dedupes by the same event id.
+    let outcome = state
+        .ledger
+        .run_once(scope, key, &Fingerprint::of(event), state.lease, || async {
+            let message_id = state
+                .bus
+                .publish_within::<PaymentEvents>(event, attributes, state.publish_deadline)
+                .await?;
+            Ok::<_, bus::PublishError>(Saved { message_id: message_id.as_str().to_owned() })
+        })
+        .await;
+    match outcome {
+        Ok(Outcome::Ran(Saved { message_id })) => {
             tracing::info!(event_id = %key, order_id = %event.order_id, kind = ?event.kind, %message_id, "payment event forwarded");
             Forwarded::Published
         }
-        Err(error) => {
-            if let Err(release) = state.ledger.release(&token).await {
-                tracing::warn!(error = %release, event_id = %key, "could not release the webhook claim");
-            }
+        Ok(Outcome::Replayed(_)) => Forwarded::Duplicate,
+        Ok(Outcome::Busy { .. }) => Forwarded::Busy,
+        Ok(Outcome::Conflict) => Forwarded::Conflict,
+        Err(RunError::Ledger(error)) => {
+            Forwarded::Unavailable(anyhow::Error::new(error).context("ledger claim"))
+        }
+        Err(RunError::Work(error)) => {
             Forwarded::Unavailable(anyhow::Error::new(error).context("publish to payment-events"))
         }
     }
 }
 
-/// What must not change between deliveries of one event id: kind, order and payment.
-fn fingerprint(event: &PaymentEvent) -> String {
-    let text =
-        format!("{:?}|{}|{}|{}", event.kind, event.provider_type, event.order_id, event.payment_id);
-    hex::encode(Sha256::digest(text.as_bytes()))
+/// What the ledger keeps of a forwarded event.
+#[derive(Debug, Serialize)]
+struct Saved {
+    message_id: String,
+}
+
+/// What must not change between deliveries of one event id: kind, order and payment (its
+/// serde form is hashed).
+#[derive(Debug, Serialize)]
+struct Fingerprint<'a> {
+    kind: PaymentEventKind,
+    provider_type: &'a str,
+    order_id: &'a str,
+    payment_id: &'a str,
+}
+
+impl<'a> Fingerprint<'a> {
+    fn of(event: &'a PaymentEvent) -> Self {
+        Self {
+            kind: event.kind,
+            provider_type: &event.provider_type,
+            order_id: &event.order_id,
+            payment_id: &event.payment_id,
+        }
+    }
 }

@@ -148,3 +148,43 @@ async fn a_record_past_its_ttl_counts_as_absent() {
     // Expired but not yet deleted by TTL: a new payload under the key is accepted.
     assert!(matches!(ledger.claim("api", "old", "fp-b", LEASE).await.unwrap(), Claim::Fresh(_)));
 }
+
+#[tokio::test]
+async fn run_once_runs_replays_refuses_and_releases() {
+    use store::ledger::{Outcome, RunError};
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    let payload = json!({"order": "o1"});
+
+    // A failure releases the key: the next delivery runs the work again at once.
+    let failed = ledger
+        .run_once("run", "k1", &payload, LEASE, || async { Err::<u32, _>("provider down") })
+        .await;
+    assert!(matches!(failed, Err(RunError::Work("provider down"))));
+    let ran = ledger.run_once("run", "k1", &payload, LEASE, || async { Ok::<_, ()>(7u32) }).await;
+    assert_eq!(ran.unwrap(), Outcome::Ran(7));
+
+    // Done: the saved output is replayed and the work does not run.
+    let replayed = ledger
+        .run_once("run", "k1", &payload, LEASE, || async {
+            panic!("the work ran twice");
+            #[allow(unreachable_code)]
+            Ok::<u32, ()>(0)
+        })
+        .await;
+    assert_eq!(replayed.unwrap(), Outcome::Replayed(json!(7)));
+
+    // Same key, other payload: a conflict, the work does not run.
+    let other = ledger
+        .run_once("run", "k1", &json!({"order": "o2"}), LEASE, || async { Ok::<_, ()>(8u32) })
+        .await;
+    assert_eq!(other.unwrap(), Outcome::Conflict);
+
+    // Held by another delivery: busy, with the time left on its lease.
+    let fp = store::ledger::fingerprint(&payload);
+    assert!(matches!(ledger.claim("run", "k2", &fp, LEASE).await.unwrap(), Claim::Fresh(_)));
+    match ledger.run_once("run", "k2", &payload, LEASE, || async { Ok::<_, ()>(9u32) }).await {
+        Ok(Outcome::Busy { retry_after }) => assert!(retry_after <= LEASE),
+        other => panic!("expected busy, got {other:?}"),
+    }
+}

@@ -146,10 +146,7 @@ pub fn routes(state: AppState) -> Router {
 /// Store failures as callable errors: transient ones ask the client to retry (UNAVAILABLE),
 /// others are internal (details logged, never shown).
 pub(crate) fn store_error(error: store::Error) -> runtime::Error {
-    if error.is_retryable() {
-        return runtime::Error::retry(anyhow::Error::new(error).context("feed"));
-    }
-    runtime::Error::permanent("feed store failure", error, None)
+    runtime::Error::for_event(error, "feed store", None)
 }
 
 /// Checks a client-supplied id before it becomes part of a document path.

@@ -1,16 +1,14 @@
 //! `getFeed` and `getStories`: fan-in on read where fan-out does not reach.
 
-use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use chrono::Utc;
 use domain::feed::{
     FeedCursor, FeedItem, FeedSource, backfill, clamp_limit, feed_item, is_high_follower,
     merge_page,
 };
-use gcp::callable::{Code, ResultBody, parse_request};
-use gcp::error::PublicError;
+use gcp::callable::Code;
 use runtime::Error;
+use runtime::trigger::{Callable, CallableResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::feed::{PostView, StoryView};
@@ -28,7 +26,7 @@ const TRENDING_POOL: u32 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct GetFeed {
+pub(crate) struct GetFeed {
     cursor: Option<String>,
     limit: Option<u64>,
 }
@@ -67,17 +65,12 @@ pub(crate) struct StoryGroup {
     stories: Vec<StoryView>,
 }
 
-fn bad_request(error: &impl PublicError) -> Error {
-    Error::reject(Code::InvalidArgument, error.public_message())
-}
-
 /// `getFeed({cursor?, limit?})` -> `{posts, nextCursor, hasMore}`.
 pub(crate) async fn get_feed(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Result<Json<ResultBody<FeedAnswer>>, Error> {
-    let request: Option<GetFeed> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    Callable(request): Callable<Option<GetFeed>>,
+) -> Result<CallableResult<FeedAnswer>, Error> {
     limits::check(&state, &who.uid, "getFeed").await?;
     let request = request.unwrap_or_default();
     let limit = clamp_limit(request.limit);
@@ -129,12 +122,10 @@ pub(crate) async fn get_feed(
         posts.truncate(limit);
     }
 
-    Ok(Json(ResultBody {
-        result: FeedAnswer {
-            posts: posts.into_iter().map(|(_, post)| post).collect(),
-            next_cursor: next_cursor.as_ref().map(FeedCursor::encode),
-            has_more: next_cursor.is_some(),
-        },
+    Ok(CallableResult(FeedAnswer {
+        posts: posts.into_iter().map(|(_, post)| post).collect(),
+        next_cursor: next_cursor.as_ref().map(FeedCursor::encode),
+        has_more: next_cursor.is_some(),
     }))
 }
 
@@ -205,12 +196,11 @@ async fn trending(feed: &FeedState, state: &AppState) -> Result<Vec<FeedItem>, E
 pub(crate) async fn get_stories(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Result<Json<ResultBody<StoriesAnswer>>, Error> {
-    let _: Option<Value> = parse_request(&body).map_err(|e| bad_request(&e))?;
+    Callable(_): Callable<Option<Value>>,
+) -> Result<CallableResult<StoriesAnswer>, Error> {
     limits::check(&state, &who.uid, "getStories").await?;
     if let Some(cached) = state.feed.stories.get(&who.uid) {
-        return Ok(Json(ResultBody { result: cached }));
+        return Ok(CallableResult(cached));
     }
     let db = &state.db;
     let followed =
@@ -228,5 +218,5 @@ pub(crate) async fn get_stories(
     }
     let result = StoriesAnswer { story_groups: groups };
     state.feed.stories.insert(who.uid.clone(), result.clone());
-    Ok(Json(ResultBody { result }))
+    Ok(CallableResult(result))
 }

@@ -2,15 +2,13 @@
 //! caller's feed) and `likePost` / `unlikePost` / `recordView` on the idempotent sharded
 //! counters: repeating any of them changes nothing.
 
-use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use chrono::Utc;
 use domain::counters::{CounterField, Membership};
 use domain::feed::{FeedSource, feed_item};
-use gcp::callable::{Code, ResultBody, parse_request};
-use gcp::error::PublicError;
+use gcp::callable::Code;
 use runtime::Error;
+use runtime::trigger::{Callable, CallableResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{counters, paths};
@@ -21,13 +19,13 @@ use crate::{AppState, SignedIn};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct VendorRequest {
+pub(crate) struct VendorRequest {
     vendor_id: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PostRequest {
+pub(crate) struct PostRequest {
     post_id: String,
 }
 
@@ -40,21 +38,16 @@ struct Marker<'a> {
     at: String,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    parse_request(body).map_err(|e| Error::reject(Code::InvalidArgument, e.public_message()))
-}
-
-fn ok(result: Value) -> Json<ResultBody<Value>> {
-    Json(ResultBody { result })
+fn ok(result: Value) -> CallableResult<Value> {
+    CallableResult(result)
 }
 
 /// `followVendor({vendorId})` -> `{following: true, backfilled}`.
 pub(crate) async fn follow_vendor(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Result<Json<ResultBody<Value>>, Error> {
-    let request: VendorRequest = parse(&body)?;
+    Callable(request): Callable<VendorRequest>,
+) -> Result<CallableResult<Value>, Error> {
     valid_id("vendorId", &request.vendor_id)?;
     if request.vendor_id == who.uid {
         return Err(Error::reject(Code::InvalidArgument, "you cannot follow yourself"));
@@ -93,9 +86,8 @@ pub(crate) async fn follow_vendor(
 pub(crate) async fn unfollow_vendor(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Result<Json<ResultBody<Value>>, Error> {
-    let request: VendorRequest = parse(&body)?;
+    Callable(request): Callable<VendorRequest>,
+) -> Result<CallableResult<Value>, Error> {
     valid_id("vendorId", &request.vendor_id)?;
     limits::check(&state, &who.uid, "unfollowVendor").await?;
     store::feed::unfollow(&state.db, &who.uid, &request.vendor_id).await.map_err(store_error)?;
@@ -110,10 +102,9 @@ pub(crate) async fn unfollow_vendor(
 async fn mark(
     state: &AppState,
     who: &SignedIn,
-    body: &[u8],
+    PostRequest { post_id }: PostRequest,
     (callable, field, request): (&'static str, CounterField, Membership),
 ) -> Result<(String, bool), Error> {
-    let PostRequest { post_id } = parse(body)?;
     valid_id("postId", &post_id)?;
     limits::check(state, &who.uid, callable).await?;
     let db = &state.db;
@@ -143,10 +134,10 @@ async fn likes(state: &AppState, post_id: &str) -> Result<u64, Error> {
 pub(crate) async fn like_post(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Result<Json<ResultBody<Value>>, Error> {
+    Callable(post): Callable<PostRequest>,
+) -> Result<CallableResult<Value>, Error> {
     let (post_id, changed) =
-        mark(&state, &who, &body, ("likePost", CounterField::Likes, Membership::Set)).await?;
+        mark(&state, &who, post, ("likePost", CounterField::Likes, Membership::Set)).await?;
     let likes = likes(&state, &post_id).await?;
     Ok(ok(json!({"liked": true, "changed": changed, "likes": likes})))
 }
@@ -155,10 +146,10 @@ pub(crate) async fn like_post(
 pub(crate) async fn unlike_post(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Result<Json<ResultBody<Value>>, Error> {
+    Callable(post): Callable<PostRequest>,
+) -> Result<CallableResult<Value>, Error> {
     let (post_id, changed) =
-        mark(&state, &who, &body, ("unlikePost", CounterField::Likes, Membership::Clear)).await?;
+        mark(&state, &who, post, ("unlikePost", CounterField::Likes, Membership::Clear)).await?;
     let likes = likes(&state, &post_id).await?;
     Ok(ok(json!({"liked": false, "changed": changed, "likes": likes})))
 }
@@ -167,9 +158,9 @@ pub(crate) async fn unlike_post(
 pub(crate) async fn record_view(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Result<Json<ResultBody<Value>>, Error> {
+    Callable(post): Callable<PostRequest>,
+) -> Result<CallableResult<Value>, Error> {
     let (_, counted) =
-        mark(&state, &who, &body, ("recordView", CounterField::Views, Membership::Set)).await?;
+        mark(&state, &who, post, ("recordView", CounterField::Views, Membership::Set)).await?;
     Ok(ok(json!({"counted": counted})))
 }

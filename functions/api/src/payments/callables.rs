@@ -1,47 +1,105 @@
 //! The four payments callables.
 
-use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{SecondsFormat, Utc};
 use domain::inventory::Sku;
 use domain::messages::PaymentProvider;
-use gcp::callable::{Code, ResultBody, parse_request};
-use gcp::error::PublicError;
-use http::HeaderMap;
-use providers::{NewPayment, ProviderError};
+use domain::payments::OrderIds;
+use gcp::callable::Code;
+use providers::NewPayment;
 use runtime::Error;
+use runtime::trigger::{Callable, CallableResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use store::inventory::{EndOutcome, ReserveOutcome};
 use store::payments::{Order, OrderRefused};
 
-use super::{idempotency, limits};
+use super::errors::{provider_error, store_error};
+use super::idempotency::{self, IdempotencyKey};
+use super::limits;
 use crate::{AppState, SignedIn};
 
-type Answer = Result<Json<ResultBody<Value>>, Error>;
+/// The answers of the four callables. Fields stand in the order of their wire names, so the
+/// bytes are those the JSON maps built before them had (sorted keys).
+mod answers {
+    use domain::messages::PaymentProvider;
+    use domain::payments::OrderStatus;
+    use serde::Serialize;
+    use serde_json::Value;
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    parse_request(body).map_err(|e| Error::reject(e.code(), e.public_message()))
+    /// `reserveInventory`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct Reserved {
+        pub(crate) expires_at: String,
+        pub(crate) product_id: String,
+        pub(crate) quantity: i64,
+        pub(crate) reservation_id: String,
+        pub(crate) variant_id: Option<String>,
+    }
+
+    /// `releaseReservation`.
+    #[derive(Debug, Serialize)]
+    pub(crate) struct Released {
+        pub(crate) released: bool,
+        /// The reservation's status, or `not_found` / `held`.
+        pub(crate) status: Value,
+    }
+
+    /// `initiatePayment` (also saved in the ledger and replayed as saved).
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct Initiated {
+        pub(crate) amount_minor: i64,
+        pub(crate) client_secret: Option<String>,
+        pub(crate) currency: String,
+        pub(crate) order_id: String,
+        pub(crate) payment_id: String,
+        pub(crate) provider: PaymentProvider,
+        pub(crate) provider_payment_id: String,
+        pub(crate) redirect_url: Option<String>,
+        pub(crate) status: &'static str,
+    }
+
+    /// `getOrder`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct OrderView {
+        pub(crate) amount_minor: i64,
+        pub(crate) currency: String,
+        pub(crate) items: Vec<ItemView>,
+        pub(crate) order_id: String,
+        pub(crate) payments: Vec<PaymentView>,
+        pub(crate) refund_requested: bool,
+        pub(crate) status: OrderStatus,
+    }
+
+    /// One line of an order.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct ItemView {
+        pub(crate) product_id: String,
+        pub(crate) quantity: i64,
+        pub(crate) reservation_id: String,
+        pub(crate) unit_price_minor: i64,
+        pub(crate) variant_id: Option<String>,
+    }
+
+    /// One payment of an order.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct PaymentView {
+        pub(crate) payment_id: String,
+        pub(crate) provider: PaymentProvider,
+    }
 }
 
-/// Store failures: retryable ones ask the client to retry (503); the rest are ours (500-like,
-/// without details).
-pub(crate) fn store_error(error: store::Error) -> Error {
-    if error.is_retryable() {
-        return Error::retry(anyhow::Error::new(error).context("payments"));
-    }
-    if let store::Error::Path(path) = &error {
-        return Error::reject(Code::InvalidArgument, format!("Invalid identifier: {path}"));
-    }
-    Error::permanent("payments store failure", error, None)
-}
+use answers::{Initiated, ItemView, OrderView, PaymentView, Released, Reserved};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReserveRequest {
+pub(crate) struct ReserveRequest {
     product_id: String,
     #[serde(default)]
     variant_id: Option<String>,
@@ -51,9 +109,8 @@ struct ReserveRequest {
 pub(crate) async fn reserve_inventory(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Answer {
-    let request: ReserveRequest = parse(&body)?;
+    Callable(request): Callable<ReserveRequest>,
+) -> Result<CallableResult<Reserved>, Error> {
     let sku = Sku { product_id: request.product_id, variant_id: request.variant_id };
     domain::inventory::validate_request(&sku, request.quantity)
         .map_err(|e| Error::reject(Code::InvalidArgument, e.to_string()))?;
@@ -66,13 +123,13 @@ pub(crate) async fn reserve_inventory(
         .await
         .map_err(store_error)?;
     match outcome {
-        ReserveOutcome::Reserved { reservation, .. } => Ok(Json(ResultBody::new(json!({
-            "reservationId": reservation.id,
-            "productId": reservation.product_id,
-            "variantId": reservation.variant_id,
-            "quantity": reservation.quantity,
-            "expiresAt": reservation.expires().to_rfc3339_opts(SecondsFormat::Millis, true),
-        })))),
+        ReserveOutcome::Reserved { reservation, .. } => Ok(CallableResult(Reserved {
+            expires_at: reservation.expires().to_rfc3339_opts(SecondsFormat::Millis, true),
+            reservation_id: reservation.id,
+            product_id: reservation.product_id,
+            variant_id: reservation.variant_id,
+            quantity: reservation.quantity,
+        })),
         ReserveOutcome::SoldOut { available } => Err(Error::reject(
             Code::FailedPrecondition,
             format!("Not enough stock: {available} left."),
@@ -92,16 +149,15 @@ pub(crate) async fn reserve_inventory(
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReleaseRequest {
+pub(crate) struct ReleaseRequest {
     reservation_id: String,
 }
 
 pub(crate) async fn release_reservation(
     State(state): State<AppState>,
     who: SignedIn,
-    body: Bytes,
-) -> Answer {
-    let request: ReleaseRequest = parse(&body)?;
+    Callable(request): Callable<ReleaseRequest>,
+) -> Result<CallableResult<Released>, Error> {
     limits::check(&state, &who.uid, "releaseReservation").await?;
     let outcome = state
         .payments
@@ -118,12 +174,12 @@ pub(crate) async fn release_reservation(
         }
         EndOutcome::NotDue => (false, json!("held")),
     };
-    Ok(Json(ResultBody::new(json!({ "released": released, "status": status }))))
+    Ok(CallableResult(Released { released, status }))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct InitiateRequest {
+pub(crate) struct InitiateRequest {
     reservation_ids: Vec<String>,
     provider: PaymentProvider,
 }
@@ -131,16 +187,13 @@ struct InitiateRequest {
 pub(crate) async fn initiate_payment(
     State(state): State<AppState>,
     who: SignedIn,
-    headers: HeaderMap,
-    body: Bytes,
+    IdempotencyKey(key): IdempotencyKey,
+    Callable(data): Callable<Value>,
 ) -> Result<Response, Error> {
-    let key = idempotency::key(&headers)?;
-    let data: Value = parse(&body)?;
     let request: InitiateRequest = serde_json::from_value(data.clone())
         .map_err(|_| Error::reject(Code::InvalidArgument, "invalid request data"))?;
-    if request.reservation_ids.is_empty() || request.reservation_ids.len() > 20 {
-        return Err(Error::reject(Code::InvalidArgument, "Pay for 1 to 20 reservations at once."));
-    }
+    domain::payments::check_initiate(request.reservation_ids.len())
+        .map_err(|refused| Error::reject(Code::InvalidArgument, refused.to_string()))?;
     let (state, who, key, request) = (&state, &who, &key, &request);
     // The rate limit is counted only once the key is claimed fresh: a replay of a completed
     // key (a client retrying after a lost answer), a retry while the first still runs and a
@@ -158,12 +211,10 @@ async fn initiate(
     who: &SignedIn,
     key: &str,
     request: &InitiateRequest,
-) -> Result<Value, Error> {
+) -> Result<Initiated, Error> {
     let p = &state.payments;
     // Deterministic ids: a re-run of the same key finds what the first run created.
-    let hash = hex::encode(Sha256::digest(format!("{}\0{key}", who.uid).as_bytes()));
-    let order_id = format!("ord_{}", &hash[..24]);
-    let payment_id = format!("pay_{}", &hash[..24]);
+    let OrderIds { order_id, payment_id } = domain::payments::order_ids(&who.uid, key);
     let now = Utc::now();
     let order = match p
         .payments
@@ -214,17 +265,17 @@ async fn initiate(
         )
         .await
         .map_err(store_error)?;
-    Ok(json!({
-        "orderId": order.id,
-        "paymentId": payment.id,
-        "provider": request.provider,
-        "providerPaymentId": created.provider_payment_id,
-        "clientSecret": created.client_secret,
-        "redirectUrl": created.redirect_url,
-        "amountMinor": order.amount_minor,
-        "currency": order.currency,
-        "status": "pending",
-    }))
+    Ok(Initiated {
+        order_id: order.id,
+        payment_id: payment.id,
+        provider: request.provider,
+        provider_payment_id: created.provider_payment_id,
+        client_secret: created.client_secret,
+        redirect_url: created.redirect_url,
+        amount_minor: order.amount_minor,
+        currency: order.currency,
+        status: "pending",
+    })
 }
 
 fn refusal(refused: OrderRefused) -> Error {
@@ -253,53 +304,141 @@ fn unavailable_provider(name: &str) -> Error {
     Error::reject(Code::FailedPrecondition, format!("{name} payments are not available."))
 }
 
-fn provider_error(error: ProviderError) -> Error {
-    if error.is_retryable() {
-        tracing::warn!(%error, "payment provider unavailable");
-        return Error::retry(anyhow::Error::new(error).context("payment provider"));
-    }
-    tracing::warn!(%error, "payment provider refused the payment");
-    Error::reject(Code::FailedPrecondition, "The payment provider refused this payment.")
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct GetOrderRequest {
+pub(crate) struct GetOrderRequest {
     order_id: String,
 }
 
-pub(crate) async fn get_order(State(state): State<AppState>, who: SignedIn, body: Bytes) -> Answer {
-    let request: GetOrderRequest = parse(&body)?;
+pub(crate) async fn get_order(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Callable(request): Callable<GetOrderRequest>,
+) -> Result<CallableResult<OrderView>, Error> {
     limits::check(&state, &who.uid, "getOrder").await?;
     let order = state.payments.payments.order(&request.order_id).await.map_err(store_error)?;
-    let Some(order) = order.filter(|o| o.uid == who.uid) else {
+    let Some(order) = order.filter(|o| domain::payments::may_view(&o.uid, &who.uid)) else {
         return Err(Error::reject(Code::NotFound, "No such order."));
     };
-    Ok(Json(ResultBody::new(view(&order))))
+    Ok(CallableResult(view(&order)))
 }
 
-fn view(order: &Order) -> Value {
-    json!({
-        "orderId": order.id,
-        "status": order.status,
-        "amountMinor": order.amount_minor,
-        "currency": order.currency,
-        "items": order.items.iter().map(|i| json!({
-            "productId": i.product_id,
-            "variantId": i.variant_id,
-            "quantity": i.quantity,
-            "unitPriceMinor": i.unit_price_minor,
-            "reservationId": i.reservation_id,
-        })).collect::<Vec<_>>(),
-        "payments": order.payments.iter().map(|p| json!({
-            "paymentId": p.payment_id,
-            "provider": p.provider,
-        })).collect::<Vec<_>>(),
-        "refundRequested": order.refund_requested,
-    })
+fn view(order: &Order) -> OrderView {
+    OrderView {
+        order_id: order.id.clone(),
+        status: order.status,
+        amount_minor: order.amount_minor,
+        currency: order.currency.clone(),
+        items: order
+            .items
+            .iter()
+            .map(|i| ItemView {
+                product_id: i.product_id.clone(),
+                variant_id: i.variant_id.clone(),
+                quantity: i.quantity,
+                unit_price_minor: i.unit_price_minor,
+                reservation_id: i.reservation_id.clone(),
+            })
+            .collect(),
+        payments: order
+            .payments
+            .iter()
+            .map(|p| PaymentView { payment_id: p.payment_id.clone(), provider: p.provider })
+            .collect(),
+        refund_requested: order.refund_requested,
+    }
 }
 
 /// 128 random bits in hex: reservation ids.
 fn uuid_like() -> String {
     hex::encode(rand::random::<[u8; 16]>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed answers write the same bytes as the JSON maps they replaced.
+    #[test]
+    fn answers_keep_their_wire_bytes() {
+        let reserved = Reserved {
+            expires_at: "2026-01-01T00:00:00.000Z".to_owned(),
+            product_id: "p1".to_owned(),
+            quantity: 2,
+            reservation_id: "res_1".to_owned(),
+            variant_id: None,
+        };
+        let before = json!({
+            "reservationId": "res_1",
+            "productId": "p1",
+            "variantId": null,
+            "quantity": 2,
+            "expiresAt": "2026-01-01T00:00:00.000Z",
+        });
+        assert_eq!(serde_json::to_string(&reserved).unwrap(), before.to_string());
+
+        let initiated = Initiated {
+            amount_minor: 500,
+            client_secret: Some("cs".to_owned()),
+            currency: "KES".to_owned(),
+            order_id: "ord_1".to_owned(),
+            payment_id: "pay_1".to_owned(),
+            provider: PaymentProvider::Pesapal,
+            provider_payment_id: "trk".to_owned(),
+            redirect_url: None,
+            status: "pending",
+        };
+        let before = json!({
+            "orderId": "ord_1",
+            "paymentId": "pay_1",
+            "provider": PaymentProvider::Pesapal,
+            "providerPaymentId": "trk",
+            "clientSecret": "cs",
+            "redirectUrl": null,
+            "amountMinor": 500,
+            "currency": "KES",
+            "status": "pending",
+        });
+        assert_eq!(serde_json::to_string(&initiated).unwrap(), before.to_string());
+
+        let order = OrderView {
+            amount_minor: 500,
+            currency: "KES".to_owned(),
+            items: vec![ItemView {
+                product_id: "p1".to_owned(),
+                quantity: 1,
+                reservation_id: "res_1".to_owned(),
+                unit_price_minor: 500,
+                variant_id: Some("v".to_owned()),
+            }],
+            order_id: "ord_1".to_owned(),
+            payments: vec![PaymentView {
+                payment_id: "pay_1".to_owned(),
+                provider: PaymentProvider::Stripe,
+            }],
+            refund_requested: false,
+            status: domain::payments::OrderStatus::Paid,
+        };
+        let before = json!({
+            "orderId": "ord_1",
+            "status": domain::payments::OrderStatus::Paid,
+            "amountMinor": 500,
+            "currency": "KES",
+            "items": [{
+                "productId": "p1",
+                "variantId": "v",
+                "quantity": 1,
+                "unitPriceMinor": 500,
+                "reservationId": "res_1",
+            }],
+            "payments": [{"paymentId": "pay_1", "provider": PaymentProvider::Stripe}],
+            "refundRequested": false,
+        });
+        assert_eq!(serde_json::to_string(&order).unwrap(), before.to_string());
+        let released = Released { released: true, status: json!("released") };
+        assert_eq!(
+            serde_json::to_string(&released).unwrap(),
+            json!({ "released": true, "status": "released" }).to_string()
+        );
+    }
 }

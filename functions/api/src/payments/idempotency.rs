@@ -3,26 +3,28 @@
 //!
 //! ```text
 //! no header / bad key            -> 400
-//! claim(scope "http:<callable>:<uid>", key, sha-256 of the request data)
-//!   Fresh    -> run; success -> complete (result saved, 24 h) -> 200
-//!                    failure -> release (a retry with the same key runs again) -> the error
-//!   Done     -> 200 with the saved result and `Idempotent-Replayed: true`
-//!   InFlight -> 409 (the first request is still running)
-//!   Mismatch -> 422 (the key was used with another payload)
+//! run_once(scope "http:<callable>:<uid>", key, request data: sha-256 of its JSON)
+//!   Ran      -> success: result saved (24 h) -> 200
+//!               failure: released (a retry with the same key runs again) -> the error
+//!   Replayed -> 200 with the saved result and `Idempotent-Replayed: true`
+//!   Busy     -> 409 (the first request is still running)
+//!   Conflict -> 422 (the key was used with another payload)
 //! ```
 //! Keys are scoped per user: two users may use the same key independently.
 
 use std::future::Future;
 
-use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
-use gcp::callable::{Code, ResultBody};
+use http::request::Parts;
+use gcp::callable::Code;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use runtime::Error;
+use runtime::trigger::CallableResult;
+use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::time::Duration;
-use store::Claim;
+use store::ledger::Outcome;
 
 use crate::AppState;
 
@@ -55,8 +57,24 @@ pub(crate) fn key(headers: &HeaderMap) -> Result<String, Error> {
     Ok(key.to_owned())
 }
 
+/// The validated `Idempotency-Key` of a request, as an extractor (it runs before the body is
+/// parsed, so a request without a key is refused for that first).
+#[derive(Debug, Clone)]
+pub(crate) struct IdempotencyKey(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        key(&parts.headers).map(IdempotencyKey)
+    }
+}
+
 /// Runs `run` at most once per (`callable`, `uid`, `key`) and payload `data`.
-pub(crate) async fn once<F, Fut>(
+///
+/// If the result cannot be saved, it is answered anyway: the work is idempotent by itself
+/// (deterministic ids, provider idempotency keys), and a retry re-runs it once the lease is over.
+pub(crate) async fn once<T, F, Fut>(
     state: &AppState,
     callable: &str,
     uid: &str,
@@ -65,54 +83,34 @@ pub(crate) async fn once<F, Fut>(
     run: F,
 ) -> Result<Response, Error>
 where
+    T: Serialize,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Value, Error>>,
+    Fut: Future<Output = Result<T, Error>>,
 {
-    let ledger = &state.payments.ledger;
     let scope = format!("http:{callable}:{uid}");
-    let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(data).unwrap_or_default()));
-    let claim = ledger
-        .claim(&scope, key, &fingerprint, LEASE)
+    let outcome = state
+        .payments
+        .ledger
+        .run_once(&scope, key, data, LEASE, run)
         .await
-        .map_err(super::callables::store_error)?;
-    let token = match claim {
-        Claim::Fresh(token) => token,
-        Claim::Done(saved) => {
-            let mut response = Json(ResultBody::new(saved)).into_response();
+        .map_err(|e| e.or_ledger(super::errors::store_error))?;
+    match outcome {
+        Outcome::Ran(result) => Ok(CallableResult(result).into_response()),
+        Outcome::Replayed(saved) => {
+            let mut response = CallableResult(saved).into_response();
             response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
-            return Ok(response);
+            Ok(response)
         }
-        Claim::InFlight { .. } => {
-            return Err(Error::reject(
-                Code::Aborted,
-                "A request with this Idempotency-Key is still being processed; retry later.",
-            ));
-        }
-        Claim::Mismatch => {
-            return Err(Error::Reject {
-                code: Code::InvalidArgument,
-                message: "This Idempotency-Key was already used with a different request."
-                    .to_owned(),
-                details: None,
-                status: Some(StatusCode::UNPROCESSABLE_ENTITY),
-            });
-        }
-    };
-    match run().await {
-        Ok(result) => {
-            if let Err(error) = ledger.complete(&token, &result).await {
-                // The work is done and idempotent by itself (deterministic ids, provider
-                // idempotency keys): answer; a retry re-runs it once the lease is over.
-                tracing::warn!(%error, "could not save the idempotent result");
-            }
-            Ok(Json(ResultBody::new(result)).into_response())
-        }
-        Err(error) => {
-            if let Err(release) = ledger.release(&token).await {
-                tracing::warn!(error = %release, "could not release the idempotency key");
-            }
-            Err(error)
-        }
+        Outcome::Busy { .. } => Err(Error::reject(
+            Code::Aborted,
+            "A request with this Idempotency-Key is still being processed; retry later.",
+        )),
+        Outcome::Conflict => Err(Error::Reject {
+            code: Code::InvalidArgument,
+            message: "This Idempotency-Key was already used with a different request.".to_owned(),
+            details: None,
+            status: Some(StatusCode::UNPROCESSABLE_ENTITY),
+        }),
     }
 }
 

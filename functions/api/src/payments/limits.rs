@@ -82,7 +82,7 @@ pub(crate) async fn check(
         .limiter
         .hit(callable, uid, limit, chrono::Utc::now())
         .await
-        .map_err(super::callables::store_error)?;
+        .map_err(super::errors::store_error)?;
     match verdict {
         Verdict::Allowed { .. } => Ok(()),
         Verdict::Limited { retry_after } => Err(Error::retry_after(

@@ -13,6 +13,7 @@
 //!   breaker per provider); base URLs are configuration.
 
 mod callables;
+mod errors;
 mod idempotency;
 pub(crate) mod limits;
 
