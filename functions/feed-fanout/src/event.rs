@@ -121,17 +121,19 @@ async fn handle(
     change: Change,
     no_data: bool,
 ) -> Result<Value, Error> {
-    let current =
-        store::feed::post(&state.db, post_id).await.map_err(|e| store_failure(e, None))?;
+    let current = store::feed::Feeds::new(&state.db)
+        .post(post_id)
+        .await
+        .map_err(|e| store_failure(e, None))?;
     let active = current.as_ref().filter(|p| p.active);
     match (event_action(change, active.is_some(), !no_data), active) {
         (PostAction::Add, Some(post)) => {
             // The aggregated `followerCount` (the number getFeed's read-time merge uses too, so
             // both sides agree on who is a high-follower vendor).
-            let counts =
-                store::feed::follower_counts(&state.db, std::slice::from_ref(&post.vendor_id))
-                    .await
-                    .map_err(|e| store_failure(e, None))?;
+            let counts = store::feed::Feeds::new(&state.db)
+                .follower_counts(std::slice::from_ref(&post.vendor_id))
+                .await
+                .map_err(|e| store_failure(e, None))?;
             let followers = counts.first().copied().unwrap_or(0);
             if is_high_follower(followers, &state.policy) {
                 return Ok(

@@ -65,8 +65,10 @@ pub(crate) async fn fanout_tasks(
 }
 
 async fn handle(state: &AppState, task: &FanoutTask) -> Result<Value, Error> {
-    let current =
-        store::feed::post(&state.db, &task.post_id).await.map_err(|e| store_failure(e, None))?;
+    let current = store::feed::Feeds::new(&state.db)
+        .post(&task.post_id)
+        .await
+        .map_err(|e| store_failure(e, None))?;
     let active = current.as_ref().filter(|p| p.active);
     match (task_action(task.action, active.is_some()), active) {
         (PostAction::Add, Some(post)) => {

@@ -61,17 +61,17 @@ pub(crate) async fn follow_vendor(
     }
     limits::check(&state, &who.uid, "followVendor").await?;
     let db = &state.db;
-    store::feed::follow(db, &who.uid, &request.vendor_id, Utc::now()).await.map_err(store_error)?;
+    store::feed::Feeds::new(db)
+        .follow(&who.uid, &request.vendor_id, Utc::now())
+        .await
+        .map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
     // Always backfill (idempotent writes): a retry after a failed backfill completes it.
     let feed = &state.feed;
-    let recent = store::feed::recent_posts(
-        db,
-        std::slice::from_ref(&request.vendor_id),
-        feed.config.backfill_posts,
-    )
-    .await
-    .map_err(store_error)?;
+    let recent = store::feed::Feeds::new(db)
+        .recent_posts(std::slice::from_ref(&request.vendor_id), feed.config.backfill_posts)
+        .await
+        .map_err(store_error)?;
     let items: Vec<_> = recent
         .iter()
         .map(|(id, post)| feed_item(id, post, &feed.config.policy, FeedSource::Following))
@@ -98,7 +98,10 @@ pub(crate) async fn unfollow_vendor(
     let request: VendorRequest = parse(&body)?;
     valid_id("vendorId", &request.vendor_id)?;
     limits::check(&state, &who.uid, "unfollowVendor").await?;
-    store::feed::unfollow(&state.db, &who.uid, &request.vendor_id).await.map_err(store_error)?;
+    store::feed::Feeds::new(&state.db)
+        .unfollow(&who.uid, &request.vendor_id)
+        .await
+        .map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
     let stats =
         state.feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
@@ -117,7 +120,7 @@ async fn mark(
     valid_id("postId", &post_id)?;
     limits::check(state, &who.uid, callable).await?;
     let db = &state.db;
-    let post = store::feed::post(db, &post_id).await.map_err(store_error)?;
+    let post = store::feed::Feeds::new(db).post(&post_id).await.map_err(store_error)?;
     if !post.is_some_and(|p| p.active) {
         return Err(Error::reject(Code::NotFound, "no such post"));
     }

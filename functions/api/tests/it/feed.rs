@@ -79,13 +79,10 @@ fn minutes_ago(m: i64) -> DateTime<Utc> {
 }
 
 async fn post(db: &Db, id: &str, vendor: &str, active: bool, created: DateTime<Utc>) {
-    store::feed::write_post(
-        db,
-        id,
-        &PostRecord::new(vendor, active, created, &format!("post {id}")),
-    )
-    .await
-    .unwrap();
+    store::feed::Feeds::new(db)
+        .write_post(id, &PostRecord::new(vendor, active, created, &format!("post {id}")))
+        .await
+        .unwrap();
 }
 
 /// What feed-fanout would have written for `uid`.
@@ -133,7 +130,7 @@ async fn pages_merge_high_follower_vendors_with_a_stable_cursor() {
         fanned.iter().map(|(id, c)| (id.as_str(), "small", *c)).collect();
     fanned_out(db, "alice", &refs).await;
     // A high-follower vendor alice follows: not fanned out, merged at read time.
-    store::feed::follow(db, "alice", "star", minutes_ago(500)).await.unwrap();
+    store::feed::Feeds::new(db).follow("alice", "star", minutes_ago(500)).await.unwrap();
     db.set(&paths::vendor("star").unwrap(), &json!({"name": "Star"})).await.unwrap();
     counters::aggregate(db, &paths::vendor("star").unwrap(), CounterField::Followers)
         .await
@@ -230,7 +227,7 @@ async fn follow_backfills_and_unfollow_removes() {
     assert_eq!(gone, json!({"following": false, "removed": 3}));
     h.ok("bob", "unfollowVendor", json!({"vendorId": "baker"})).await;
     assert_eq!(counters::read(db, &vendor, CounterField::Followers).await.unwrap(), 0);
-    assert!(store::feed::feed_page(db, "bob", None, 10).await.unwrap().is_empty());
+    assert!(store::feed::Feeds::new(db).feed_page("bob", None, 10).await.unwrap().is_empty());
 
     let (status, _) = h.call(Some("bob"), "followVendor", json!({"vendorId": "a/b"})).await;
     assert_eq!(status, 400);
@@ -281,7 +278,7 @@ async fn stories_of_followed_vendors_only_unexpired() {
     let h = Harness::start(&[("HEARTH_FEED_STORIES_CACHE_SECS", "0")]).await;
     let db = &h.db;
     for vendor in ["a", "b"] {
-        store::feed::follow(db, "fran", vendor, Utc::now()).await.unwrap();
+        store::feed::Feeds::new(db).follow("fran", vendor, Utc::now()).await.unwrap();
     }
     let write = |id: &str, record: StoryRecord| {
         let path = paths::story(id).unwrap();

@@ -16,7 +16,7 @@ fn db(h: &Harness) -> Db {
 /// `posts/{id}` exists with `likes` likes from distinct users, liked concurrently.
 async fn liked_post(db: &Db, id: &str, likes: usize) {
     let post = store::feed::PostRecord::new("v1", true, Utc::now(), "hello");
-    store::feed::write_post(db, id, &post).await.unwrap();
+    store::feed::Feeds::new(db).write_post(id, &post).await.unwrap();
     like(db, id, 0..likes).await;
 }
 
