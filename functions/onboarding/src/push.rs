@@ -88,7 +88,7 @@ pub(crate) async fn user_signups(
         tenant_is_new: signup.tenant_is_new,
     };
     // Never re-instates a member removed since onboarding (a late or replayed message).
-    match store::onboarding::provision_new(&state.db, &request).await {
+    match store::onboarding::Onboarding::new(&state.db).provision_new(&request).await {
         Ok(report) => {
             let saved = serde_json::to_value(&report).unwrap_or_default();
             if let Err(error) = state.ledger.complete(&token, &saved).await {

@@ -25,15 +25,15 @@ impl Feeds {
         let db = &self.db;
         let marker = paths::follow(vendor_id, buyer_id)?;
         let record = FollowerRecord::new(vendor_id, buyer_id, now);
-        counters::set_membership(
-            db,
-            &marker,
-            &paths::vendor(vendor_id)?,
-            CounterField::Followers,
-            Membership::Set,
-            &record,
-        )
-        .await
+        counters::Counters::new(db)
+            .set_membership(
+                &marker,
+                &paths::vendor(vendor_id)?,
+                CounterField::Followers,
+                Membership::Set,
+                &record,
+            )
+            .await
     }
 
     /// `buyer_id` stops following `vendor_id` (idempotent).
@@ -45,15 +45,15 @@ impl Feeds {
         let db = &self.db;
         let marker = paths::follow(vendor_id, buyer_id)?;
         let record = FollowerRecord::new(vendor_id, buyer_id, Utc::now());
-        counters::set_membership(
-            db,
-            &marker,
-            &paths::vendor(vendor_id)?,
-            CounterField::Followers,
-            Membership::Clear,
-            &record,
-        )
-        .await
+        counters::Counters::new(db)
+            .set_membership(
+                &marker,
+                &paths::vendor(vendor_id)?,
+                CounterField::Followers,
+                Membership::Clear,
+                &record,
+            )
+            .await
     }
 }
 

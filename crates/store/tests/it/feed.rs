@@ -221,7 +221,8 @@ async fn expired_entries_are_swept_and_posts_are_left_alone() {
     let (mut deleted, mut pages) = (0, 0);
     loop {
         let sweep = &store::cleanup::FEED_ITEMS;
-        let page = store::cleanup::delete_expired_page(&db, sweep, Utc::now(), 5, &mut after)
+        let page = store::cleanup::Sweeper::new(&db)
+            .delete_expired_page(sweep, Utc::now(), 5, &mut after)
             .await
             .unwrap();
         deleted += page.changed;

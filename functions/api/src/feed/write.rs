@@ -82,7 +82,7 @@ pub(crate) async fn follow_vendor(
     // an unfollow that deleted the edge while we backfilled may have run its removal before
     // our writes landed; seen gone here, we remove the vendor's entries ourselves.
     let edge = paths::follow(&request.vendor_id, &who.uid).map_err(|e| store_error(e.into()))?;
-    if !counters::has_marker(db, &edge).await.map_err(store_error)? {
+    if !counters::Counters::new(db).has_marker(&edge).await.map_err(store_error)? {
         feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
         return Ok(ok(json!({"following": false, "backfilled": 0})));
     }
@@ -131,7 +131,8 @@ async fn mark(
     .map_err(|e| store_error(e.into()))?;
     let counted = paths::post(&post_id).map_err(|e| store_error(e.into()))?;
     let value = Marker { uid: &who.uid, post_id: &post_id, at: Utc::now().to_rfc3339() };
-    let outcome = counters::set_membership(db, &marker, &counted, field, request, &value)
+    let outcome = counters::Counters::new(db)
+        .set_membership(&marker, &counted, field, request, &value)
         .await
         .map_err(store_error)?;
     Ok((post_id, outcome.delta != 0))
@@ -139,7 +140,10 @@ async fn mark(
 
 async fn likes(state: &AppState, post_id: &str) -> Result<u64, Error> {
     let counted = paths::post(post_id).map_err(|e| store_error(e.into()))?;
-    counters::read(&state.db, &counted, CounterField::Likes).await.map_err(store_error)
+    counters::Counters::new(&state.db)
+        .read(&counted, CounterField::Likes)
+        .await
+        .map_err(store_error)
 }
 
 /// `likePost({postId})` -> `{liked: true, changed, likes}`.

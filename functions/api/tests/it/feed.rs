@@ -132,7 +132,8 @@ async fn pages_merge_high_follower_vendors_with_a_stable_cursor() {
     // A high-follower vendor alice follows: not fanned out, merged at read time.
     store::feed::Feeds::new(db).follow("alice", "star", minutes_ago(500)).await.unwrap();
     db.set(&paths::vendor("star").unwrap(), &json!({"name": "Star"})).await.unwrap();
-    counters::aggregate(db, &paths::vendor("star").unwrap(), CounterField::Followers)
+    counters::Counters::new(db)
+        .aggregate(&paths::vendor("star").unwrap(), CounterField::Followers)
         .await
         .unwrap();
     for i in 0..3 {
@@ -197,7 +198,10 @@ async fn a_short_feed_is_backfilled_with_trending_posts() {
     }
     // Trending ranks by the aggregated `likes` field (written by the cleanup job).
     for id in ["liked", "hot"] {
-        counters::aggregate(db, &paths::post(id).unwrap(), CounterField::Likes).await.unwrap();
+        counters::Counters::new(db)
+            .aggregate(&paths::post(id).unwrap(), CounterField::Likes)
+            .await
+            .unwrap();
     }
     let result = h.ok("newcomer", "getFeed", json!(null)).await;
     let posts = result["posts"].as_array().unwrap();
@@ -219,14 +223,20 @@ async fn follow_backfills_and_unfollow_removes() {
     let again = h.ok("bob", "followVendor", json!({"vendorId": "baker"})).await;
     assert_eq!(again["following"], true);
     let vendor = paths::vendor("baker").unwrap();
-    assert_eq!(counters::read(db, &vendor, CounterField::Followers).await.unwrap(), 1);
+    assert_eq!(
+        counters::Counters::new(db).read(&vendor, CounterField::Followers).await.unwrap(),
+        1
+    );
     let feed = h.ok("bob", "getFeed", json!({"limit": 10})).await;
     assert_eq!(ids(&feed), ["v-0", "v-1", "v-2"]);
 
     let gone = h.ok("bob", "unfollowVendor", json!({"vendorId": "baker"})).await;
     assert_eq!(gone, json!({"following": false, "removed": 3}));
     h.ok("bob", "unfollowVendor", json!({"vendorId": "baker"})).await;
-    assert_eq!(counters::read(db, &vendor, CounterField::Followers).await.unwrap(), 0);
+    assert_eq!(
+        counters::Counters::new(db).read(&vendor, CounterField::Followers).await.unwrap(),
+        0
+    );
     assert!(store::feed::Feeds::new(db).feed_page("bob", None, 10).await.unwrap().is_empty());
 
     let (status, _) = h.call(Some("bob"), "followVendor", json!({"vendorId": "a/b"})).await;
@@ -260,8 +270,10 @@ async fn likes_and_views_count_once_and_never_go_negative() {
         h.ok("carol", "recordView", json!({"postId": "p"})).await,
         json!({"counted": false})
     );
-    let views =
-        counters::read(&h.db, &paths::post("p").unwrap(), CounterField::Views).await.unwrap();
+    let views = counters::Counters::new(&h.db)
+        .read(&paths::post("p").unwrap(), CounterField::Views)
+        .await
+        .unwrap();
     assert_eq!(views, 1);
 
     let (status, body) = h.call(Some("carol"), "likePost", json!({"postId": "nope"})).await;

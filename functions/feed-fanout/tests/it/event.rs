@@ -90,10 +90,10 @@ async fn a_high_follower_vendors_post_is_not_fanned_out() {
     // The scheduled aggregation writes followerCount (the vendor document must exist).
     let vendor = paths::vendor("star").unwrap();
     h.db.set(&vendor, &serde_json::json!({"name": "Star Bakery"})).await.unwrap();
-    let total =
-        store::counters::aggregate(&h.db, &vendor, domain::counters::CounterField::Followers)
-            .await
-            .unwrap();
+    let total = store::counters::Counters::new(&h.db)
+        .aggregate(&vendor, domain::counters::CounterField::Followers)
+        .await
+        .unwrap();
     assert_eq!(total, 3);
     write_post(&h.db, "p3", "star", true).await;
     let event =

@@ -26,16 +26,16 @@ async fn like(db: &Db, id: &str, users: std::ops::Range<usize>) {
         let (db, counted) = (db.clone(), counted.clone());
         async move {
             let marker = paths::post_like(id, &format!("user-{u}")).unwrap();
-            store::counters::set_membership(
-                &db,
-                &marker,
-                &counted,
-                CounterField::Likes,
-                Membership::Set,
-                &json!({"uid": format!("user-{u}")}),
-            )
-            .await
-            .unwrap();
+            store::counters::Counters::new(&db)
+                .set_membership(
+                    &marker,
+                    &counted,
+                    CounterField::Likes,
+                    Membership::Set,
+                    &json!({"uid": format!("user-{u}")}),
+                )
+                .await
+                .unwrap();
         }
     });
     futures::future::join_all(likes).await;
