@@ -480,7 +480,8 @@ mod tests {
             tenant in tenant_facts(),
         ) {
             let facts = SignInFacts::new(Some(&claimed_tenant), claimed_role.map(Role::as_str));
-            if let (SignIn::RefreshClaims { tenant_id, role }, _) = drive_sign_in(facts, root, tenant) {
+            let (decision, _) = drive_sign_in(facts, root, tenant);
+            if let SignIn::RefreshClaims { tenant_id, role } = decision {
                 prop_assert_eq!(tenant_id, claimed_tenant);
                 prop_assert_eq!(Some(role), tenant.membership);
                 prop_assert!(claimed_role != Some(role));
@@ -494,7 +495,12 @@ mod tests {
         fn invitation_steps_are_safe_and_end(
             uid in prop_oneof![Just("u1"), Just("u2")],
             verified: bool,
-            method in prop_oneof![Just("password"), Just("emailLink"), Just("saml.acme"), Just("google.com")],
+            method in prop_oneof![
+                Just("password"),
+                Just("emailLink"),
+                Just("saml.acme"),
+                Just("google.com"),
+            ],
             claimed in proptest::option::of(tenant_name()),
             created in proptest::option::of(-30i64..0),
             invitation in proptest::option::of(invitation()),

@@ -583,7 +583,8 @@ mod tests {
         /// A change that means nothing never does anything, active or not.
         #[test]
         fn nothing_does_nothing(active: bool, data: bool) {
-            prop_assert_eq!(event_action(Change::Nothing, active, data), PostAction::Skip(Skip::NoChange));
+            let action = event_action(Change::Nothing, active, data);
+            prop_assert_eq!(action, PostAction::Skip(Skip::NoChange));
         }
 
         /// A task decides as the event with data that started it, and only continues its own
@@ -603,7 +604,10 @@ mod tests {
         /// A classified change acted on the post it produced: an event with data never adds or
         /// retimes a post that its new state shows inactive.
         #[test]
-        fn classify_then_act(old_active in proptest::option::of(any::<bool>()), new_active in proptest::option::of(any::<bool>())) {
+        fn classify_then_act(
+            old_active in proptest::option::of(any::<bool>()),
+            new_active in proptest::option::of(any::<bool>()),
+        ) {
             let old = old_active.map(post);
             let new = new_active.map(post);
             let change = classify(old.as_ref(), new.as_ref());

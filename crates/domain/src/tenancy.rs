@@ -449,7 +449,9 @@ mod tests {
             uid in "[a-z0-9]{1,12}",
             method in prop_oneof![Just("password"), Just("google.com"), Just("phone")],
             expires in -60i64..60,
-            consumed_by in proptest::option::of(prop_oneof![Just("u1".to_owned()), Just("ghost".to_owned())]),
+            consumed_by in proptest::option::of(
+                prop_oneof![Just("u1".to_owned()), Just("ghost".to_owned())]
+            ),
             claim in proptest::option::of(any::<bool>()),
             blocked: bool,
         ) {
@@ -460,7 +462,8 @@ mod tests {
                     consumed_by,
                     ..invitation(Duration::minutes(expires))
                 }),
-                domain_claim: claim.map(|verified| DomainClaim { tenant_id: "corp".into(), verified }),
+                domain_claim: claim
+                    .map(|verified| DomainClaim { tenant_id: "corp".into(), verified }),
             };
             let got = assign_tenant(&unproven, &lookups, now());
             if blocked {

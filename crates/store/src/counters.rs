@@ -1,14 +1,14 @@
-//! Sharded counters (seed 002 section 2; rules in `domain::counters`): shard `n` of field `f`
-//! of a counted document is `<counted>/shards/{f}_{n}` holding `{count, dirty}`; an increment
-//! is a server-side `increment` transform on one random shard that also sets `dirty`; a read
-//! sums the shards with one `BatchGetDocuments`; [`aggregate`] writes the total to the
-//! parent's field (`likes`, `followerCount`, ...), and [`aggregate_dirty_page`] does so for
-//! every counter with a dirty shard (the scheduled `aggregate-counters` job).
+//! Sharded counters (seed 002 section 2; rules in `domain::counters`): shard `n` of field `f` of a
+//! counted document is `<counted>/shards/{f}_{n}` holding `{count, dirty}`; an increment is a
+//! server-side `increment` transform on one random shard that also sets `dirty`; a read sums the
+//! shards with one `BatchGetDocuments`; [`Counters::aggregate`] writes the total to the parent's
+//! field (`likes`, `followerCount`, ...), and [`Counters::aggregate_dirty_page`] does so for every
+//! counter with a dirty shard (the scheduled `aggregate-counters` job).
 //!
-//! Membership counters (likes, follows, unique views) are idempotent: [`set_membership`] reads
-//! the per-(item, user) marker document and writes the marker and the shard increment in the
-//! same transaction, so a retried or duplicated request counts once and an unlike without a
-//! like never decrements.
+//! Membership counters (likes, follows, unique views) are idempotent: [`Counters::set_membership`]
+//! reads the per-(item, user) marker document and writes the marker and the shard increment in the
+//! same transaction, so a retried or duplicated request counts once and an unlike without a like
+//! never decrements.
 //!
 //! The dirty flag lives on the shard itself, not in a separate "dirty counters" document: a
 //! shared marker would be written by every like and become the hot document sharding exists to
@@ -41,7 +41,7 @@ pub const SHARD_FIELD: &str = "count";
 /// written a total that includes it.
 pub const DIRTY_FIELD: &str = "dirty";
 
-/// How many times [`aggregate_dirty_page`] re-reads a counter whose shards moved under it
+/// How many times [`Counters::aggregate_dirty_page`] re-reads a counter whose shards moved under it
 /// before it writes the total alone (leaving the shards dirty for the next run).
 const AGGREGATE_ATTEMPTS: usize = 3;
 
@@ -189,8 +189,8 @@ impl Counters {
     }
 
     /// Adds `by` to `field` of `counted` on one random shard: for counters that count events
-    /// rather than members (shares). Not idempotent by design; use [`set_membership`] when a
-    /// retry must not count twice.
+    /// rather than members (shares). Not idempotent by design; use [`Counters::set_membership`]
+    /// when a retry must not count twice.
     pub async fn increment(
         &self,
         counted: &DocPath,

@@ -441,11 +441,11 @@ impl Onboarding {
         provision_with(db, req, false).await
     }
 
-    /// [`provision`] for a sign-up message or a token's claims: refuses with
+    /// [`Onboarding::provision`] for a sign-up message or a token's claims: refuses with
     /// [`Error::MembershipRemoved`] (and writes nothing) when the user root says the user was
     /// onboarded into `req.tenant_id` and the membership no longer exists. A removed member is
     /// never re-instated from a stale claim or a late message; only an explicit repair
-    /// ([`provision`], `POST /provision`) or a new invitation brings them back.
+    /// ([`Onboarding::provision`], `POST /provision`) or a new invitation brings them back.
     pub async fn provision_new(&self, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
         let db = &self.db;
         provision_with(db, req, true).await

@@ -1,6 +1,6 @@
 //! The two blocking endpoints: request checks, token verification, the admission decisions (pure,
-//! in `domain::tenancy` for sign-up and `domain::admission` for sign-in), Firestore lookups (in `store`), the answer (built by `gcp`) and the sign-up
-//! announcement on `user-signups`.
+//! in `domain::tenancy` for sign-up and `domain::admission` for sign-in), Firestore lookups (in
+//! `store`), the answer (built by `gcp`) and the sign-up announcement on `user-signups`.
 //!
 //! Every failure is a [`runtime::Error`]: client mistakes and forged tokens are rejections in the
 //! blocking error shape (`{"error":{"status","message"}}`, the route is `callable_style`),
@@ -168,9 +168,7 @@ impl AppState {
                         .user_root(uid)
                         .await
                         .map_err(|e| firestore_down(e, "reading the user root"))?;
-                    facts.user_root = Fact::Known(
-                        root.map(|r| RootFacts { tenant_id: r.tenant_id, onboarded: r.onboarded }),
-                    );
+                    facts.user_root = Fact::Known(root.map(RootFacts::from));
                 }
                 SignIn::Read(Need::Tenant(tenant_id)) => {
                     tracing::Span::current().record("tenant_id", tenant_id.as_str());
