@@ -15,6 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::messages::FanoutAction;
+
 /// Where a feed entry came from (seed 002 section 4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -122,6 +124,86 @@ pub fn classify(old: Option<&PostFacts>, new: Option<&PostFacts>) -> Change {
         None if old.is_some() => Change::Remove,
         None => Change::Nothing,
     }
+}
+
+impl Change {
+    /// The change's name (`add`, `remove`, `retime`, `nothing`), as the event's idempotency
+    /// fingerprint spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Add => "add",
+            Change::Remove => "remove",
+            Change::Retime => "retime",
+            Change::Nothing => "nothing",
+        }
+    }
+}
+
+/// What to do about a post now. Events and tasks only trigger: Eventarc does not order
+/// deliveries and tasks run late, so the post as it is now decides (a late "created" after a
+/// "deleted" does nothing, and the reverse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostAction {
+    /// Write the post into its vendor's followers' feeds (unless the vendor is high-follower).
+    Add,
+    /// Delete the post's entries from every feed.
+    Remove,
+    /// Rewrite the expiry of every feed entry of the post to the post's current one.
+    Retime,
+    /// Nothing to do, and why.
+    Skip(Skip),
+}
+
+/// Why a post event or task does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// An addition or retiming of a post that is gone or inactive now (its removal handles the
+    /// feeds).
+    NoLongerActive,
+    /// A removal of a post that is active again.
+    ActiveAgain,
+    /// The change means nothing for the feeds.
+    NoChange,
+}
+
+impl Skip {
+    /// The reason logged with the outcome; `None` for [`Skip::NoChange`].
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Skip::NoLongerActive => Some("the post is no longer active"),
+            Skip::ActiveAgain => Some("the post is active again"),
+            Skip::NoChange => None,
+        }
+    }
+}
+
+/// The action table of a post event: its `change` (from [`classify`], or [`Change::Add`] when
+/// the event carried no data), whether the post is active now, and whether the event carried
+/// the post's data. Without data the current post decides alone: active means add, gone or
+/// inactive means remove.
+pub fn event_action(change: Change, active_now: bool, event_had_data: bool) -> PostAction {
+    match (change, active_now) {
+        (Change::Add, true) => PostAction::Add,
+        (Change::Add, false) if event_had_data => PostAction::Skip(Skip::NoLongerActive),
+        (Change::Add | Change::Remove, false) => PostAction::Remove,
+        (Change::Remove, true) => PostAction::Skip(Skip::ActiveAgain),
+        // Every vendor's posts, high-follower ones included: follows backfill their entries.
+        (Change::Retime, true) => PostAction::Retime,
+        (Change::Retime, false) => PostAction::Skip(Skip::NoLongerActive),
+        (Change::Nothing, _) => PostAction::Skip(Skip::NoChange),
+    }
+}
+
+/// The action table of a continuation task (`fanout-tasks`): its action goes on only while the
+/// post is in the state the action needs (active for add and retime, gone or inactive for
+/// remove), exactly as a post event with data would decide.
+pub fn task_action(action: FanoutAction, active_now: bool) -> PostAction {
+    let change = match action {
+        FanoutAction::Add => Change::Add,
+        FanoutAction::Remove => Change::Remove,
+        FanoutAction::Retime => Change::Retime,
+    };
+    event_action(change, active_now, true)
 }
 
 /// Rank of a post: its creation time in milliseconds, plus a day for premium posts. Only facts
@@ -303,6 +385,7 @@ pub const STORY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use proptest::prelude::*;
 
     fn at(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(secs, 0).single().unwrap()
@@ -449,5 +532,92 @@ mod tests {
         assert_eq!(clamp_limit(Some(0)), DEFAULT_FEED_LIMIT);
         assert_eq!(clamp_limit(Some(5)), 5);
         assert_eq!(clamp_limit(Some(10_000)), MAX_FEED_LIMIT);
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            Just(Change::Add),
+            Just(Change::Remove),
+            Just(Change::Retime),
+            Just(Change::Nothing)
+        ]
+    }
+
+    fn fanout_action() -> impl Strategy<Value = FanoutAction> {
+        prop_oneof![Just(FanoutAction::Add), Just(FanoutAction::Remove), Just(FanoutAction::Retime)]
+    }
+
+    #[test]
+    fn the_event_table() {
+        use PostAction as A;
+        let table = [
+            (Change::Add, true, true, A::Add),
+            (Change::Add, false, true, A::Skip(Skip::NoLongerActive)),
+            (Change::Add, false, false, A::Remove),
+            (Change::Add, true, false, A::Add),
+            (Change::Remove, false, true, A::Remove),
+            (Change::Remove, true, true, A::Skip(Skip::ActiveAgain)),
+            (Change::Retime, true, true, A::Retime),
+            (Change::Retime, false, true, A::Skip(Skip::NoLongerActive)),
+            (Change::Nothing, true, true, A::Skip(Skip::NoChange)),
+            (Change::Nothing, false, true, A::Skip(Skip::NoChange)),
+        ];
+        for (change, active, data, expected) in table {
+            assert_eq!(event_action(change, active, data), expected, "{change:?} {active} {data}");
+        }
+        assert_eq!(Change::Retime.as_str(), "retime");
+    }
+
+    proptest! {
+        /// Work is only ever done on a post in the state the work needs: fan-out and retiming
+        /// of an active post, removal of a gone or inactive one.
+        #[test]
+        fn actions_follow_the_current_post(change in change(), active: bool, data: bool) {
+            match event_action(change, active, data) {
+                PostAction::Add | PostAction::Retime => prop_assert!(active),
+                PostAction::Remove => prop_assert!(!active),
+                PostAction::Skip(_) => {}
+            }
+        }
+
+        /// A change that means nothing never does anything, active or not.
+        #[test]
+        fn nothing_does_nothing(active: bool, data: bool) {
+            let action = event_action(Change::Nothing, active, data);
+            prop_assert_eq!(action, PostAction::Skip(Skip::NoChange));
+        }
+
+        /// A task decides as the event with data that started it, and only continues its own
+        /// action.
+        #[test]
+        fn tasks_continue_their_own_action(action in fanout_action(), active: bool) {
+            let decided = task_action(action, active);
+            let same = match decided {
+                PostAction::Add => action == FanoutAction::Add,
+                PostAction::Remove => action == FanoutAction::Remove,
+                PostAction::Retime => action == FanoutAction::Retime,
+                PostAction::Skip(skip) => skip != Skip::NoChange,
+            };
+            prop_assert!(same);
+        }
+
+        /// A classified change acted on the post it produced: an event with data never adds or
+        /// retimes a post that its new state shows inactive.
+        #[test]
+        fn classify_then_act(
+            old_active in proptest::option::of(any::<bool>()),
+            new_active in proptest::option::of(any::<bool>()),
+        ) {
+            let old = old_active.map(post);
+            let new = new_active.map(post);
+            let change = classify(old.as_ref(), new.as_ref());
+            let action = event_action(change, new_active == Some(true), true);
+            if new_active != Some(true) {
+                prop_assert!(!matches!(action, PostAction::Add | PostAction::Retime));
+            }
+            if new_active == Some(true) {
+                prop_assert!(action != PostAction::Remove);
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! on its own. Callers pass the current time and random draws in, so every rule is a plain
 //! function that unit and property tests can drive exhaustively.
 
+pub mod admission;
 pub mod backoff;
 pub mod cleanup;
 pub mod counters;

@@ -441,5 +441,42 @@ mod tests {
             let is_personal = matches!(got, Assignment::Assigned { source: Source::Personal, tenant_is_new: true, .. });
             prop_assert!(is_personal);
         }
+
+        /// An unproven email never joins an invited tenant or a company domain's tenant, and a
+        /// blocked domain never gets in: whatever the lookups hold.
+        #[test]
+        fn an_unproven_email_joins_no_tenant_but_its_own(
+            uid in "[a-z0-9]{1,12}",
+            method in prop_oneof![Just("password"), Just("google.com"), Just("phone")],
+            expires in -60i64..60,
+            consumed_by in proptest::option::of(
+                prop_oneof![Just("u1".to_owned()), Just("ghost".to_owned())]
+            ),
+            claim in proptest::option::of(any::<bool>()),
+            blocked: bool,
+        ) {
+            let unproven = facts(&uid, "a@corp.example", false, method);
+            let lookups = Lookups {
+                blocked_domains: if blocked { vec!["corp.example".into()] } else { Vec::new() },
+                invitation: Some(Invitation {
+                    consumed_by,
+                    ..invitation(Duration::minutes(expires))
+                }),
+                domain_claim: claim
+                    .map(|verified| DomainClaim { tenant_id: "corp".into(), verified }),
+            };
+            let got = assign_tenant(&unproven, &lookups, now());
+            if blocked {
+                let is_blocked = matches!(got, Assignment::Blocked { .. });
+                prop_assert!(is_blocked);
+            } else {
+                prop_assert_eq!(got, Assignment::Assigned {
+                    tenant_id: personal_tenant_id(&uid),
+                    role: Role::Owner,
+                    source: Source::Personal,
+                    tenant_is_new: true,
+                });
+            }
+        }
     }
 }

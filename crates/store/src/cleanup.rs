@@ -61,48 +61,6 @@ pub const FEED_ITEMS: Sweep =
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct After(Option<(Value, String)>);
 
-/// Deletes up to `page` documents matched by `sweep` whose field is before `now`, oldest
-/// first, starting after `after` (which it advances). Returns what it examined (every document
-/// the query returned, including those passed over) and how many deletes took effect.
-pub async fn delete_expired_page(
-    db: &Db,
-    sweep: &Sweep,
-    now: DateTime<Utc>,
-    page: u32,
-    after: &mut After,
-) -> Result<Page, Error> {
-    let mut query = rpc::from(sweep.collection, true);
-    query.select = rpc::select(&[sweep.field]);
-    query.r#where =
-        rpc::and(vec![rpc::filter(sweep.field, Operator::LessThan, rpc::timestamp(now))]);
-    query.order_by = vec![rpc::asc(sweep.field), rpc::asc(NAME)];
-    if let Some((value, name)) = after.0.take() {
-        query.start_at = Some(rpc::cursor(vec![value, rpc::reference(name)], false));
-    }
-    query.limit = Some(i32::try_from(page.max(1)).unwrap_or(i32::MAX));
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    let examined = docs.len() as u64;
-    let full = examined >= u64::from(page.max(1));
-    after.0 = docs.last().and_then(|d| Some((d.fields.get(sweep.field)?.clone(), d.name.clone())));
-    let prefix = sweep.under.map(|top| format!("{}/{top}/", db.documents_root()));
-    let writes: Vec<Write> = docs
-        .into_iter()
-        .filter(|doc| prefix.as_deref().is_none_or(|p| doc.name.starts_with(p)))
-        .map(guarded_delete)
-        .collect();
-    if writes.is_empty() {
-        return Ok(Page { examined, changed: 0, full });
-    }
-    let request =
-        BatchWriteRequest { database: db.database_name().to_owned(), writes, ..Default::default() };
-    let mut client = db.client().await?;
-    let response = db.call(client.batch_write(request)).await?;
-    // Status code 0 is OK; anything else (FAILED_PRECONDITION, NOT_FOUND) means another run or
-    // writer got there first: not counted, not an error.
-    let changed = response.status.iter().filter(|s| s.code == 0).count() as u64;
-    Ok(Page { examined, changed, full })
-}
-
 /// A delete of `doc` that only takes effect if it is unchanged since it was read.
 fn guarded_delete(doc: Document) -> Write {
     Write {
@@ -111,5 +69,65 @@ fn guarded_delete(doc: Document) -> Write {
             .map(|t| Precondition { condition_type: Some(ConditionType::UpdateTime(t)) }),
         operation: Some(write::Operation::Delete(doc.name)),
         ..Default::default()
+    }
+}
+
+/// The guarded expiry sweeps of the cleanup jobs.
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    db: Db,
+}
+
+impl Sweeper {
+    /// The repository on `db`.
+    pub fn new(db: &Db) -> Self {
+        Self { db: db.clone() }
+    }
+
+    /// Deletes up to `page` documents matched by `sweep` whose field is before `now`, oldest
+    /// first, starting after `after` (which it advances). Returns what it examined (every document
+    /// the query returned, including those passed over) and how many deletes took effect.
+    pub async fn delete_expired_page(
+        &self,
+        sweep: &Sweep,
+        now: DateTime<Utc>,
+        page: u32,
+        after: &mut After,
+    ) -> Result<Page, Error> {
+        let db = &self.db;
+        let mut query = rpc::from(sweep.collection, true);
+        query.select = rpc::select(&[sweep.field]);
+        query.r#where =
+            rpc::and(vec![rpc::filter(sweep.field, Operator::LessThan, rpc::timestamp(now))]);
+        query.order_by = vec![rpc::asc(sweep.field), rpc::asc(NAME)];
+        if let Some((value, name)) = after.0.take() {
+            query.start_at = Some(rpc::cursor(vec![value, rpc::reference(name)], false));
+        }
+        query.limit = Some(i32::try_from(page.max(1)).unwrap_or(i32::MAX));
+        let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+        let examined = docs.len() as u64;
+        let full = examined >= u64::from(page.max(1));
+        after.0 =
+            docs.last().and_then(|d| Some((d.fields.get(sweep.field)?.clone(), d.name.clone())));
+        let prefix = sweep.under.map(|top| format!("{}/{top}/", db.documents_root()));
+        let writes: Vec<Write> = docs
+            .into_iter()
+            .filter(|doc| prefix.as_deref().is_none_or(|p| doc.name.starts_with(p)))
+            .map(guarded_delete)
+            .collect();
+        if writes.is_empty() {
+            return Ok(Page { examined, changed: 0, full });
+        }
+        let request = BatchWriteRequest {
+            database: db.database_name().to_owned(),
+            writes,
+            ..Default::default()
+        };
+        let mut client = db.client().await?;
+        let response = db.call(client.batch_write(request)).await?;
+        // Status code 0 is OK; anything else (FAILED_PRECONDITION, NOT_FOUND) means another run or
+        // writer got there first: not counted, not an error.
+        let changed = response.status.iter().filter(|s| s.code == 0).count() as u64;
+        Ok(Page { examined, changed, full })
     }
 }

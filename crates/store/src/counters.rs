@@ -1,14 +1,14 @@
-//! Sharded counters (seed 002 section 2; rules in `domain::counters`): shard `n` of field `f`
-//! of a counted document is `<counted>/shards/{f}_{n}` holding `{count, dirty}`; an increment
-//! is a server-side `increment` transform on one random shard that also sets `dirty`; a read
-//! sums the shards with one `BatchGetDocuments`; [`aggregate`] writes the total to the
-//! parent's field (`likes`, `followerCount`, ...), and [`aggregate_dirty_page`] does so for
-//! every counter with a dirty shard (the scheduled `aggregate-counters` job).
+//! Sharded counters (seed 002 section 2; rules in `domain::counters`): shard `n` of field `f` of a
+//! counted document is `<counted>/shards/{f}_{n}` holding `{count, dirty}`; an increment is a
+//! server-side `increment` transform on one random shard that also sets `dirty`; a read sums the
+//! shards with one `BatchGetDocuments`; [`Counters::aggregate`] writes the total to the parent's
+//! field (`likes`, `followerCount`, ...), and [`Counters::aggregate_dirty_page`] does so for every
+//! counter with a dirty shard (the scheduled `aggregate-counters` job).
 //!
-//! Membership counters (likes, follows, unique views) are idempotent: [`set_membership`] reads
-//! the per-(item, user) marker document and writes the marker and the shard increment in the
-//! same transaction, so a retried or duplicated request counts once and an unlike without a
-//! like never decrements.
+//! Membership counters (likes, follows, unique views) are idempotent: [`Counters::set_membership`]
+//! reads the per-(item, user) marker document and writes the marker and the shard increment in the
+//! same transaction, so a retried or duplicated request counts once and an unlike without a like
+//! never decrements.
 //!
 //! The dirty flag lives on the shard itself, not in a separate "dirty counters" document: a
 //! shared marker would be written by every like and become the hot document sharding exists to
@@ -41,7 +41,7 @@ pub const SHARD_FIELD: &str = "count";
 /// written a total that includes it.
 pub const DIRTY_FIELD: &str = "dirty";
 
-/// How many times [`aggregate_dirty_page`] re-reads a counter whose shards moved under it
+/// How many times [`Counters::aggregate_dirty_page`] re-reads a counter whose shards moved under it
 /// before it writes the total alone (leaving the shards dirty for the next run).
 const AGGREGATE_ATTEMPTS: usize = 3;
 
@@ -75,39 +75,6 @@ pub(crate) fn increment_write(db: &Db, shard: &DocPath, by: i64) -> Write {
             )),
         }],
         ..Default::default()
-    }
-}
-
-/// Adds `by` to `field` of `counted` on one random shard: for counters that count events
-/// rather than members (shares). Not idempotent by design; use [`set_membership`] when a
-/// retry must not count twice.
-pub async fn increment(
-    db: &Db,
-    counted: &DocPath,
-    field: CounterField,
-    by: i64,
-) -> Result<(), Error> {
-    let shard = random_shard(counted, field)?;
-    db.commit(vec![increment_write(db, &shard, by)]).await
-}
-
-/// The total of `field` on `counted`: the sum of its shards (never below 0).
-pub async fn read(db: &Db, counted: &DocPath, field: CounterField) -> Result<u64, Error> {
-    let names =
-        shard_paths(counted, field)?.iter().map(|p| p.full_name(db.documents_root())).collect();
-    let docs = rpc::batch_get(db, names).await?;
-    Ok(total(docs.iter().flatten().map(|d: &Document| rpc::get_i64(d, SHARD_FIELD).unwrap_or(0))))
-}
-
-/// Sums the shards of `field` and writes the total to the parent's field (only that field;
-/// nothing is written when the parent no longer exists), clearing the shards' dirty flags when
-/// no shard moved meanwhile. Returns the total. Safe to run at any time and any number of
-/// times.
-pub async fn aggregate(db: &Db, counted: &DocPath, field: CounterField) -> Result<u64, Error> {
-    let counted = counted.full_name(db.documents_root());
-    match aggregate_counter(db, &counted, field, true).await? {
-        Aggregated::Written { total, .. } | Aggregated::ParentGone { total } => Ok(total),
-        Aggregated::AlreadyClean => unreachable!("a forced aggregation always writes"),
     }
 }
 
@@ -209,90 +176,144 @@ fn clear_dirty_write(shard: &Document) -> Write {
     }
 }
 
-/// One page of the `aggregate-counters` job: finds up to `page` dirty shards (collection group
-/// `shards` where `dirty == true`), and aggregates each counter they belong to. `examined`
-/// counts the dirty shards found, `changed` the counters whose total this call wrote. Shards
-/// whose id names no counter field (stock shards never carry the flag) are ignored. Pages go
-/// in name order from `after` (the last shard name of the previous page, which this advances),
-/// so a counter hot enough to stay dirty is not re-read by every page of the same run.
-pub async fn aggregate_dirty_page(
-    db: &Db,
-    page: u32,
-    after: &mut Option<String>,
-) -> Result<Page, Error> {
-    let mut query = rpc::from(paths::names::SHARDS, true);
-    query.select = rpc::select(&[rpc::NAME]);
-    query.r#where = rpc::and(vec![rpc::eq(DIRTY_FIELD, rpc::boolean(true))]);
-    query.order_by = vec![rpc::asc(rpc::NAME)];
-    if let Some(name) = after.take() {
-        query.start_at = Some(rpc::cursor(vec![rpc::reference(name)], false));
+/// Sharded counters: increments, reads, membership toggles and the aggregation.
+#[derive(Debug, Clone)]
+pub struct Counters {
+    db: Db,
+}
+
+impl Counters {
+    /// The repository on `db`.
+    pub fn new(db: &Db) -> Self {
+        Self { db: db.clone() }
     }
-    query.limit = Some(i32::try_from(page.max(1)).unwrap_or(i32::MAX));
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    let examined = docs.len() as u64;
-    let full = examined >= u64::from(page.max(1));
-    *after = docs.last().map(|d| d.name.clone());
-    let suffix = format!("/{}", paths::names::SHARDS);
-    let mut counters: BTreeMap<(String, &'static str), CounterField> = BTreeMap::new();
-    for doc in &docs {
-        let Some((collection, id)) = doc.name.rsplit_once('/') else { continue };
-        let (Some(counted), Some((field, _))) =
-            (collection.strip_suffix(&suffix), CounterField::parse_shard_id(id))
-        else {
-            continue;
-        };
-        counters.insert((counted.to_owned(), field.key()), field);
+
+    /// Adds `by` to `field` of `counted` on one random shard: for counters that count events
+    /// rather than members (shares). Not idempotent by design; use [`Counters::set_membership`]
+    /// when a retry must not count twice.
+    pub async fn increment(
+        &self,
+        counted: &DocPath,
+        field: CounterField,
+        by: i64,
+    ) -> Result<(), Error> {
+        let db = &self.db;
+        let shard = random_shard(counted, field)?;
+        db.commit(vec![increment_write(db, &shard, by)]).await
     }
-    // Counters are independent: a few at once, each still one read and one commit.
-    let counters: Vec<(String, CounterField)> =
-        counters.into_iter().map(|((counted, _), field)| (counted, field)).collect();
-    let mut changed = 0;
-    for chunk in counters.chunks(AGGREGATE_CONCURRENCY) {
-        let outcomes = futures::future::join_all(
-            chunk.iter().map(|(counted, field)| aggregate_counter(db, counted, *field, false)),
-        )
-        .await;
-        for outcome in outcomes {
-            if let Aggregated::Written { .. } = outcome? {
-                changed += 1;
-            }
+
+    /// The total of `field` on `counted`: the sum of its shards (never below 0).
+    pub async fn read(&self, counted: &DocPath, field: CounterField) -> Result<u64, Error> {
+        let db = &self.db;
+        let names =
+            shard_paths(counted, field)?.iter().map(|p| p.full_name(db.documents_root())).collect();
+        let docs = rpc::batch_get(db, names).await?;
+        Ok(total(
+            docs.iter().flatten().map(|d: &Document| rpc::get_i64(d, SHARD_FIELD).unwrap_or(0)),
+        ))
+    }
+
+    /// Sums the shards of `field` and writes the total to the parent's field (only that field;
+    /// nothing is written when the parent no longer exists), clearing the shards' dirty flags when
+    /// no shard moved meanwhile. Returns the total. Safe to run at any time and any number of
+    /// times.
+    pub async fn aggregate(&self, counted: &DocPath, field: CounterField) -> Result<u64, Error> {
+        let db = &self.db;
+        let counted = counted.full_name(db.documents_root());
+        match aggregate_counter(db, &counted, field, true).await? {
+            Aggregated::Written { total, .. } | Aggregated::ParentGone { total } => Ok(total),
+            Aggregated::AlreadyClean => unreachable!("a forced aggregation always writes"),
         }
     }
-    Ok(Page { examined, changed, full })
-}
 
-/// Sets or clears `marker` (e.g. `posts/{p}/likes/{uid}`) and moves `field` of `counted` by the
-/// change, in one transaction. `value` is the marker's content when it is set. Repeating a
-/// request changes nothing; the answer says what this call did.
-pub async fn set_membership<T: Serialize + Sync>(
-    db: &Db,
-    marker: &DocPath,
-    counted: &DocPath,
-    field: CounterField,
-    request: Membership,
-    value: &T,
-) -> Result<MembershipOutcome, Error> {
-    let shard = random_shard(counted, field)?;
-    let shard = &shard;
-    db.run_transaction(|tx| {
-        Box::pin(async move {
-            let exists = tx.get::<serde_json::Value>(marker).await?.is_some();
-            let outcome = membership(request, exists);
-            match outcome.marker {
-                Some(true) => tx.set(marker, value)?,
-                Some(false) => tx.delete(marker),
-                None => {}
+    /// One page of the `aggregate-counters` job: finds up to `page` dirty shards (collection group
+    /// `shards` where `dirty == true`), and aggregates each counter they belong to. `examined`
+    /// counts the dirty shards found, `changed` the counters whose total this call wrote. Shards
+    /// whose id names no counter field (stock shards never carry the flag) are ignored. Pages go
+    /// in name order from `after` (the last shard name of the previous page, which this advances),
+    /// so a counter hot enough to stay dirty is not re-read by every page of the same run.
+    pub async fn aggregate_dirty_page(
+        &self,
+        page: u32,
+        after: &mut Option<String>,
+    ) -> Result<Page, Error> {
+        let db = &self.db;
+        let mut query = rpc::from(paths::names::SHARDS, true);
+        query.select = rpc::select(&[rpc::NAME]);
+        query.r#where = rpc::and(vec![rpc::eq(DIRTY_FIELD, rpc::boolean(true))]);
+        query.order_by = vec![rpc::asc(rpc::NAME)];
+        if let Some(name) = after.take() {
+            query.start_at = Some(rpc::cursor(vec![rpc::reference(name)], false));
+        }
+        query.limit = Some(i32::try_from(page.max(1)).unwrap_or(i32::MAX));
+        let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+        let examined = docs.len() as u64;
+        let full = examined >= u64::from(page.max(1));
+        *after = docs.last().map(|d| d.name.clone());
+        let suffix = format!("/{}", paths::names::SHARDS);
+        let mut counters: BTreeMap<(String, &'static str), CounterField> = BTreeMap::new();
+        for doc in &docs {
+            let Some((collection, id)) = doc.name.rsplit_once('/') else { continue };
+            let (Some(counted), Some((field, _))) =
+                (collection.strip_suffix(&suffix), CounterField::parse_shard_id(id))
+            else {
+                continue;
+            };
+            counters.insert((counted.to_owned(), field.key()), field);
+        }
+        // Counters are independent: a few at once, each still one read and one commit.
+        let counters: Vec<(String, CounterField)> =
+            counters.into_iter().map(|((counted, _), field)| (counted, field)).collect();
+        let mut changed = 0;
+        for chunk in counters.chunks(AGGREGATE_CONCURRENCY) {
+            let outcomes = futures::future::join_all(
+                chunk.iter().map(|(counted, field)| aggregate_counter(db, counted, *field, false)),
+            )
+            .await;
+            for outcome in outcomes {
+                if let Aggregated::Written { .. } = outcome? {
+                    changed += 1;
+                }
             }
-            if outcome.delta != 0 {
-                tx.push_write(increment_write(tx.db(), shard, outcome.delta));
-            }
-            Ok::<_, Error>(outcome)
+        }
+        Ok(Page { examined, changed, full })
+    }
+
+    /// Sets or clears `marker` (e.g. `posts/{p}/likes/{uid}`) and moves `field` of `counted` by the
+    /// change, in one transaction. `value` is the marker's content when it is set. Repeating a
+    /// request changes nothing; the answer says what this call did.
+    pub async fn set_membership<T: Serialize + Sync>(
+        &self,
+        marker: &DocPath,
+        counted: &DocPath,
+        field: CounterField,
+        request: Membership,
+        value: &T,
+    ) -> Result<MembershipOutcome, Error> {
+        let db = &self.db;
+        let shard = random_shard(counted, field)?;
+        let shard = &shard;
+        db.run_transaction(|tx| {
+            Box::pin(async move {
+                let exists = tx.get::<serde_json::Value>(marker).await?.is_some();
+                let outcome = membership(request, exists);
+                match outcome.marker {
+                    Some(true) => tx.set(marker, value)?,
+                    Some(false) => tx.delete(marker),
+                    None => {}
+                }
+                if outcome.delta != 0 {
+                    tx.push_write(increment_write(tx.db(), shard, outcome.delta));
+                }
+                Ok::<_, Error>(outcome)
+            })
         })
-    })
-    .await
-}
+        .await
+    }
 
-/// Whether `marker` exists (e.g. whether a user likes a post).
-pub async fn has_marker(db: &Db, marker: &DocPath) -> Result<bool, Error> {
-    Ok(db.get::<serde_json::Value>(marker).await?.is_some())
+    /// Whether `marker` exists (e.g. whether a user likes a post).
+    pub async fn has_marker(&self, marker: &DocPath) -> Result<bool, Error> {
+        let db = &self.db;
+        Ok(db.get::<serde_json::Value>(marker).await?.is_some())
+    }
 }

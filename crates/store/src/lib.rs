@@ -3,6 +3,19 @@
 //! a ramped [`BulkWriter`], the idempotency [`Ledger`] and the [`DeadLetters`] sink.
 //!
 //! The policies (ramp, backoff) are pure code in `domain`; this crate applies them.
+//!
+//! One style: every module exposes its Firestore operations as methods of a repository struct
+//! built from a `&Db` (plus its configuration): [`Ledger`], [`DeadLetters`], [`BulkWriter`],
+//! [`inventory::Inventory`], [`payments::Payments`], [`tenancy::Tenancy`],
+//! [`ratelimit::RateLimiter`], [`feed::Feeds`] and [`feed::Fanout`], [`counters::Counters`],
+//! [`onboarding::Onboarding`], [`cleanup::Sweeper`]. Why a struct rather than free functions
+//! over `&Db`: several repositories carry state beside the handle (caches, retention, backoff,
+//! the ramp, the feed policy), so a struct is needed there anyway, and one shape everywhere
+//! means a function's state holds its repositories and a call reads `repo.op(..)` whatever the
+//! repository. A repository is cheap to build and to clone (the [`Db`] handle is shared).
+//! Free functions remain only for pure helpers that take no `Db`: path builders
+//! ([`onboarding::doc_path`], [`counters::shard_paths`]) and document decoders
+//! ([`feed::post_facts`]).
 
 pub mod bulk;
 pub mod cleanup;

@@ -99,87 +99,6 @@ pub fn doc_path(kind: DocKind, req: &ProvisionRequest) -> Result<DocPath, PathEr
     }
 }
 
-/// Reads the membership of `uid` in `tenant_id` (`None` when there is none).
-pub async fn membership(db: &Db, tenant_id: &str, uid: &str) -> Result<Option<Membership>, Error> {
-    db.get(&paths::tenant_member(tenant_id, uid)?).await
-}
-
-/// The `tenant_id` recorded on `users/{uid}` (`None` when the root or the field is missing).
-pub async fn user_tenant(db: &Db, uid: &str) -> Result<Option<String>, Error> {
-    #[derive(Deserialize)]
-    struct Root {
-        #[serde(default)]
-        tenant_id: Option<String>,
-    }
-    Ok(db.get::<Root>(&paths::user(uid)?).await?.and_then(|root| root.tenant_id))
-}
-
-/// Deletes the membership `tenants/{tenant_id}/users/{uid}`. Answers the role it had, `None`
-/// when there was none (nothing deleted).
-pub async fn remove_member(db: &Db, tenant_id: &str, uid: &str) -> Result<Option<Role>, Error> {
-    let path = paths::tenant_member(tenant_id, uid)?;
-    let Some(member) = db.get::<Membership>(&path).await? else { return Ok(None) };
-    db.delete(&path).await?;
-    tracing::info!(%tenant_id, %uid, "membership removed");
-    Ok(Some(member.role))
-}
-
-/// Sets `tenants/{tenant_id}.status` to `suspended` (that field only) and answers the uids of
-/// every member. `Ok(None)` when the tenant does not exist.
-pub async fn suspend_tenant(db: &Db, tenant_id: &str) -> Result<Option<Vec<String>>, Error> {
-    let path = paths::tenant(tenant_id)?;
-    let mut write = db.set_write(&path, &json!({"status": "suspended"}))?;
-    write.update_mask = Some(DocumentMask { field_paths: vec!["status".to_owned()] });
-    write.current_document =
-        Some(Precondition { condition_type: Some(ConditionType::Exists(true)) });
-    match db.commit(vec![write]).await {
-        Ok(()) => {}
-        Err(error) if error.code() == Some(Code::NotFound) => return Ok(None),
-        Err(error) => return Err(error),
-    }
-    tracing::info!(%tenant_id, "tenant suspended");
-    let mut query = crate::rpc::from(paths::names::USERS, false);
-    query.select = crate::rpc::select(&[crate::rpc::NAME]);
-    let docs = crate::rpc::run(db, path.full_name(db.documents_root()), query).await?;
-    Ok(Some(docs.iter().map(|doc| crate::rpc::doc_id(doc).to_owned()).collect()))
-}
-
-/// The onboarding state recorded on `users/{uid}` (`None` when absent or unreadable).
-pub async fn onboarding_state(db: &Db, uid: &str) -> Result<Option<OnboardingState>, Error> {
-    let path = paths::user(uid)?;
-    let Some(doc) = db.get_document(&path, None).await? else { return Ok(None) };
-    Ok(read_state(&path, &doc))
-}
-
-/// Provisions `req`: creates every planned document that is missing, never touches one that
-/// exists, and records the onboarding state on the user root. A fully provisioned user is a
-/// no-op (nothing is written). See the module docs for the concurrency argument.
-///
-/// Errors: [`Error::Invalid`] when the user joins an existing tenant (`tenant_is_new` false)
-/// whose document does not exist (permanent: onboarding never invents tenants);
-/// [`Error::Path`] for ids Firestore cannot store; retryable errors after the retry budget.
-pub async fn provision(db: &Db, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
-    provision_with(db, req, false).await
-}
-
-/// [`provision`] for a sign-up message or a token's claims: refuses with
-/// [`Error::MembershipRemoved`] (and writes nothing) when the user root says the user was
-/// onboarded into `req.tenant_id` and the membership no longer exists. A removed member is
-/// never re-instated from a stale claim or a late message; only an explicit repair
-/// ([`provision`], `POST /provision`) or a new invitation brings them back.
-pub async fn provision_new(db: &Db, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
-    provision_with(db, req, true).await
-}
-
-/// Whether `users/{uid}` says the user was onboarded into `tenant_id` and their membership
-/// there is gone (a removed member). Two reads.
-pub async fn membership_removed(db: &Db, tenant_id: &str, uid: &str) -> Result<bool, Error> {
-    let root_path = paths::user(uid)?;
-    let (root, member) =
-        futures::try_join!(db.get::<RootTenancy>(&root_path), membership(db, tenant_id, uid))?;
-    Ok(member.is_none() && root.is_some_and(|r| r.onboarded_into(tenant_id)))
-}
-
 /// The tenancy fields of `users/{uid}`.
 #[derive(Deserialize)]
 struct RootTenancy {
@@ -435,6 +354,112 @@ fn merge_state_write(
     write.current_document =
         Some(Precondition { condition_type: Some(ConditionType::UpdateTime(update_time)) });
     Ok(write)
+}
+
+/// The user's documents: provisioning, memberships, removal and suspension.
+#[derive(Debug, Clone)]
+pub struct Onboarding {
+    db: Db,
+}
+
+impl Onboarding {
+    /// The repository on `db`.
+    pub fn new(db: &Db) -> Self {
+        Self { db: db.clone() }
+    }
+
+    /// Reads the membership of `uid` in `tenant_id` (`None` when there is none).
+    pub async fn membership(
+        &self,
+        tenant_id: &str,
+        uid: &str,
+    ) -> Result<Option<Membership>, Error> {
+        let db = &self.db;
+        db.get(&paths::tenant_member(tenant_id, uid)?).await
+    }
+
+    /// The `tenant_id` recorded on `users/{uid}` (`None` when the root or the field is missing).
+    pub async fn user_tenant(&self, uid: &str) -> Result<Option<String>, Error> {
+        let db = &self.db;
+        #[derive(Deserialize)]
+        struct Root {
+            #[serde(default)]
+            tenant_id: Option<String>,
+        }
+        Ok(db.get::<Root>(&paths::user(uid)?).await?.and_then(|root| root.tenant_id))
+    }
+
+    /// Deletes the membership `tenants/{tenant_id}/users/{uid}`. Answers the role it had, `None`
+    /// when there was none (nothing deleted).
+    pub async fn remove_member(&self, tenant_id: &str, uid: &str) -> Result<Option<Role>, Error> {
+        let db = &self.db;
+        let path = paths::tenant_member(tenant_id, uid)?;
+        let Some(member) = db.get::<Membership>(&path).await? else { return Ok(None) };
+        db.delete(&path).await?;
+        tracing::info!(%tenant_id, %uid, "membership removed");
+        Ok(Some(member.role))
+    }
+
+    /// Sets `tenants/{tenant_id}.status` to `suspended` (that field only) and answers the uids of
+    /// every member. `Ok(None)` when the tenant does not exist.
+    pub async fn suspend_tenant(&self, tenant_id: &str) -> Result<Option<Vec<String>>, Error> {
+        let db = &self.db;
+        let path = paths::tenant(tenant_id)?;
+        let mut write = db.set_write(&path, &json!({"status": "suspended"}))?;
+        write.update_mask = Some(DocumentMask { field_paths: vec!["status".to_owned()] });
+        write.current_document =
+            Some(Precondition { condition_type: Some(ConditionType::Exists(true)) });
+        match db.commit(vec![write]).await {
+            Ok(()) => {}
+            Err(error) if error.code() == Some(Code::NotFound) => return Ok(None),
+            Err(error) => return Err(error),
+        }
+        tracing::info!(%tenant_id, "tenant suspended");
+        let mut query = crate::rpc::from(paths::names::USERS, false);
+        query.select = crate::rpc::select(&[crate::rpc::NAME]);
+        let docs = crate::rpc::run(db, path.full_name(db.documents_root()), query).await?;
+        Ok(Some(docs.iter().map(|doc| crate::rpc::doc_id(doc).to_owned()).collect()))
+    }
+
+    /// The onboarding state recorded on `users/{uid}` (`None` when absent or unreadable).
+    pub async fn onboarding_state(&self, uid: &str) -> Result<Option<OnboardingState>, Error> {
+        let db = &self.db;
+        let path = paths::user(uid)?;
+        let Some(doc) = db.get_document(&path, None).await? else { return Ok(None) };
+        Ok(read_state(&path, &doc))
+    }
+
+    /// Provisions `req`: creates every planned document that is missing, never touches one that
+    /// exists, and records the onboarding state on the user root. A fully provisioned user is a
+    /// no-op (nothing is written). See the module docs for the concurrency argument.
+    ///
+    /// Errors: [`Error::Invalid`] when the user joins an existing tenant (`tenant_is_new` false)
+    /// whose document does not exist (permanent: onboarding never invents tenants);
+    /// [`Error::Path`] for ids Firestore cannot store; retryable errors after the retry budget.
+    pub async fn provision(&self, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
+        let db = &self.db;
+        provision_with(db, req, false).await
+    }
+
+    /// [`Onboarding::provision`] for a sign-up message or a token's claims: refuses with
+    /// [`Error::MembershipRemoved`] (and writes nothing) when the user root says the user was
+    /// onboarded into `req.tenant_id` and the membership no longer exists. A removed member is
+    /// never re-instated from a stale claim or a late message; only an explicit repair
+    /// ([`Onboarding::provision`], `POST /provision`) or a new invitation brings them back.
+    pub async fn provision_new(&self, req: &ProvisionRequest) -> Result<ProvisionReport, Error> {
+        let db = &self.db;
+        provision_with(db, req, true).await
+    }
+
+    /// Whether `users/{uid}` says the user was onboarded into `tenant_id` and their membership
+    /// there is gone (a removed member). Two reads.
+    pub async fn membership_removed(&self, tenant_id: &str, uid: &str) -> Result<bool, Error> {
+        let db = &self.db;
+        let root_path = paths::user(uid)?;
+        let (root, member) =
+            futures::try_join!(db.get::<RootTenancy>(&root_path), self.membership(tenant_id, uid))?;
+        Ok(member.is_none() && root.is_some_and(|r| r.onboarded_into(tenant_id)))
+    }
 }
 
 #[cfg(test)]

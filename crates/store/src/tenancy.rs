@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::admission::RootFacts;
 use domain::tenancy::{DomainClaim, Invitation, Role};
 use firestore::FirestoreInstant;
 use serde::{Deserialize, Serialize};
@@ -78,9 +79,17 @@ pub struct UserRoot {
 }
 
 impl UserRoot {
-    /// Whether onboarding completed for the user in `tenant_id`.
+    /// Whether onboarding completed for the user in `tenant_id` (the rule of
+    /// [`RootFacts::onboarded_into`]).
     pub fn onboarded_into(&self, tenant_id: &str) -> bool {
-        self.onboarded && self.tenant_id.as_deref() == Some(tenant_id)
+        RootFacts::from(self.clone()).onboarded_into(tenant_id)
+    }
+}
+
+impl From<UserRoot> for RootFacts {
+    /// What the sign-in admission decision reads of the user root.
+    fn from(root: UserRoot) -> Self {
+        Self { tenant_id: root.tenant_id, onboarded: root.onboarded }
     }
 }
 

@@ -76,9 +76,10 @@ impl FromRequestParts<AppState> for SignedIn {
 }
 
 async fn ensure_provisioned(state: &AppState, who: &SignedIn) -> Result<(), Error> {
+    let onboarding = store::onboarding::Onboarding::new(&state.db);
     let (state_read, removed) = tokio::try_join!(
-        store::onboarding::onboarding_state(&state.db, &who.uid),
-        store::onboarding::membership_removed(&state.db, &who.tenant_id, &who.uid),
+        onboarding.onboarding_state(&who.uid),
+        onboarding.membership_removed(&who.tenant_id, &who.uid),
     )
     .map_err(store_error)?;
     if removed {
@@ -94,7 +95,7 @@ async fn ensure_provisioned(state: &AppState, who: &SignedIn) -> Result<(), Erro
         role: who.role,
         tenant_is_new: who.tenant_id == personal_tenant_id(&who.uid),
     };
-    let report = match store::onboarding::provision_new(&state.db, &request).await {
+    let report = match store::onboarding::Onboarding::new(&state.db).provision_new(&request).await {
         Ok(report) => report,
         Err(store::Error::MembershipRemoved { .. }) => return Err(removed_error(who)),
         Err(error) => return Err(store_error(error)),

@@ -63,9 +63,9 @@ async fn seed_approach(db: &Db, item: &FeedItem, page_size: u32) -> anyhow::Resu
     let (mut written, mut round_trips) = (0, 0);
     let mut cursor = None;
     loop {
-        let page =
-            store::feed::follower_page(db, &item.vendor_id, cursor.as_ref(), None, page_size)
-                .await?;
+        let page = store::feed::Feeds::new(db)
+            .follower_page(&item.vendor_id, cursor.as_ref(), None, page_size)
+            .await?;
         round_trips += 1;
         if page.is_empty() {
             break;
@@ -244,8 +244,9 @@ async fn read_followers(db: &Db, page_size: u32) -> anyhow::Result<(usize, Durat
     let began = Instant::now();
     let (mut cursor, mut pages) = (None, 0);
     loop {
-        let page =
-            store::feed::follower_page(db, "bench", cursor.as_ref(), None, page_size).await?;
+        let page = store::feed::Feeds::new(db)
+            .follower_page("bench", cursor.as_ref(), None, page_size)
+            .await?;
         pages += 1;
         if page.len() < page_size as usize {
             return Ok((pages, began.elapsed()));
@@ -293,7 +294,7 @@ async fn measure_shape(
 ) -> anyhow::Result<Outcome> {
     let db = Db::new(DbConfig::emulator(testkit::project_id(), host));
     let o = raw_writes(&db, host, item, followers, shape).await?;
-    let holders = store::feed::holders(&db, &item.post_id).await?.len();
+    let holders = store::feed::Feeds::new(&db).holders(&item.post_id).await?.len();
     anyhow::ensure!(holders == followers, "{}: {holders} feeds hold the post", shape.label());
     clear(&db, host).await?;
     Ok(o)
@@ -306,8 +307,9 @@ async fn explore(host: &str, item: &FeedItem, followers: usize, reps: usize) -> 
         let open = RampPolicy { start_ops_per_sec: 10_000.0, ..RampPolicy::default() };
         seed_followers(&db, followers, open).await?;
         if page_size == 500 {
-            let last =
-                store::feed::follower_page(&db, "bench", None, None, followers as u32).await?;
+            let last = store::feed::Feeds::new(&db)
+                .follower_page("bench", None, None, followers as u32)
+                .await?;
             for (label, after, limit) in [
                 ("limit 1 from the start", None, 1u32),
                 ("limit 500 from the start", None, 500),
@@ -326,15 +328,17 @@ async fn explore(host: &str, item: &FeedItem, followers: usize, reps: usize) -> 
                 let mut times = Vec::new();
                 for _ in 0..5 {
                     let t = Instant::now();
-                    store::feed::follower_page(&db, "bench", after.as_ref(), None, limit).await?;
+                    store::feed::Feeds::new(&db)
+                        .follower_page("bench", after.as_ref(), None, limit)
+                        .await?;
                     times.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
                 println!("query {label}: {times:.1?} ms");
             }
             for conc in [1usize, 2, 4, 8] {
                 let t = Instant::now();
-                let qs =
-                    (0..conc).map(|_| store::feed::follower_page(&db, "bench", None, None, 500));
+                let feeds = store::feed::Feeds::new(&db);
+                let qs = (0..conc).map(|_| feeds.follower_page("bench", None, None, 500));
                 futures::future::try_join_all(qs).await?;
                 println!(
                     "{conc} concurrent 500-limit queries: {:.1} ms",
@@ -459,7 +463,9 @@ async fn main() -> anyhow::Result<()> {
         let (queries, elapsed) = read_followers(&db, policy.page_size).await?;
         reads.push(("a query per 500-follower page (the seed's reads)", queries, elapsed));
         let began = Instant::now();
-        let all = store::feed::follower_page(&db, "bench", None, None, followers as u32).await?;
+        let all = store::feed::Feeds::new(&db)
+            .follower_page("bench", None, None, followers as u32)
+            .await?;
         anyhow::ensure!(all.len() == followers, "read {} followers", all.len());
         reads.push(("one query for every follower", 1, began.elapsed()));
         clear(&db, host).await?;
@@ -587,7 +593,7 @@ async fn seed_followers(db: &Db, followers: usize, ramp: RampPolicy) -> anyhow::
 
 /// Exactly `followers` feeds hold the post, and the run says it wrote that many.
 async fn check(db: &Db, outcome: &Outcome, followers: usize) -> anyhow::Result<()> {
-    let holders = store::feed::holders(db, "p").await?.len();
+    let holders = store::feed::Feeds::new(db).holders("p").await?.len();
     anyhow::ensure!(holders == followers, "{}: {holders} feeds hold the post", outcome.name);
     anyhow::ensure!(outcome.written == followers, "{}: wrote {}", outcome.name, outcome.written);
     Ok(())

@@ -6,7 +6,7 @@
 //! document must be posts/{postId}            anything else -> permanent
 //! domain::feed::classify(old, new)           Nothing -> 204 (no write at all)
 //! ledger claim (CloudEvent id)               Done -> 204 | InFlight -> 409 + Retry-After | Mismatch -> permanent
-//! the post as it is now decides              Add: gone/inactive -> nothing; high-follower vendor -> nothing
+//! domain::feed::event_action on the post now Add: gone/inactive -> nothing; high-follower vendor -> nothing
 //!                                            (merged at read time); else the first pages inline, the rest
 //!                                            as fanout-tasks, after re-reading the post (gone or
 //!                                            inactive by then -> removed instead, see work::add).
@@ -23,7 +23,7 @@ use anyhow::anyhow;
 use axum::body::Bytes;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use domain::feed::{Change, PostFacts, classify, is_high_follower};
+use domain::feed::{Change, PostAction, PostFacts, Skip, classify, event_action, is_high_follower};
 use gcp::error::PublicError;
 use gcp::eventarc::FirestoreEvent;
 use gcp::firestore::FirestoreDocument;
@@ -99,17 +99,12 @@ pub(crate) async fn post_event(
         }
         None => Change::Add,
     };
-    let Some(action) = (match change {
-        Change::Add => Some("add"),
-        Change::Remove => Some("remove"),
-        Change::Retime => Some("retime"),
-        Change::Nothing => None,
-    }) else {
+    if change == Change::Nothing {
         return Ok(StatusCode::NO_CONTENT);
-    };
+    }
 
     let fingerprint =
-        hex::encode(Sha256::digest(format!("{}|{post_id}|{action}", event.event_type)));
+        hex::encode(Sha256::digest(format!("{}|{post_id}|{}", event.event_type, change.as_str())));
     let Some(token) = work::claim(&state, SCOPE, &event.id, &fingerprint).await? else {
         return Ok(StatusCode::NO_CONTENT);
     };
@@ -126,18 +121,19 @@ async fn handle(
     change: Change,
     no_data: bool,
 ) -> Result<Value, Error> {
-    let current =
-        store::feed::post(&state.db, post_id).await.map_err(|e| store_failure(e, None))?;
+    let current = store::feed::Feeds::new(&state.db)
+        .post(post_id)
+        .await
+        .map_err(|e| store_failure(e, None))?;
     let active = current.as_ref().filter(|p| p.active);
-    match (change, active) {
-        // No data: add when active now, else remove.
-        (Change::Add, Some(post)) => {
+    match (event_action(change, active.is_some(), !no_data), active) {
+        (PostAction::Add, Some(post)) => {
             // The aggregated `followerCount` (the number getFeed's read-time merge uses too, so
             // both sides agree on who is a high-follower vendor).
-            let counts =
-                store::feed::follower_counts(&state.db, std::slice::from_ref(&post.vendor_id))
-                    .await
-                    .map_err(|e| store_failure(e, None))?;
+            let counts = store::feed::Feeds::new(&state.db)
+                .follower_counts(std::slice::from_ref(&post.vendor_id))
+                .await
+                .map_err(|e| store_failure(e, None))?;
             let followers = counts.first().copied().unwrap_or(0);
             if is_high_follower(followers, &state.policy) {
                 return Ok(
@@ -147,24 +143,24 @@ async fn handle(
             let item = work::item(state, post_id, post);
             work::add(state, &item, None, None, Some(state.policy.inline_pages), 0).await
         }
-        (Change::Add, None) if !no_data => {
-            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
-        }
-        (Change::Add | Change::Remove, None) => {
+        (PostAction::Remove, _) => {
             let vendor = current.map(|p| p.vendor_id).unwrap_or_default();
             work::remove(state, post_id, &vendor, Some(state.policy.inline_pages), 0).await
         }
-        (Change::Remove, Some(_)) => {
-            Ok(json!({"action": "none", "reason": "the post is active again"}))
-        }
-        // Every vendor's posts, high-follower ones included: follows backfill their entries.
-        (Change::Retime, Some(post)) => {
+        (PostAction::Retime, Some(post)) => {
             let item = work::item(state, post_id, post);
             work::retime(state, &item, Some(state.policy.inline_pages), 0).await
         }
-        (Change::Retime, None) => {
-            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
-        }
-        (Change::Nothing, _) => Ok(json!({"action": "none"})),
+        (PostAction::Skip(skip), _) => Ok(skipped(skip)),
+        // The table adds and retimes only an active post.
+        (PostAction::Add | PostAction::Retime, None) => Ok(skipped(Skip::NoLongerActive)),
+    }
+}
+
+/// The outcome of a post event or task that does nothing.
+pub(crate) fn skipped(skip: Skip) -> Value {
+    match skip.reason() {
+        Some(reason) => json!({"action": "none", "reason": reason}),
+        None => json!({"action": "none"}),
     }
 }

@@ -4,6 +4,7 @@
 //! OIDC (runtime::auth::GoogleCaller)      forged / missing token -> 401
 //! parse_push::<FanoutTask>                undecodable (envelope, base64, JSON, version) -> permanent
 //! ledger claim (message id)               Done -> 204 | InFlight -> 409 | Mismatch -> permanent
+//! domain::feed::task_action on the post now:
 //! Add: the post must still be active      else nothing (its removal handles the feeds)
 //!      followers in (start_after, end_at] until the time budget; then the post is read again:
 //!      gone or inactive -> its entries removed (write, then re-check), else the rest re-published
@@ -16,16 +17,18 @@
 use anyhow::anyhow;
 use axum::body::Bytes;
 use axum::extract::State;
-use domain::messages::{FanoutAction, FanoutTask};
+use domain::feed::{PostAction, Skip, task_action};
+use domain::messages::FanoutTask;
 use gcp::error::PublicError;
 use gcp::pubsub::{parse_push, parse_push_bytes};
 use http::StatusCode;
 use runtime::Error;
 use runtime::auth::GoogleCaller;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::event::skipped;
 use crate::work::{self, store_failure};
 
 /// The idempotency scope of `fanout-tasks` deliveries (the key is the Pub/Sub message id).
@@ -62,11 +65,13 @@ pub(crate) async fn fanout_tasks(
 }
 
 async fn handle(state: &AppState, task: &FanoutTask) -> Result<Value, Error> {
-    let current =
-        store::feed::post(&state.db, &task.post_id).await.map_err(|e| store_failure(e, None))?;
+    let current = store::feed::Feeds::new(&state.db)
+        .post(&task.post_id)
+        .await
+        .map_err(|e| store_failure(e, None))?;
     let active = current.as_ref().filter(|p| p.active);
-    match (task.action, active) {
-        (FanoutAction::Add, Some(post)) => {
+    match (task_action(task.action, active.is_some()), active) {
+        (PostAction::Add, Some(post)) => {
             let item = work::item(state, &task.post_id, post);
             work::add(
                 state,
@@ -78,21 +83,15 @@ async fn handle(state: &AppState, task: &FanoutTask) -> Result<Value, Error> {
             )
             .await
         }
-        (FanoutAction::Add, None) => {
-            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
-        }
-        (FanoutAction::Remove, None) => {
+        (PostAction::Remove, _) => {
             work::remove(state, &task.post_id, &task.vendor_id, None, task.attempt).await
         }
-        (FanoutAction::Remove, Some(_)) => {
-            Ok(json!({"action": "none", "reason": "the post is active again"}))
-        }
-        (FanoutAction::Retime, Some(post)) => {
+        (PostAction::Retime, Some(post)) => {
             let item = work::item(state, &task.post_id, post);
             work::retime(state, &item, None, task.attempt).await
         }
-        (FanoutAction::Retime, None) => {
-            Ok(json!({"action": "none", "reason": "the post is no longer active"}))
-        }
+        (PostAction::Skip(skip), _) => Ok(skipped(skip)),
+        // The table adds and retimes only an active post.
+        (PostAction::Add | PostAction::Retime, None) => Ok(skipped(Skip::NoLongerActive)),
     }
 }

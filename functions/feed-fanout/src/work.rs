@@ -61,7 +61,8 @@ pub(crate) async fn add(
 ) -> Result<Value, Error> {
     let written = state.fanout.add(item, start_after, end_at, max_pages).await;
     // Write, then re-check: the post as it is now, after every write of the range.
-    let now = store::feed::post(&state.db, &item.post_id)
+    let now = store::feed::Feeds::new(&state.db)
+        .post(&item.post_id)
         .await
         .map_err(|e| store_failure(e, None))?
         .filter(|post| post.active);
@@ -148,7 +149,8 @@ pub(crate) async fn retime(
             publish(state, &task).await?;
             return Ok(summary("retime", &total, true));
         }
-        let now = store::feed::post(&state.db, &item.post_id)
+        let now = store::feed::Feeds::new(&state.db)
+            .post(&item.post_id)
             .await
             .map_err(|e| store_failure(e, None))?
             .filter(|post| post.active);

@@ -33,7 +33,7 @@ use runtime::Error;
 use runtime::auth::Caller;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::onboarding::membership;
+use store::onboarding::Onboarding;
 
 use crate::AppState;
 
@@ -68,7 +68,10 @@ async fn requester<'a>(
         Caller::Firebase(user) => {
             let claimed_tenant = user.claim_str("tenant_id");
             let own = if claimed_tenant == Some(tenant_id) {
-                membership(&state.db, tenant_id, &user.uid).await.map_err(store_failure)?
+                Onboarding::new(&state.db)
+                    .membership(tenant_id, &user.uid)
+                    .await
+                    .map_err(store_failure)?
             } else {
                 None
             };
@@ -90,13 +93,17 @@ pub(crate) async fn remove_member(
     if let Requester::TenantAdmin { .. } = who {
         authorize_removal(&who, &req.tenant_id, domain::tenancy::Role::Member).map_err(denied)?;
     }
-    let target = membership(&state.db, &req.tenant_id, &req.uid).await.map_err(store_failure)?;
+    let target = Onboarding::new(&state.db)
+        .membership(&req.tenant_id, &req.uid)
+        .await
+        .map_err(store_failure)?;
     let Some(target) = target else {
         return Err(Error::reject(Code::NotFound, "The user is not a member of this tenant."));
     };
     authorize_removal(&who, &req.tenant_id, target.role).map_err(denied)?;
     let toolkit = toolkit(&state)?;
-    store::onboarding::remove_member(&state.db, &req.tenant_id, &req.uid)
+    store::onboarding::Onboarding::new(&state.db)
+        .remove_member(&req.tenant_id, &req.uid)
         .await
         .map_err(store_failure)?;
     let revoked = revoke(toolkit, &req.uid, &req.tenant_id).await?;
@@ -115,7 +122,8 @@ pub(crate) async fn suspend_tenant(
     let who = requester(&state, &caller, &req.tenant_id).await?;
     authorize_suspension(&who).map_err(denied)?;
     let toolkit = toolkit(&state)?;
-    let Some(members) = store::onboarding::suspend_tenant(&state.db, &req.tenant_id)
+    let Some(members) = store::onboarding::Onboarding::new(&state.db)
+        .suspend_tenant(&req.tenant_id)
         .await
         .map_err(store_failure)?
     else {

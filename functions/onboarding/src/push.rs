@@ -52,7 +52,7 @@ pub(crate) async fn user_signups(
     let outcome = state
         .ledger
         .run_once(SCOPE, &message_id, &signup, state.lease, || {
-            store::onboarding::provision_new(&state.db, &request)
+            store::onboarding::Onboarding::new(&state.db).provision_new(&request)
         })
         .await
         .map_err(|e| store_failure(e.or_ledger(|e| e), &message_id))?;

@@ -28,7 +28,7 @@ use domain::repair::{
 use gcp::callable::Code;
 use runtime::Error;
 use runtime::auth::Caller;
-use store::onboarding::{membership, user_tenant};
+use store::onboarding::Onboarding;
 
 use crate::AppState;
 
@@ -60,7 +60,10 @@ pub(crate) async fn provision(
         Caller::Firebase(user) => {
             let claimed_tenant = user.claim_str("tenant_id");
             let own = if claimed_tenant == Some(req.tenant_id.as_str()) {
-                membership(&state.db, &req.tenant_id, &user.uid).await.map_err(read_failure)?
+                Onboarding::new(&state.db)
+                    .membership(&req.tenant_id, &user.uid)
+                    .await
+                    .map_err(read_failure)?
             } else {
                 None
             };
@@ -68,8 +71,12 @@ pub(crate) async fn provision(
                 Requester::TenantAdmin { claimed_tenant, membership: own.map(|m| m.role) };
             authorize_requester(&requester, &req).map_err(denied)?;
             let facts = TargetFacts {
-                root_tenant: user_tenant(&state.db, &req.uid).await.map_err(read_failure)?,
-                member_of_requested_tenant: membership(&state.db, &req.tenant_id, &req.uid)
+                root_tenant: Onboarding::new(&state.db)
+                    .user_tenant(&req.uid)
+                    .await
+                    .map_err(read_failure)?,
+                member_of_requested_tenant: Onboarding::new(&state.db)
+                    .membership(&req.tenant_id, &req.uid)
                     .await
                     .map_err(read_failure)?
                     .is_some(),
@@ -86,7 +93,7 @@ pub(crate) async fn provision(
         role: req.role,
         tenant_is_new: req.tenant_is_new,
     };
-    match store::onboarding::provision(&state.db, &request).await {
+    match store::onboarding::Onboarding::new(&state.db).provision(&request).await {
         Ok(report) => Ok(Json(report)),
         Err(error) if error.is_retryable() => {
             Err(Error::retry(anyhow::Error::new(error).context("repair provisioning")))

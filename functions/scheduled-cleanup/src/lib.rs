@@ -197,17 +197,13 @@ async fn run_page(state: &AppState, job: Job, cursor: &mut Cursor) -> Result<Pag
             } else {
                 &store::cleanup::FEED_ITEMS
             };
-            store::cleanup::delete_expired_page(
-                &state.db,
-                sweep,
-                now,
-                state.page_size,
-                &mut cursor.expiry,
-            )
-            .await
+            store::cleanup::Sweeper::new(&state.db)
+                .delete_expired_page(sweep, now, state.page_size, &mut cursor.expiry)
+                .await
         }
         Job::AggregateCounters => {
-            store::counters::aggregate_dirty_page(&state.db, state.page_size, &mut cursor.shard)
+            store::counters::Counters::new(&state.db)
+                .aggregate_dirty_page(state.page_size, &mut cursor.shard)
                 .await
         }
         Job::ExpireReservations => {

@@ -1,6 +1,6 @@
-//! The two blocking endpoints: request checks, token verification, the tenancy decision (pure,
-//! in `domain`), Firestore lookups (in `store`), the answer (built by `gcp`) and the sign-up
-//! announcement on `user-signups`.
+//! The two blocking endpoints: request checks, token verification, the admission decisions (pure,
+//! in `domain::tenancy` for sign-up and `domain::admission` for sign-in), Firestore lookups (in
+//! `store`), the answer (built by `gcp`) and the sign-up announcement on `user-signups`.
 //!
 //! Every failure is a [`runtime::Error`]: client mistakes and forged tokens are rejections in the
 //! blocking error shape (`{"error":{"status","message"}}`, the route is `callable_style`),
@@ -13,11 +13,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use bus::Attributes;
 use chrono::Utc;
-use domain::messages::{UserSignup, UserSignups, Version};
-use domain::tenancy::{
-    Assignment, Invitation, Lookups, Role, SignupFacts, Source, adopts_invitation, assign_tenant,
-    personal_tenant_id,
+use domain::admission::{
+    Fact, InvitationFacts, InvitationNeed, InvitationStep, Need, Refusal, RootFacts, SignIn,
+    SignInFacts, TenantFacts, admit_sign_in, invitation_at_sign_in,
 };
+use domain::messages::{UserSignup, UserSignups, Version};
+use domain::tenancy::{Assignment, Invitation, Lookups, Role, SignupFacts, Source, assign_tenant};
 use gcp::blocking::{BlockingError, BlockingEvent, BlockingEventType, BlockingResponse};
 use gcp::callable::Code;
 use gcp::error::PublicError as _;
@@ -153,74 +154,62 @@ impl AppState {
         let uid = event.uid().ok_or_else(no_user)?;
         let tenancy = &self.inner.tenancy;
         let existing = event.user_record.as_ref().and_then(|r| r.custom_claims.as_ref());
-        let claimed_tenant = claim_str(existing, "tenant_id");
-        let claimed_role = claim_str(existing, "role");
         if let Some(answer) = Box::pin(self.invitation_at_sign_in(event, uid)).await? {
             return Ok(answer);
         }
 
-        let tenant_id = match claimed_tenant {
-            Some(tenant) => tenant.to_owned(),
-            // No claims yet (a user from before the hook): fall back to the provisioned tenant.
-            None => match tenancy
-                .user_root(uid)
-                .await
-                .map_err(|e| firestore_down(e, "reading the user root"))?
-            {
-                Some(root) if root.onboarded => match root.tenant_id {
-                    Some(tenant) => tenant,
-                    None => return Ok(empty()),
-                },
-                _ => return Ok(empty()),
-            },
-        };
-        tracing::Span::current().record("tenant_id", tenant_id.as_str());
-
-        let (status, membership) = tokio::try_join!(
-            tenancy.tenant_status(&tenant_id),
-            tenancy.membership(&tenant_id, uid)
-        )
-        .map_err(|e| firestore_down(e, "reading the tenant and membership"))?;
-        if status == Some(TenantStatus::Suspended) {
-            tracing::info!("sign-in refused: tenant suspended");
-            return Err(Error::reject(Code::PermissionDenied, SUSPENDED_MESSAGE));
-        }
-        match membership {
-            Some(member) => {
-                if claimed_tenant == Some(tenant_id.as_str())
-                    && claimed_role == Some(member.role.as_str())
-                {
-                    return Ok(empty());
+        // The decision is `domain::admission::admit_sign_in`; this loop reads what it asks for.
+        let mut facts =
+            SignInFacts::new(claim_str(existing, "tenant_id"), claim_str(existing, "role"));
+        let decision = loop {
+            match admit_sign_in(&facts) {
+                SignIn::Read(Need::UserRoot) => {
+                    let root = tenancy
+                        .user_root(uid)
+                        .await
+                        .map_err(|e| firestore_down(e, "reading the user root"))?;
+                    facts.user_root = Fact::Known(root.map(RootFacts::from));
                 }
-                tracing::info!(from = ?claimed_role, to = %member.role, "refreshing claims");
-                let claims = merged_claims(existing, &tenant_id, member.role);
+                SignIn::Read(Need::Tenant(tenant_id)) => {
+                    tracing::Span::current().record("tenant_id", tenant_id.as_str());
+                    let (status, membership) = tokio::try_join!(
+                        tenancy.tenant_status(&tenant_id),
+                        tenancy.membership(&tenant_id, uid)
+                    )
+                    .map_err(|e| firestore_down(e, "reading the tenant and membership"))?;
+                    facts.tenant = Fact::Known(TenantFacts {
+                        suspended: status == Some(TenantStatus::Suspended),
+                        membership: membership.map(|m| m.role),
+                    });
+                }
+                decision => break decision,
+            }
+        };
+        match decision {
+            SignIn::Read(_) | SignIn::Admit => Ok(empty()),
+            SignIn::RefreshClaims { tenant_id, role } => {
+                tracing::info!(from = ?facts.claimed_role, to = %role, "refreshing claims");
+                let claims = merged_claims(existing, &tenant_id, role);
                 BlockingResponse::new()
                     .custom_claims(claims)
                     .to_json(BlockingEventType::BeforeSignIn)
                     .map_err(|e| invalid_claims(&e, &tenant_id))
             }
-            None => {
-                // Right after sign-up onboarding has not run yet: a missing membership means
-                // "removed" only once the user root says the user was onboarded into the tenant.
-                let root = tenancy
-                    .user_root(uid)
-                    .await
-                    .map_err(|e| firestore_down(e, "reading the user root"))?;
-                if root.is_some_and(|r| r.onboarded_into(&tenant_id)) {
-                    tracing::info!("sign-in refused: membership removed");
-                    return Err(Error::reject(Code::PermissionDenied, REMOVED_MESSAGE));
-                }
-                Ok(empty())
+            SignIn::Refuse(Refusal::TenantSuspended) => {
+                tracing::info!("sign-in refused: tenant suspended");
+                Err(Error::reject(Code::PermissionDenied, SUSPENDED_MESSAGE))
+            }
+            SignIn::Refuse(Refusal::MembershipRemoved) => {
+                tracing::info!("sign-in refused: membership removed");
+                Err(Error::reject(Code::PermissionDenied, REMOVED_MESSAGE))
             }
         }
     }
 
-    /// The invitation side of a sign-in. Reads `invitations/{email}` only for a fresh account
-    /// (created within the invitation hold: its sign-up may hold a reservation, which the sign-in
-    /// makes final, since the user now exists) or for a user with a proven email still in their
-    /// personal tenant (an invitee who signed up before proving the address: they move into the
-    /// invitation's tenant, with its role, and are announced on `user-signups` for onboarding).
-    /// `Some(answer)` when the user moves.
+    /// The invitation side of a sign-in, decided by `domain::admission::invitation_at_sign_in`
+    /// (a fresh account confirms its sign-up's reservation; a proven invitee still in their
+    /// personal tenant moves into the invitation's tenant, with its role, and is announced on
+    /// `user-signups` for onboarding). `Some(answer)` when the user moves.
     async fn invitation_at_sign_in(
         &self,
         event: &BlockingEvent,
@@ -231,58 +220,60 @@ impl AppState {
         else {
             return Ok(None);
         };
-        let facts = SignupFacts {
+        let person = SignupFacts {
             uid,
             email: Some(email),
             email_verified: record.is_some_and(|r| r.email_verified),
             sign_in_method: event.sign_in_method.as_deref(),
         };
         let existing = record.and_then(|r| r.custom_claims.as_ref());
-        let claimed_tenant = claim_str(existing, "tenant_id");
-        let now = Utc::now();
-        let fresh = record
-            .and_then(|r| r.metadata.as_ref())
-            .and_then(|m| m.creation_time)
-            .is_some_and(|created| now - created <= self.inner.invitation_hold);
-        let personal = personal_tenant_id(uid);
-        let may_move =
-            facts.email_proven() && claimed_tenant.is_none_or(|t| t == personal.as_str());
-        if !fresh && !may_move {
-            return Ok(None);
-        }
+        let created_at = record.and_then(|r| r.metadata.as_ref()).and_then(|m| m.creation_time);
+        let mut facts = InvitationFacts::new(
+            person,
+            claim_str(existing, "tenant_id"),
+            created_at,
+            self.inner.invitation_hold,
+            Utc::now(),
+        );
         let tenancy = &self.inner.tenancy;
-        let Some(invitation) = tenancy
-            .invitation(email)
-            .await
-            .map_err(|e| firestore_down(e, "reading the invitation"))?
-        else {
-            return Ok(None);
+        let (tenant_id, role) = loop {
+            match invitation_at_sign_in(&facts) {
+                InvitationStep::Read(InvitationNeed::Invitation) => {
+                    let invitation = tenancy
+                        .invitation(email)
+                        .await
+                        .map_err(|e| firestore_down(e, "reading the invitation"))?;
+                    facts.invitation = Fact::Known(invitation);
+                }
+                InvitationStep::Read(InvitationNeed::InvitedTenant(tenant_id)) => {
+                    let status = tenancy
+                        .tenant_status(&tenant_id)
+                        .await
+                        .map_err(|e| firestore_down(e, "reading the invited tenant"))?;
+                    let suspended = status == Some(TenantStatus::Suspended);
+                    if suspended {
+                        tracing::info!("invitation left pending: its tenant is suspended");
+                    }
+                    facts.invited_tenant_suspended = Fact::Known(suspended);
+                }
+                InvitationStep::Ignore => return Ok(None),
+                InvitationStep::Confirm => {
+                    tenancy
+                        .confirm_invitation(email, uid)
+                        .await
+                        .map_err(|e| firestore_down(e, "confirming the invitation"))?;
+                    tracing::info!("invitation confirmed at the first sign-in");
+                    return Ok(None);
+                }
+                InvitationStep::Adopt { tenant_id, role } => break (tenant_id, role),
+            }
         };
-        if invitation.consumed_by.as_deref() == Some(uid) && invitation.reserved_until.is_some() {
-            tenancy
-                .confirm_invitation(email, uid)
-                .await
-                .map_err(|e| firestore_down(e, "confirming the invitation"))?;
-            tracing::info!("invitation confirmed at the first sign-in");
-            return Ok(None);
-        }
-        if !adopts_invitation(&facts, claimed_tenant, &invitation, now) {
-            return Ok(None);
-        }
-        let status = tenancy
-            .tenant_status(&invitation.tenant_id)
-            .await
-            .map_err(|e| firestore_down(e, "reading the invited tenant"))?;
-        if status == Some(TenantStatus::Suspended) {
-            tracing::info!("invitation left pending: its tenant is suspended");
-            return Ok(None);
-        }
         // Validate the claims before consuming anything.
-        let claims = merged_claims(existing, &invitation.tenant_id, invitation.role);
+        let claims = merged_claims(existing, &tenant_id, role);
         let body = BlockingResponse::new()
             .custom_claims(claims)
             .to_json(BlockingEventType::BeforeSignIn)
-            .map_err(|e| invalid_claims(&e, &invitation.tenant_id))?;
+            .map_err(|e| invalid_claims(&e, &tenant_id))?;
         let consumed = match tenancy.consume_invitation(email, uid).await {
             Ok(consumed) => consumed,
             Err(ConsumeError::Store(error)) => {

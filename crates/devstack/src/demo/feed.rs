@@ -154,7 +154,8 @@ async fn like_twice(ctx: &Ctx, user: &SignedUp, post_id: &str) -> Result<String,
         return Err(format!("the repeated likePost answered {again}, expected {expected}"));
     }
     let counted = store::paths::post(post_id).map_err(|e| e.to_string())?;
-    let likes = store::counters::read(&ctx.db, &counted, CounterField::Likes)
+    let likes = store::counters::Counters::new(&ctx.db)
+        .read(&counted, CounterField::Likes)
         .await
         .map_err(|e| e.to_string())?;
     let marker = store::paths::post_like(post_id, &user.uid).map_err(|e| e.to_string())?;

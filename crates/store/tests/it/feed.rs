@@ -45,7 +45,7 @@ fn post(vendor: &str) -> PostFacts {
 }
 
 async fn assert_exactly(db: &Db, post_id: &str, buyers: &[String]) {
-    let holders = store::feed::holders(db, post_id).await.unwrap();
+    let holders = store::feed::Feeds::new(db).holders(post_id).await.unwrap();
     let unique: HashSet<&String> = holders.iter().collect();
     assert_eq!(unique.len(), holders.len(), "a feed holds the post twice");
     let expected: HashSet<&String> = buyers.iter().collect();
@@ -68,7 +68,7 @@ async fn ten_thousand_followers_crash_redo_and_delete() {
     let crashed =
         tokio::time::timeout(Duration::from_millis(400), paced.add(&item, None, None, None)).await;
     assert!(crashed.is_err(), "the run should have been cut off");
-    let partial = store::feed::holders(&db, "p1").await.unwrap().len();
+    let partial = store::feed::Feeds::new(&db).holders("p1").await.unwrap().len();
     assert!(partial < FOLLOWERS, "{partial}");
 
     // Another crash after three pages, its continuation never published.
@@ -107,7 +107,7 @@ async fn ten_thousand_followers_crash_redo_and_delete() {
     let (end, stats) = fanout.remove("p1", None).await.unwrap();
     assert_eq!(end, RunEnd::Done);
     assert_eq!(stats.written, FOLLOWERS - 2_000);
-    assert!(store::feed::holders(&db, "p1").await.unwrap().is_empty());
+    assert!(store::feed::Feeds::new(&db).holders("p1").await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn continuation_ranges_cover_every_follower_once() {
     assert_exactly(&db, "p2", &buyers).await;
 
     // A bounded range (start_after, end_at] writes exactly its followers.
-    let page = store::feed::follower_page(&db, "v2", None, None, 1_000).await.unwrap();
+    let page = store::feed::Feeds::new(&db).follower_page("v2", None, None, 1_000).await.unwrap();
     let start = page[99].cursor();
     let end = page[849].cursor();
     let item3 = feed_item("p3", &post("v2"), &policy, FeedSource::Following);
@@ -150,11 +150,13 @@ async fn follow_backfill_and_unfollow() {
     let db = crate::fresh_db().await;
     let policy = FeedPolicy::default();
     let fanout = Fanout::new(&db, policy, open_ramp());
-    let first = store::feed::follow(&db, "buyer", "v9", at(1_700_000_000)).await.unwrap();
+    let first =
+        store::feed::Feeds::new(&db).follow("buyer", "v9", at(1_700_000_000)).await.unwrap();
     assert_eq!(first.delta, 1);
-    let again = store::feed::follow(&db, "buyer", "v9", at(1_700_000_500)).await.unwrap();
+    let again =
+        store::feed::Feeds::new(&db).follow("buyer", "v9", at(1_700_000_500)).await.unwrap();
     assert_eq!(again.delta, 0, "a repeated follow counts once");
-    assert_eq!(store::feed::followed_vendors(&db, "buyer", 10).await.unwrap(), ["v9"]);
+    assert_eq!(store::feed::Feeds::new(&db).followed_vendors("buyer", 10).await.unwrap(), ["v9"]);
     let record: FollowerRecord =
         db.get(&paths::follow("v9", "buyer").unwrap()).await.unwrap().expect("record");
     assert_eq!(record.followed_at.as_second(), 1_700_000_000, "kept the first follow time");
@@ -165,15 +167,15 @@ async fn follow_backfill_and_unfollow() {
     fanout.write_items("buyer", &items).await.unwrap();
     let other = feed_item("other", &post("v8"), &policy, FeedSource::Following);
     fanout.write_items("buyer", &[other]).await.unwrap();
-    assert_eq!(store::feed::feed_page(&db, "buyer", None, 10).await.unwrap().len(), 4);
+    assert_eq!(store::feed::Feeds::new(&db).feed_page("buyer", None, 10).await.unwrap().len(), 4);
 
     fanout.remove_vendor("buyer", "v9").await.unwrap();
-    let left = store::feed::feed_page(&db, "buyer", None, 10).await.unwrap();
+    let left = store::feed::Feeds::new(&db).feed_page("buyer", None, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].post_id, "other");
-    assert_eq!(store::feed::unfollow(&db, "buyer", "v9").await.unwrap().delta, -1);
-    assert_eq!(store::feed::unfollow(&db, "buyer", "v9").await.unwrap().delta, 0);
-    assert!(store::feed::followed_vendors(&db, "buyer", 10).await.unwrap().is_empty());
+    assert_eq!(store::feed::Feeds::new(&db).unfollow("buyer", "v9").await.unwrap().delta, -1);
+    assert_eq!(store::feed::Feeds::new(&db).unfollow("buyer", "v9").await.unwrap().delta, 0);
+    assert!(store::feed::Feeds::new(&db).followed_vendors("buyer", 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -219,7 +221,8 @@ async fn expired_entries_are_swept_and_posts_are_left_alone() {
     let (mut deleted, mut pages) = (0, 0);
     loop {
         let sweep = &store::cleanup::FEED_ITEMS;
-        let page = store::cleanup::delete_expired_page(&db, sweep, Utc::now(), 5, &mut after)
+        let page = store::cleanup::Sweeper::new(&db)
+            .delete_expired_page(sweep, Utc::now(), 5, &mut after)
             .await
             .unwrap();
         deleted += page.changed;
@@ -230,7 +233,7 @@ async fn expired_entries_are_swept_and_posts_are_left_alone() {
     }
     assert_eq!((deleted, pages), (21, 5));
     for buyer in ["a", "b", "c"] {
-        let left = store::feed::feed_page(&db, buyer, None, 20).await.unwrap();
+        let left = store::feed::Feeds::new(&db).feed_page(buyer, None, 20).await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].post_id, "live");
     }

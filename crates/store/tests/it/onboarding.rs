@@ -11,7 +11,7 @@ use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
 use firestore::gcloud_sdk::google::firestore::v1::{Document, GetDocumentRequest};
 use firestore::gcloud_sdk::prost_types::Timestamp;
 use serde_json::{Value, json};
-use store::onboarding::{OnboardingState, doc_path, onboarding_state, provision};
+use store::onboarding::{Onboarding, OnboardingState, doc_path};
 use store::{Db, Error, paths};
 
 fn new_user(uid: &str) -> ProvisionRequest {
@@ -111,7 +111,7 @@ fn kinds(names: &[DocKind]) -> Value {
 async fn a_new_user_gets_all_seven_documents_with_exact_fields_and_server_timestamps() {
     let db = crate::fresh_db().await;
     let req = new_user("u1");
-    let report = provision(&db, &req).await.unwrap();
+    let report = Onboarding::new(&db).provision(&req).await.unwrap();
     assert_eq!(report.created, DocKind::ALL);
     assert!(report.existing.is_empty());
 
@@ -177,7 +177,7 @@ async fn a_new_user_gets_all_seven_documents_with_exact_fields_and_server_timest
         Some(ValueType::DoubleValue(_))
     ));
     assert!(matches!(prefs.fields["max_positions"].value_type, Some(ValueType::IntegerValue(5))));
-    let state = onboarding_state(&db, "u1").await.unwrap().unwrap();
+    let state = Onboarding::new(&db).onboarding_state("u1").await.unwrap().unwrap();
     assert_eq!(
         state,
         OnboardingState {
@@ -192,11 +192,11 @@ async fn a_new_user_gets_all_seven_documents_with_exact_fields_and_server_timest
 async fn a_second_run_writes_nothing() {
     let db = crate::fresh_db().await;
     let req = new_user("u2");
-    provision(&db, &req).await.unwrap();
+    Onboarding::new(&db).provision(&req).await.unwrap();
     let before = update_times(&db, &req).await;
     assert_eq!(before.len(), 7);
 
-    let again = provision(&db, &req).await.unwrap();
+    let again = Onboarding::new(&db).provision(&req).await.unwrap();
     assert_eq!(again, ProvisionReport { created: vec![], existing: DocKind::ALL.to_vec() });
     assert!(again.is_noop());
     assert_eq!(update_times(&db, &req).await, before);
@@ -206,13 +206,13 @@ async fn a_second_run_writes_nothing() {
 async fn an_edited_document_is_never_overwritten() {
     let db = crate::fresh_db().await;
     let req = new_user("u3");
-    provision(&db, &req).await.unwrap();
+    Onboarding::new(&db).provision(&req).await.unwrap();
     let prefs = doc_path(DocKind::Preferences, &req).unwrap();
     let edited = json!({"theme": "light", "risk_tolerance": "aggressive", "default_allocation": 0.25, "max_positions": 12});
     db.set(&prefs, &edited).await.unwrap();
     let before = update_times(&db, &req).await;
 
-    let report = provision(&db, &req).await.unwrap();
+    let report = Onboarding::new(&db).provision(&req).await.unwrap();
     assert!(report.is_noop());
     assert_eq!(without_metadata(db.get::<Value>(&prefs).await.unwrap().unwrap()), edited);
     assert_eq!(update_times(&db, &req).await, before);
@@ -222,14 +222,14 @@ async fn an_edited_document_is_never_overwritten() {
 async fn deleted_documents_are_recreated_and_nothing_else_is_touched() {
     let db = crate::fresh_db().await;
     let req = new_user("u4");
-    provision(&db, &req).await.unwrap();
+    Onboarding::new(&db).provision(&req).await.unwrap();
     let root_before = raw(&db, DocKind::UserRoot, &req).await.unwrap();
     let before = update_times(&db, &req).await;
     for kind in [DocKind::AlpacaSecrets, DocKind::TradingStatus] {
         db.delete(&doc_path(kind, &req).unwrap()).await.unwrap();
     }
 
-    let report = provision(&db, &req).await.unwrap();
+    let report = Onboarding::new(&db).provision(&req).await.unwrap();
     assert_eq!(report.created, [DocKind::AlpacaSecrets, DocKind::TradingStatus]);
     assert_eq!(
         report.existing,
@@ -283,7 +283,7 @@ async fn a_root_written_by_someone_else_keeps_its_fields_and_only_gains_the_onbo
         .unwrap();
     let legacy = raw(&db, DocKind::UserRoot, &req).await.unwrap();
 
-    let report = provision(&db, &req).await.unwrap();
+    let report = Onboarding::new(&db).provision(&req).await.unwrap();
     assert_eq!(report.existing, [DocKind::UserRoot]);
     assert_eq!(report.created.len(), 6);
 
@@ -293,11 +293,11 @@ async fn a_root_written_by_someone_else_keeps_its_fields_and_only_gains_the_onbo
     assert_eq!(root.fields["last_seen"], legacy.fields["last_seen"], "still a timestamp");
     assert_eq!(root.fields["display_name"], legacy.fields["display_name"]);
     assert_eq!(root.create_time, legacy.create_time);
-    let state = onboarding_state(&db, "u5").await.unwrap().unwrap();
+    let state = Onboarding::new(&db).onboarding_state("u5").await.unwrap().unwrap();
     assert!(state.is_current());
     assert!(!state.created.contains(&DocKind::UserRoot));
 
-    assert!(provision(&db, &req).await.unwrap().is_noop());
+    assert!(Onboarding::new(&db).provision(&req).await.unwrap().is_noop());
 }
 
 #[tokio::test]
@@ -306,7 +306,7 @@ async fn concurrent_runs_create_each_document_once() {
     let req = new_user("u6");
     let runs = (0..10).map(|_| {
         let (db, req) = (db.clone(), req.clone());
-        tokio::spawn(async move { provision(&db, &req).await })
+        tokio::spawn(async move { Onboarding::new(&db).provision(&req).await })
     });
     let reports: Vec<ProvisionReport> =
         futures::future::join_all(runs).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
@@ -319,7 +319,7 @@ async fn concurrent_runs_create_each_document_once() {
         let doc = raw(&db, kind, &req).await.unwrap();
         assert_eq!(doc.create_time, doc.update_time, "{kind:?} written once");
     }
-    let state = onboarding_state(&db, "u6").await.unwrap().unwrap();
+    let state = Onboarding::new(&db).onboarding_state("u6").await.unwrap().unwrap();
     assert_eq!(state.created, DocKind::ALL);
 }
 
@@ -342,7 +342,7 @@ async fn an_invited_user_joins_an_existing_tenant_without_touching_it() {
     };
     let tenant_before = update_times(&db, &req).await[&DocKind::Tenant];
 
-    let report = provision(&db, &req).await.unwrap();
+    let report = Onboarding::new(&db).provision(&req).await.unwrap();
     assert_eq!(report.created.len(), 6);
     assert!(!report.created.contains(&DocKind::Tenant));
     let membership =
@@ -362,7 +362,7 @@ async fn an_invited_user_whose_tenant_is_missing_is_refused_and_nothing_is_writt
         role: Role::Member,
         tenant_is_new: false,
     };
-    let err = provision(&db, &req).await.unwrap_err();
+    let err = Onboarding::new(&db).provision(&req).await.unwrap_err();
     assert!(
         matches!(&err, Error::Invalid(m) if m.contains("tenant ghost does not exist")),
         "{err:?}"

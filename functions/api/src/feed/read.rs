@@ -88,8 +88,9 @@ pub(crate) async fn get_feed(
     let window = limit.saturating_mul(2);
     let asked = u32::try_from(window).unwrap_or(100);
 
+    let feeds = store::feed::Feeds::new(db);
     let (precomputed, merged) = tokio::try_join!(
-        store::feed::feed_page(db, &who.uid, cursor.as_ref(), asked),
+        feeds.feed_page(&who.uid, cursor.as_ref(), asked),
         high_follower_posts(&state, &who.uid, asked),
     )
     .map_err(store_error)?;
@@ -133,7 +134,7 @@ pub(crate) async fn get_feed(
 /// exist or are inactive.
 async fn hydrated(db: &store::Db, items: &[FeedItem]) -> Result<Vec<(FeedItem, FeedPost)>, Error> {
     let ids: Vec<String> = items.iter().map(|i| i.post_id.clone()).collect();
-    let found = store::feed::hydrate(db, &ids).await.map_err(store_error)?;
+    let found = store::feed::Feeds::new(db).hydrate(&ids).await.map_err(store_error)?;
     Ok(items
         .iter()
         .filter_map(|item| {
@@ -157,8 +158,9 @@ async fn high_follower_posts(
     let high = match state.feed.high_follows.get(&key) {
         Some(high) => high,
         None => {
-            let followed = store::feed::followed_vendors(&state.db, uid, MAX_FOLLOWED).await?;
-            let counts = store::feed::follower_counts(&state.db, &followed).await?;
+            let followed =
+                store::feed::Feeds::new(&state.db).followed_vendors(uid, MAX_FOLLOWED).await?;
+            let counts = store::feed::Feeds::new(&state.db).follower_counts(&followed).await?;
             let high: Vec<String> = followed
                 .into_iter()
                 .zip(counts)
@@ -173,7 +175,8 @@ async fn high_follower_posts(
     if high.is_empty() {
         return Ok(Vec::new());
     }
-    let posts = store::feed::recent_posts(&state.db, &high, limit.saturating_mul(2)).await?;
+    let posts =
+        store::feed::Feeds::new(&state.db).recent_posts(&high, limit.saturating_mul(2)).await?;
     Ok(posts.iter().map(|(id, post)| feed_item(id, post, policy, FeedSource::Following)).collect())
 }
 
@@ -182,7 +185,10 @@ async fn trending(feed: &FeedState, state: &AppState) -> Result<Vec<FeedItem>, E
     if let Some(cached) = feed.trending.get(&()) {
         return Ok(cached);
     }
-    let posts = store::feed::trending_posts(&state.db, TRENDING_POOL).await.map_err(store_error)?;
+    let posts = store::feed::Feeds::new(&state.db)
+        .trending_posts(TRENDING_POOL)
+        .await
+        .map_err(store_error)?;
     let items: Vec<FeedItem> = posts
         .iter()
         .map(|(id, post)| feed_item(id, post, &feed.config.policy, FeedSource::Trending))
@@ -203,11 +209,14 @@ pub(crate) async fn get_stories(
         return Ok(CallableResult(cached));
     }
     let db = &state.db;
-    let followed =
-        store::feed::followed_vendors(db, &who.uid, MAX_FOLLOWED).await.map_err(store_error)?;
+    let followed = store::feed::Feeds::new(db)
+        .followed_vendors(&who.uid, MAX_FOLLOWED)
+        .await
+        .map_err(store_error)?;
     let mut groups: Vec<StoryGroup> = Vec::new();
     for chunk in followed.chunks(MAX_MERGED_VENDORS) {
-        let stories = store::feed::stories(db, chunk, Utc::now()).await.map_err(store_error)?;
+        let stories =
+            store::feed::Feeds::new(db).stories(chunk, Utc::now()).await.map_err(store_error)?;
         for story in stories {
             match groups.iter_mut().find(|g| g.vendor_id == story.vendor_id) {
                 Some(group) => group.stories.push(story),

@@ -54,17 +54,17 @@ pub(crate) async fn follow_vendor(
     }
     limits::check(&state, &who.uid, "followVendor").await?;
     let db = &state.db;
-    store::feed::follow(db, &who.uid, &request.vendor_id, Utc::now()).await.map_err(store_error)?;
+    store::feed::Feeds::new(db)
+        .follow(&who.uid, &request.vendor_id, Utc::now())
+        .await
+        .map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
     // Always backfill (idempotent writes): a retry after a failed backfill completes it.
     let feed = &state.feed;
-    let recent = store::feed::recent_posts(
-        db,
-        std::slice::from_ref(&request.vendor_id),
-        feed.config.backfill_posts,
-    )
-    .await
-    .map_err(store_error)?;
+    let recent = store::feed::Feeds::new(db)
+        .recent_posts(std::slice::from_ref(&request.vendor_id), feed.config.backfill_posts)
+        .await
+        .map_err(store_error)?;
     let items: Vec<_> = recent
         .iter()
         .map(|(id, post)| feed_item(id, post, &feed.config.policy, FeedSource::Following))
@@ -75,7 +75,7 @@ pub(crate) async fn follow_vendor(
     // an unfollow that deleted the edge while we backfilled may have run its removal before
     // our writes landed; seen gone here, we remove the vendor's entries ourselves.
     let edge = paths::follow(&request.vendor_id, &who.uid).map_err(|e| store_error(e.into()))?;
-    if !counters::has_marker(db, &edge).await.map_err(store_error)? {
+    if !counters::Counters::new(db).has_marker(&edge).await.map_err(store_error)? {
         feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
         return Ok(ok(json!({"following": false, "backfilled": 0})));
     }
@@ -90,7 +90,10 @@ pub(crate) async fn unfollow_vendor(
 ) -> Result<CallableResult<Value>, Error> {
     valid_id("vendorId", &request.vendor_id)?;
     limits::check(&state, &who.uid, "unfollowVendor").await?;
-    store::feed::unfollow(&state.db, &who.uid, &request.vendor_id).await.map_err(store_error)?;
+    store::feed::Feeds::new(&state.db)
+        .unfollow(&who.uid, &request.vendor_id)
+        .await
+        .map_err(store_error)?;
     state.feed.follows_changed(&who.uid);
     let stats =
         state.feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
@@ -108,7 +111,7 @@ async fn mark(
     valid_id("postId", &post_id)?;
     limits::check(state, &who.uid, callable).await?;
     let db = &state.db;
-    let post = store::feed::post(db, &post_id).await.map_err(store_error)?;
+    let post = store::feed::Feeds::new(db).post(&post_id).await.map_err(store_error)?;
     if !post.is_some_and(|p| p.active) {
         return Err(Error::reject(Code::NotFound, "no such post"));
     }
@@ -119,7 +122,8 @@ async fn mark(
     .map_err(|e| store_error(e.into()))?;
     let counted = paths::post(&post_id).map_err(|e| store_error(e.into()))?;
     let value = Marker { uid: &who.uid, post_id: &post_id, at: Utc::now().to_rfc3339() };
-    let outcome = counters::set_membership(db, &marker, &counted, field, request, &value)
+    let outcome = counters::Counters::new(db)
+        .set_membership(&marker, &counted, field, request, &value)
         .await
         .map_err(store_error)?;
     Ok((post_id, outcome.delta != 0))
@@ -127,7 +131,10 @@ async fn mark(
 
 async fn likes(state: &AppState, post_id: &str) -> Result<u64, Error> {
     let counted = paths::post(post_id).map_err(|e| store_error(e.into()))?;
-    counters::read(&state.db, &counted, CounterField::Likes).await.map_err(store_error)
+    counters::Counters::new(&state.db)
+        .read(&counted, CounterField::Likes)
+        .await
+        .map_err(store_error)
 }
 
 /// `likePost({postId})` -> `{liked: true, changed, likes}`.

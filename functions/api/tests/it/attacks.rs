@@ -148,21 +148,18 @@ async fn one_user_cannot_act_on_anothers_reservation_order_or_like() {
         .await;
     assert_ne!(replay.status(), 200);
     // Liking "as someone else": the request cannot name a user; the like is the caller's own.
-    store::feed::write_post(
-        &h.db,
-        "p1",
-        &store::feed::PostRecord::new("baker", true, chrono::Utc::now(), "bread"),
-    )
-    .await
-    .unwrap();
+    store::feed::Feeds::new(&h.db)
+        .write_post("p1", &store::feed::PostRecord::new("baker", true, chrono::Utc::now(), "bread"))
+        .await
+        .unwrap();
     let forged = h.call("mallory", "likePost", json!({"postId": "p1", "uid": "ada"})).await;
     assert_eq!(error_status(forged).await, "INVALID_ARGUMENT");
     let own = h.call("mallory", "likePost", json!({"postId": "p1"})).await;
     assert_eq!(own.status(), 200);
     let ada_like = store::paths::post_like("p1", "ada").unwrap();
-    assert!(!store::counters::has_marker(&h.db, &ada_like).await.unwrap());
+    assert!(!store::counters::Counters::new(&h.db).has_marker(&ada_like).await.unwrap());
     let mallory_like = store::paths::post_like("p1", "mallory").unwrap();
-    assert!(store::counters::has_marker(&h.db, &mallory_like).await.unwrap());
+    assert!(store::counters::Counters::new(&h.db).has_marker(&mallory_like).await.unwrap());
     // Unfollowing on someone else's behalf is not expressible either.
     let unfollow =
         h.call("mallory", "unfollowVendor", json!({"vendorId": "baker", "buyerId": "ada"})).await;
@@ -175,13 +172,10 @@ async fn one_user_cannot_act_on_anothers_reservation_order_or_like() {
 #[tokio::test]
 async fn a_follow_unfollow_flood_hits_the_limit_and_honest_use_passes() {
     let h = Harness::start(&[]).await;
-    store::feed::write_post(
-        &h.db,
-        "p1",
-        &store::feed::PostRecord::new("baker", true, chrono::Utc::now(), "bread"),
-    )
-    .await
-    .unwrap();
+    store::feed::Feeds::new(&h.db)
+        .write_post("p1", &store::feed::PostRecord::new("baker", true, chrono::Utc::now(), "bread"))
+        .await
+        .unwrap();
     for round in 0..20 {
         let follow = h.call("mallory", "followVendor", json!({"vendorId": "baker"})).await;
         assert_eq!(follow.status(), 200, "follow {round}");
@@ -212,13 +206,10 @@ async fn every_callable_is_rate_limited() {
     let limits = CALLABLES.map(|c| format!("{c}=1/60")).join(",");
     let h = Harness::start(&[("HEARTH_RATE_LIMITS", limits.as_str())]).await;
     h.product("pan", 5).await;
-    store::feed::write_post(
-        &h.db,
-        "p1",
-        &store::feed::PostRecord::new("baker", true, chrono::Utc::now(), "bread"),
-    )
-    .await
-    .unwrap();
+    store::feed::Feeds::new(&h.db)
+        .write_post("p1", &store::feed::PostRecord::new("baker", true, chrono::Utc::now(), "bread"))
+        .await
+        .unwrap();
     let reservation = h.reserve("ada", "pan", 1).await;
     for name in CALLABLES {
         let data = match name {

@@ -75,13 +75,10 @@ fn minutes_ago(m: i64) -> DateTime<Utc> {
 }
 
 async fn post(db: &Db, id: &str, vendor: &str, active: bool, created: DateTime<Utc>) {
-    store::feed::write_post(
-        db,
-        id,
-        &PostRecord::new(vendor, active, created, &format!("post {id}")),
-    )
-    .await
-    .unwrap();
+    store::feed::Feeds::new(db)
+        .write_post(id, &PostRecord::new(vendor, active, created, &format!("post {id}")))
+        .await
+        .unwrap();
 }
 
 /// What feed-fanout would have written for `uid`.
@@ -129,9 +126,10 @@ async fn pages_merge_high_follower_vendors_with_a_stable_cursor() {
         fanned.iter().map(|(id, c)| (id.as_str(), "small", *c)).collect();
     fanned_out(db, "alice", &refs).await;
     // A high-follower vendor alice follows: not fanned out, merged at read time.
-    store::feed::follow(db, "alice", "star", minutes_ago(500)).await.unwrap();
+    store::feed::Feeds::new(db).follow("alice", "star", minutes_ago(500)).await.unwrap();
     db.set(&paths::vendor("star").unwrap(), &json!({"name": "Star"})).await.unwrap();
-    counters::aggregate(db, &paths::vendor("star").unwrap(), CounterField::Followers)
+    counters::Counters::new(db)
+        .aggregate(&paths::vendor("star").unwrap(), CounterField::Followers)
         .await
         .unwrap();
     for i in 0..3 {
@@ -196,7 +194,10 @@ async fn a_short_feed_is_backfilled_with_trending_posts() {
     }
     // Trending ranks by the aggregated `likes` field (written by the cleanup job).
     for id in ["liked", "hot"] {
-        counters::aggregate(db, &paths::post(id).unwrap(), CounterField::Likes).await.unwrap();
+        counters::Counters::new(db)
+            .aggregate(&paths::post(id).unwrap(), CounterField::Likes)
+            .await
+            .unwrap();
     }
     let result = h.ok("newcomer", "getFeed", json!(null)).await;
     let posts = result["posts"].as_array().unwrap();
@@ -218,15 +219,21 @@ async fn follow_backfills_and_unfollow_removes() {
     let again = h.ok("bob", "followVendor", json!({"vendorId": "baker"})).await;
     assert_eq!(again["following"], true);
     let vendor = paths::vendor("baker").unwrap();
-    assert_eq!(counters::read(db, &vendor, CounterField::Followers).await.unwrap(), 1);
+    assert_eq!(
+        counters::Counters::new(db).read(&vendor, CounterField::Followers).await.unwrap(),
+        1
+    );
     let feed = h.ok("bob", "getFeed", json!({"limit": 10})).await;
     assert_eq!(ids(&feed), ["v-0", "v-1", "v-2"]);
 
     let gone = h.ok("bob", "unfollowVendor", json!({"vendorId": "baker"})).await;
     assert_eq!(gone, json!({"following": false, "removed": 3}));
     h.ok("bob", "unfollowVendor", json!({"vendorId": "baker"})).await;
-    assert_eq!(counters::read(db, &vendor, CounterField::Followers).await.unwrap(), 0);
-    assert!(store::feed::feed_page(db, "bob", None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        counters::Counters::new(db).read(&vendor, CounterField::Followers).await.unwrap(),
+        0
+    );
+    assert!(store::feed::Feeds::new(db).feed_page("bob", None, 10).await.unwrap().is_empty());
 
     let (status, _) = h.call(Some("bob"), "followVendor", json!({"vendorId": "a/b"})).await;
     assert_eq!(status, 400);
@@ -259,8 +266,10 @@ async fn likes_and_views_count_once_and_never_go_negative() {
         h.ok("carol", "recordView", json!({"postId": "p"})).await,
         json!({"counted": false})
     );
-    let views =
-        counters::read(&h.db, &paths::post("p").unwrap(), CounterField::Views).await.unwrap();
+    let views = counters::Counters::new(&h.db)
+        .read(&paths::post("p").unwrap(), CounterField::Views)
+        .await
+        .unwrap();
     assert_eq!(views, 1);
 
     let (status, body) = h.call(Some("carol"), "likePost", json!({"postId": "nope"})).await;
@@ -277,7 +286,7 @@ async fn stories_of_followed_vendors_only_unexpired() {
     let h = Harness::start(&[("HEARTH_FEED_STORIES_CACHE_SECS", "0")]).await;
     let db = &h.db;
     for vendor in ["a", "b"] {
-        store::feed::follow(db, "fran", vendor, Utc::now()).await.unwrap();
+        store::feed::Feeds::new(db).follow("fran", vendor, Utc::now()).await.unwrap();
     }
     let write = |id: &str, record: StoryRecord| {
         let path = paths::story(id).unwrap();

@@ -82,15 +82,18 @@ async fn out_of_order_events_follow_the_post_as_it_is_now() {
 async fn a_high_follower_vendors_post_is_not_fanned_out() {
     let h = Harness::start(&[("HEARTH_FEED_HIGH_FOLLOWERS", "3")]).await;
     for buyer in ["a", "b", "c"] {
-        store::feed::follow(&h.db, buyer, "star", crate::at(1_700_000_000)).await.unwrap();
+        store::feed::Feeds::new(&h.db)
+            .follow(buyer, "star", crate::at(1_700_000_000))
+            .await
+            .unwrap();
     }
     // The scheduled aggregation writes followerCount (the vendor document must exist).
     let vendor = paths::vendor("star").unwrap();
     h.db.set(&vendor, &serde_json::json!({"name": "Star Bakery"})).await.unwrap();
-    let total =
-        store::counters::aggregate(&h.db, &vendor, domain::counters::CounterField::Followers)
-            .await
-            .unwrap();
+    let total = store::counters::Counters::new(&h.db)
+        .aggregate(&vendor, domain::counters::CounterField::Followers)
+        .await
+        .unwrap();
     assert_eq!(total, 3);
     write_post(&h.db, "p3", "star", true).await;
     let event =

@@ -188,7 +188,7 @@ pub(crate) fn post_fields(vendor: &str, active: bool) -> BTreeMap<String, Fv> {
 /// Writes `posts/{id}` (what the vendor's client does).
 pub(crate) async fn write_post(db: &Db, id: &str, vendor: &str, active: bool) {
     let record = PostRecord::new(vendor, active, at(1_800_000_000), "fresh bread");
-    store::feed::write_post(db, id, &record).await.unwrap();
+    store::feed::Feeds::new(db).write_post(id, &record).await.unwrap();
 }
 
 fn document(project: &str, id: &str, fields: BTreeMap<String, Fv>) -> FirestoreDocument {
@@ -226,7 +226,7 @@ pub(crate) fn post_event(
 
 /// The buyers whose feed holds `post_id`, checked for duplicates.
 pub(crate) async fn holders(db: &Db, post_id: &str) -> HashSet<String> {
-    let all = store::feed::holders(db, post_id).await.unwrap();
+    let all = store::feed::Feeds::new(db).holders(post_id).await.unwrap();
     let set: HashSet<String> = all.iter().cloned().collect();
     assert_eq!(set.len(), all.len(), "a feed holds {post_id} twice");
     set

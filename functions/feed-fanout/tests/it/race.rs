@@ -137,7 +137,7 @@ async fn an_unfollow_during_the_fan_out_leaves_no_entry_in_the_unfollowers_feed(
     };
     let unfollow = async {
         wait_until_held(&h, "p3", 0, &add_answered).await;
-        store::feed::unfollow(&h.db, &late, "racy").await.unwrap();
+        store::feed::Feeds::new(&h.db).unfollow(&late, "racy").await.unwrap();
         let fanout = store::feed::Fanout::new(
             &h.db,
             domain::feed::FeedPolicy::default(),
@@ -188,7 +188,7 @@ async fn a_new_expiry_of_a_live_post_reaches_every_feed_entry() {
     assert_eq!(h.send_event(&created).await.status(), 204);
     crate::assert_exactly(&h.db, "p4", &buyers).await;
     // One follower unfollowed (its entry removed): the retime must not bring it back.
-    store::feed::unfollow(&h.db, &buyers[0], "baker").await.unwrap();
+    store::feed::Feeds::new(&h.db).unfollow(&buyers[0], "baker").await.unwrap();
     let fanout = store::feed::Fanout::new(
         &h.db,
         domain::feed::FeedPolicy::default(),

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use domain::onboarding::DocKind;
 use gcp::pubsub::{PushEvent, build_push_envelope_bytes};
 use serde_json::{Value, json};
-use store::onboarding::onboarding_state;
+use store::onboarding::Onboarding;
 use store::{DeadLetters, Ledger};
 
 use crate::{Harness, PUSH_SA, oidc, raw, request_of, signup, write_times};
@@ -64,7 +64,7 @@ async fn a_delivery_provisions_all_seven_documents_and_redeliveries_change_nothi
     let membership = raw(&h.db, DocKind::Membership, &req).await.unwrap();
     let membership: Value = firestore::FirestoreDb::deserialize_doc_to(&membership).unwrap();
     assert_eq!(membership["role"], json!("owner"));
-    let state = onboarding_state(&h.db, "ada").await.unwrap().unwrap();
+    let state = Onboarding::new(&h.db).onboarding_state("ada").await.unwrap().unwrap();
     assert!(state.is_current());
     assert_eq!(state.created, DocKind::ALL);
 
@@ -219,7 +219,7 @@ async fn a_message_arriving_after_a_repair_changes_nothing() {
     let h = Harness::start().await;
     let body = signup("kim", "personal-kim", "owner", true);
     let req = request_of(&body);
-    store::onboarding::provision(&h.db, &req).await.unwrap();
+    store::onboarding::Onboarding::new(&h.db).provision(&req).await.unwrap();
     let times = write_times(&h.db, &req).await;
     assert_eq!(push(&h, signup_envelope("m-late", &body)).await.status(), 204);
     assert_eq!(write_times(&h.db, &req).await, times);
@@ -270,5 +270,5 @@ async fn the_pubsub_emulator_push_is_understood() {
         assert!(std::time::Instant::now() < deadline, "the pushed message was not provisioned");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(onboarding_state(&h.db, "pat").await.unwrap().unwrap().is_current());
+    assert!(Onboarding::new(&h.db).onboarding_state("pat").await.unwrap().unwrap().is_current());
 }

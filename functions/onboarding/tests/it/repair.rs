@@ -5,7 +5,7 @@
 use domain::onboarding::{DocKind, ProvisionRequest};
 use domain::tenancy::Role;
 use serde_json::{Value, json};
-use store::onboarding::provision;
+use store::onboarding::Onboarding;
 use store::paths;
 use testkit::{keys, tokens};
 
@@ -26,16 +26,14 @@ fn member(uid: &str, tenant: &str, role: Role) -> ProvisionRequest {
 /// Tenant `acme` (owned by `boss`) with `admin` (admin) and `pleb` (member), fully provisioned,
 /// and `target`, a member whose secrets and preferences were lost.
 async fn acme(h: &Harness) -> ProvisionRequest {
-    provision(
-        &h.db,
-        &ProvisionRequest { tenant_is_new: true, ..member("boss", "acme", Role::Owner) },
-    )
-    .await
-    .unwrap();
-    provision(&h.db, &member("admin", "acme", Role::Admin)).await.unwrap();
-    provision(&h.db, &member("pleb", "acme", Role::Member)).await.unwrap();
+    Onboarding::new(&h.db)
+        .provision(&ProvisionRequest { tenant_is_new: true, ..member("boss", "acme", Role::Owner) })
+        .await
+        .unwrap();
+    Onboarding::new(&h.db).provision(&member("admin", "acme", Role::Admin)).await.unwrap();
+    Onboarding::new(&h.db).provision(&member("pleb", "acme", Role::Member)).await.unwrap();
     let target = member("target", "acme", Role::Member);
-    provision(&h.db, &target).await.unwrap();
+    Onboarding::new(&h.db).provision(&target).await.unwrap();
     for kind in [DocKind::AlpacaSecrets, DocKind::Preferences] {
         h.db.delete(&store::onboarding::doc_path(kind, &target).unwrap()).await.unwrap();
     }
@@ -72,7 +70,11 @@ async fn a_tenant_admin_completes_a_partly_provisioned_member() {
     {
         assert_eq!(after[&kind], before[&kind], "{kind:?} untouched");
     }
-    let state = store::onboarding::onboarding_state(&h.db, "target").await.unwrap().unwrap();
+    let state = store::onboarding::Onboarding::new(&h.db)
+        .onboarding_state("target")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state.created, [DocKind::AlpacaSecrets, DocKind::Preferences]);
 
     // Again: nothing left to do, nothing written.
@@ -153,14 +155,15 @@ async fn a_plain_member_is_refused_even_with_an_admin_claim() {
 async fn cross_tenant_repairs_are_refused() {
     let h = Harness::start().await;
     acme(&h).await;
-    provision(
-        &h.db,
-        &ProvisionRequest { tenant_is_new: true, ..member("rival", "globex", Role::Owner) },
-    )
-    .await
-    .unwrap();
+    Onboarding::new(&h.db)
+        .provision(&ProvisionRequest {
+            tenant_is_new: true,
+            ..member("rival", "globex", Role::Owner)
+        })
+        .await
+        .unwrap();
     let outsider = member("outsider", "globex", Role::Member);
-    provision(&h.db, &outsider).await.unwrap();
+    Onboarding::new(&h.db).provision(&outsider).await.unwrap();
     h.db.delete(&store::onboarding::doc_path(DocKind::Preferences, &outsider).unwrap())
         .await
         .unwrap();

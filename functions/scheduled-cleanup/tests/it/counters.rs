@@ -16,7 +16,7 @@ fn db(h: &Harness) -> Db {
 /// `posts/{id}` exists with `likes` likes from distinct users, liked concurrently.
 async fn liked_post(db: &Db, id: &str, likes: usize) {
     let post = store::feed::PostRecord::new("v1", true, Utc::now(), "hello");
-    store::feed::write_post(db, id, &post).await.unwrap();
+    store::feed::Feeds::new(db).write_post(id, &post).await.unwrap();
     like(db, id, 0..likes).await;
 }
 
@@ -26,16 +26,16 @@ async fn like(db: &Db, id: &str, users: std::ops::Range<usize>) {
         let (db, counted) = (db.clone(), counted.clone());
         async move {
             let marker = paths::post_like(id, &format!("user-{u}")).unwrap();
-            store::counters::set_membership(
-                &db,
-                &marker,
-                &counted,
-                CounterField::Likes,
-                Membership::Set,
-                &json!({"uid": format!("user-{u}")}),
-            )
-            .await
-            .unwrap();
+            store::counters::Counters::new(&db)
+                .set_membership(
+                    &marker,
+                    &counted,
+                    CounterField::Likes,
+                    Membership::Set,
+                    &json!({"uid": format!("user-{u}")}),
+                )
+                .await
+                .unwrap();
         }
     });
     futures::future::join_all(likes).await;

@@ -1,195 +1,26 @@
-//! The feed in Firestore (seed 002 section 4; rules in `domain::feed`).
-//!
-//! ```text
-//! followers/{vendorId}:{buyerId}   {vendorId, buyerId, followedAt}   (marker of the followers counter)
-//! feeds/{buyerId}/posts/{postId}   {postId, vendorId, createdAt, expiresAt, ttlAt, score, source}
-//! posts/{postId}                   {vendorId, isActive, createdAt, expiresAt?, isPremium?, ...}
-//! stories/{storyId}                {vendorId, createdAt, expiresAt, ...}
-//! ```
-//!
-//! Fan-out ([`Fanout::add`]) reads a vendor's followers page by page (`vendorId ==`, ordered by
-//! `followedAt` then document name, with a cursor naming both, so a page boundary is exact
-//! even when many follows share a timestamp; one streamed query covers up to
-//! [`PAGES_PER_QUERY`] pages) and writes one feed entry per follower through the ramped
-//! [`BulkWriter`] (parallel BatchWrite requests), reading the next pages while the current one
-//! is written. Feed entries are keyed by post id and computed from the post alone,
-//! so any re-run rewrites identical documents: no duplicates, nothing missing after a redo.
-//! Removal ([`Fanout::remove`]) finds every feed entry of a post with a collection-group
-//! query on `postId` (so it also reaches entries backfilled by later follows) and deletes them.
-//! After each flush the fan-out reads the follow edges of the followers just written and
-//! deletes the entries of those who unfollowed meanwhile (the race argument is on
-//! `Fanout::unfollowed`); [`Fanout::retime`] carries a post's new expiry to its entries.
+//! The write side of the feed: fanning a post out to its vendor's followers, removing it from
+//! every feed, carrying its new expiry to its entries ([`Fanout`]), and the follower and holder
+//! queries a fan-out and its tests read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use domain::feed::{FeedItem, FeedPolicy, Progress, Step, next_step};
+use domain::messages::FollowerCursor;
+use domain::ramp::RampPolicy;
+use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
+use firestore::gcloud_sdk::google::firestore::v1::{Document, StructuredQuery};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::Feeds;
+use super::records::{FeedDoc, Follower};
 use crate::bulk::{BulkReport, BulkWriter};
-use crate::counters;
 use crate::db::Db;
 use crate::error::Error;
 use crate::paths::{self, DocPath};
 use crate::rpc::{self, NAME};
-use chrono::{DateTime, Utc};
-use domain::counters::{CounterField, Membership, MembershipOutcome};
-use domain::feed::{
-    FeedCursor, FeedItem, FeedPolicy, FeedSource, PostFacts, Progress, Step, next_step,
-};
-use domain::messages::FollowerCursor;
-use domain::ramp::RampPolicy;
-use firestore::FirestoreInstant;
-use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
-use firestore::gcloud_sdk::google::firestore::v1::{Document, StructuredQuery};
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-
-/// `followers/{vendorId}:{buyerId}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FollowerRecord {
-    /// The vendor followed.
-    pub vendor_id: String,
-    /// The follower.
-    pub buyer_id: String,
-    /// When the follow happened (the fan-out order).
-    #[serde(with = "firestore::serialize_as_timestamp")]
-    pub followed_at: FirestoreInstant,
-}
-
-impl FollowerRecord {
-    /// A follow of `vendor_id` by `buyer_id` at `at`.
-    pub fn new(vendor_id: &str, buyer_id: &str, at: DateTime<Utc>) -> Self {
-        Self {
-            vendor_id: vendor_id.to_owned(),
-            buyer_id: buyer_id.to_owned(),
-            followed_at: instant(at),
-        }
-    }
-}
-
-/// `posts/{postId}` as the feed reads it (vendors' clients write these; tests, the benchmark
-/// and the local demo write them through [`write_post`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PostRecord {
-    /// The vendor.
-    pub vendor_id: String,
-    /// Visible or not.
-    pub is_active: bool,
-    /// Creation time.
-    #[serde(with = "firestore::serialize_as_timestamp")]
-    pub created_at: FirestoreInstant,
-    /// Premium posts rank higher.
-    #[serde(default)]
-    pub is_premium: bool,
-    /// The text.
-    #[serde(default)]
-    pub caption: String,
-}
-
-impl PostRecord {
-    /// An ordinary post of `vendor_id` created at `at`.
-    pub fn new(vendor_id: &str, is_active: bool, at: DateTime<Utc>, caption: &str) -> Self {
-        Self {
-            vendor_id: vendor_id.to_owned(),
-            is_active,
-            created_at: instant(at),
-            is_premium: false,
-            caption: caption.to_owned(),
-        }
-    }
-}
-
-/// Writes `posts/{post_id}`.
-pub async fn write_post(db: &Db, post_id: &str, post: &PostRecord) -> Result<(), Error> {
-    db.set(&paths::post(post_id)?, post).await
-}
-
-/// `stories/{storyId}`: a 24-hour story.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoryRecord {
-    /// The vendor.
-    pub vendor_id: String,
-    /// Creation time.
-    #[serde(with = "firestore::serialize_as_timestamp")]
-    pub created_at: FirestoreInstant,
-    /// End of its 24 hours.
-    #[serde(with = "firestore::serialize_as_timestamp")]
-    pub expires_at: FirestoreInstant,
-    /// What it shows.
-    #[serde(default)]
-    pub media_url: String,
-}
-
-impl StoryRecord {
-    /// A story of `vendor_id` created at `at`, expiring [`domain::feed::STORY_LIFETIME`] later.
-    pub fn new(vendor_id: &str, at: DateTime<Utc>, media_url: &str) -> Self {
-        let lifetime =
-            chrono::TimeDelta::from_std(domain::feed::STORY_LIFETIME).unwrap_or_default();
-        Self {
-            vendor_id: vendor_id.to_owned(),
-            created_at: instant(at),
-            expires_at: instant(at + lifetime),
-            media_url: media_url.to_owned(),
-        }
-    }
-}
-
-/// `feeds/{buyerId}/posts/{postId}`, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FeedDoc {
-    post_id: String,
-    vendor_id: String,
-    #[serde(with = "firestore::serialize_as_timestamp")]
-    created_at: FirestoreInstant,
-    #[serde(with = "firestore::serialize_as_timestamp")]
-    expires_at: FirestoreInstant,
-    /// The same instant as `expires_at`, under the field the TTL policy watches (see
-    /// `infra/locals.tf`): vendor posts share the collection group `posts` and never carry it.
-    #[serde(with = "firestore::serialize_as_timestamp")]
-    ttl_at: FirestoreInstant,
-    score: i64,
-    source: FeedSource,
-}
-
-impl From<&FeedItem> for FeedDoc {
-    fn from(item: &FeedItem) -> Self {
-        Self {
-            post_id: item.post_id.clone(),
-            vendor_id: item.vendor_id.clone(),
-            created_at: instant(item.created_at),
-            expires_at: instant(item.expires_at),
-            ttl_at: instant(item.expires_at),
-            score: item.score,
-            source: item.source,
-        }
-    }
-}
-
-/// One follower read from the `followers` query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Follower {
-    /// The follower document's id (cursor tie-breaker).
-    pub doc_id: String,
-    /// The follower's uid (whose feed receives the post).
-    pub buyer_id: String,
-    /// `followedAt` (the cursor's ordering value).
-    pub followed_at: DateTime<Utc>,
-}
-
-impl Follower {
-    /// The cursor naming this follower.
-    pub fn cursor(&self) -> FollowerCursor {
-        FollowerCursor { followed_at: self.followed_at, doc_id: self.doc_id.clone() }
-    }
-}
-
-fn instant(time: DateTime<Utc>) -> FirestoreInstant {
-    FirestoreInstant::from_microsecond(time.timestamp_micros()).unwrap_or(FirestoreInstant::MAX)
-}
 
 fn follower_cursor_values(
     db: &Db,
@@ -232,20 +63,6 @@ fn follower(doc: &Document) -> Result<Follower, Error> {
         buyer_id: rpc::get_string(doc, "buyerId").ok_or_else(|| bad("buyerId"))?,
         followed_at: rpc::get_time(doc, "followedAt").ok_or_else(|| bad("followedAt"))?,
     })
-}
-
-/// One page of `vendor_id`'s followers (ordered by `followedAt`, then id): strictly after
-/// `start_after`, up to and including `end_at`, at most `limit`.
-pub async fn follower_page(
-    db: &Db,
-    vendor_id: &str,
-    start_after: Option<&FollowerCursor>,
-    end_at: Option<&FollowerCursor>,
-    limit: u32,
-) -> Result<Vec<Follower>, Error> {
-    let query = follower_query(db, vendor_id, start_after, end_at, limit)?;
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    docs.iter().map(follower).collect()
 }
 
 /// Follower pages one streamed query of a fan-out run covers at most (10,000 followers at the
@@ -391,7 +208,7 @@ impl RunStats {
         self.reads + self.write_requests
     }
 
-    fn absorb(&mut self, report: &BulkReport) {
+    pub(super) fn absorb(&mut self, report: &BulkReport) {
         self.written += report.written;
         self.write_requests += report.requests;
         self.retried += report.retried;
@@ -399,7 +216,7 @@ impl RunStats {
 }
 
 /// The first permanent failure of a flush, as the run's error.
-fn check(report: BulkReport) -> Result<BulkReport, Error> {
+pub(super) fn check(report: BulkReport) -> Result<BulkReport, Error> {
     let mut report = report;
     match report.failed.pop() {
         None => Ok(report),
@@ -420,8 +237,8 @@ pub const FANOUT_BATCH_SIZE: usize = 100;
 /// Writes and removes feed entries.
 #[derive(Debug, Clone)]
 pub struct Fanout {
-    db: Db,
-    policy: FeedPolicy,
+    pub(super) db: Db,
+    pub(super) policy: FeedPolicy,
     ramp: RampPolicy,
     max_in_flight: usize,
     batch_size: usize,
@@ -457,7 +274,7 @@ impl Fanout {
         &self.policy
     }
 
-    fn writer(&self) -> BulkWriter {
+    pub(super) fn writer(&self) -> BulkWriter {
         BulkWriter::new(&self.db, self.ramp)
             .with_max_in_flight(self.max_in_flight)
             .with_batch_size(self.batch_size)
@@ -764,43 +581,6 @@ impl Fanout {
             }
         }
     }
-
-    /// Writes `items` into `buyer_id`'s feed (the backfill of a follow).
-    pub async fn write_items(&self, buyer_id: &str, items: &[FeedItem]) -> Result<RunStats, Error> {
-        let mut writer = self.writer();
-        for item in items {
-            writer.set(paths::feed_post(buyer_id, &item.post_id)?, &FeedDoc::from(item));
-        }
-        let mut stats = RunStats::default();
-        stats.absorb(&check(writer.flush().await)?);
-        Ok(stats)
-    }
-
-    /// Removes every entry of `vendor_id` from `buyer_id`'s feed (an unfollow).
-    pub async fn remove_vendor(&self, buyer_id: &str, vendor_id: &str) -> Result<RunStats, Error> {
-        let feed = paths::feed(buyer_id)?;
-        let mut stats = RunStats::default();
-        loop {
-            let mut query = rpc::from(feed.id(), false);
-            query.select = rpc::select(&[NAME]);
-            query.r#where = rpc::and(vec![rpc::eq("vendorId", rpc::string(vendor_id))]);
-            query.limit = Some(i32::try_from(self.policy.page_size.max(1)).unwrap_or(i32::MAX));
-            let docs =
-                rpc::run(&self.db, feed.parent_name(self.db.documents_root()), query).await?;
-            stats.reads += 1;
-            if docs.is_empty() {
-                return Ok(stats);
-            }
-            let mut writer = self.writer();
-            for doc in &docs {
-                writer.delete(feed.doc(rpc::doc_id(doc))?);
-            }
-            stats.absorb(&check(writer.flush().await)?);
-            if docs.len() < self.policy.page_size.max(1) as usize {
-                return Ok(stats);
-            }
-        }
-    }
 }
 
 /// The path of a collection-group result when it is a feed entry (`feeds/{uid}/posts/{id}`).
@@ -815,313 +595,36 @@ fn feed_entry_path(feeds_prefix: &str, doc: &Document) -> Option<DocPath> {
     }
 }
 
-/// Reads the facts the feed rules need from a stored post.
-pub fn post_facts(doc: &Document) -> Option<PostFacts> {
-    Some(PostFacts {
-        vendor_id: rpc::get_string(doc, "vendorId")?,
-        active: rpc::get_bool(doc, "isActive").unwrap_or(false),
-        created_at: rpc::get_time(doc, "createdAt")?,
-        expires_at: rpc::get_time(doc, "expiresAt"),
-        premium: rpc::get_bool(doc, "isPremium").unwrap_or(false),
-    })
-}
+impl Feeds {
+    /// One page of `vendor_id`'s followers (ordered by `followedAt`, then id): strictly after
+    /// `start_after`, up to and including `end_at`, at most `limit`.
+    pub async fn follower_page(
+        &self,
+        vendor_id: &str,
+        start_after: Option<&FollowerCursor>,
+        end_at: Option<&FollowerCursor>,
+        limit: u32,
+    ) -> Result<Vec<Follower>, Error> {
+        let db = &self.db;
+        let query = follower_query(db, vendor_id, start_after, end_at, limit)?;
+        let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+        docs.iter().map(follower).collect()
+    }
 
-/// `posts/{post_id}`'s facts, `None` when it does not exist or lacks them.
-pub async fn post(db: &Db, post_id: &str) -> Result<Option<PostFacts>, Error> {
-    let name = paths::post(post_id)?.full_name(db.documents_root());
-    let docs = rpc::batch_get(db, vec![name]).await?;
-    Ok(docs.into_iter().flatten().next().as_ref().and_then(post_facts))
-}
-
-/// A post as a client may see it: exactly these fields, each read from the stored post by
-/// name. Never the stored document as it is: a decoded document also carries the firestore
-/// crate's bookkeeping (`_firestore_id`, `_firestore_created`, `_firestore_updated`,
-/// `_firestore_full_id`, the last one the full path with the project id) and whatever else
-/// was written onto the post.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PostView {
-    /// The post id.
-    pub id: String,
-    /// Its vendor.
-    pub vendor_id: String,
-    /// Visible or not.
-    pub is_active: bool,
-    /// Creation time (RFC 3339).
-    pub created_at: DateTime<Utc>,
-    /// End of its life, when the vendor set one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Premium posts rank higher.
-    pub is_premium: bool,
-    /// The text.
-    pub caption: String,
-    /// Its pictures and videos.
-    pub media_urls: Vec<String>,
-    /// Products it shows.
-    pub product_ids: Vec<String>,
-    /// Aggregated likes, views and shares (0 until the aggregation reached the post).
-    pub likes: u64,
-    /// See `likes`.
-    pub views: u64,
-    /// See `likes`.
-    pub shares: u64,
-}
-
-/// A story as a client may see it (same reasoning as [`PostView`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoryView {
-    /// The story id.
-    pub id: String,
-    /// Its vendor.
-    pub vendor_id: String,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// End of its 24 hours.
-    pub expires_at: DateTime<Utc>,
-    /// What it shows.
-    pub media_url: String,
-    /// Aggregated unique viewers.
-    pub view_count: u64,
-}
-
-fn strings_of(doc: &Document, name: &str) -> Vec<String> {
-    use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
-    match doc.fields.get(name).and_then(|v| v.value_type.as_ref()) {
-        Some(ValueType::ArrayValue(array)) => array
-            .values
+    /// The uids whose feed holds `post_id` (one per feed entry, so a duplicate would show twice).
+    pub async fn holders(&self, post_id: &str) -> Result<Vec<String>, Error> {
+        let db = &self.db;
+        let feeds_prefix = format!("{}/{}/", db.documents_root(), paths::names::FEEDS);
+        let mut query = rpc::from(paths::names::POSTS, true);
+        query.select = rpc::select(&[NAME]);
+        query.r#where = rpc::and(vec![rpc::eq("postId", rpc::string(post_id))]);
+        let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+        Ok(docs
             .iter()
-            .filter_map(|v| match &v.value_type {
-                Some(ValueType::StringValue(s)) => Some(s.clone()),
-                _ => None,
+            .filter_map(|doc| {
+                let path = feed_entry_path(&feeds_prefix, doc)?;
+                Some(path.collection().parent()?.id().to_owned())
             })
-            .collect(),
-        _ => Vec::new(),
+            .collect())
     }
-}
-
-fn count_of(doc: &Document, name: &str) -> u64 {
-    rpc::get_i64(doc, name).and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
-}
-
-fn view(doc: &Document) -> Option<PostView> {
-    Some(PostView {
-        id: rpc::doc_id(doc).to_owned(),
-        vendor_id: rpc::get_string(doc, "vendorId")?,
-        is_active: rpc::get_bool(doc, "isActive").unwrap_or(false),
-        created_at: rpc::get_time(doc, "createdAt")?,
-        expires_at: rpc::get_time(doc, "expiresAt"),
-        is_premium: rpc::get_bool(doc, "isPremium").unwrap_or(false),
-        caption: rpc::get_string(doc, "caption").unwrap_or_default(),
-        media_urls: strings_of(doc, "mediaUrls"),
-        product_ids: strings_of(doc, "productIds"),
-        likes: count_of(doc, CounterField::Likes.parent_field()),
-        views: count_of(doc, CounterField::Views.parent_field()),
-        shares: count_of(doc, CounterField::Shares.parent_field()),
-    })
-}
-
-fn story_view(doc: &Document) -> Option<StoryView> {
-    Some(StoryView {
-        id: rpc::doc_id(doc).to_owned(),
-        vendor_id: rpc::get_string(doc, "vendorId")?,
-        created_at: rpc::get_time(doc, "createdAt")?,
-        expires_at: rpc::get_time(doc, "expiresAt")?,
-        media_url: rpc::get_string(doc, "mediaUrl").unwrap_or_default(),
-        view_count: count_of(doc, CounterField::StoryViews.parent_field()),
-    })
-}
-
-/// Reads `post_ids` with batched gets (at most 100 per call, in parallel), keeping the order
-/// asked; missing posts (and documents that are not feed posts: no `vendorId` or
-/// `createdAt`) are left out.
-pub async fn hydrate(
-    db: &Db,
-    post_ids: &[String],
-) -> Result<Vec<(PostView, Option<PostFacts>)>, Error> {
-    let names: Vec<String> = post_ids
-        .iter()
-        .map(|id| Ok(paths::post(id)?.full_name(db.documents_root())))
-        .collect::<Result<_, Error>>()?;
-    let batches = names.chunks(100).map(|chunk| rpc::batch_get(db, chunk.to_vec()));
-    let results = futures::future::try_join_all(batches).await?;
-    Ok(results
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|doc| Some((view(&doc)?, post_facts(&doc))))
-        .collect())
-}
-
-/// A page of `buyer_id`'s precomputed feed after `cursor` (score, then post id, descending),
-/// at most `limit` entries (expired entries included: the caller filters them).
-pub async fn feed_page(
-    db: &Db,
-    buyer_id: &str,
-    cursor: Option<&FeedCursor>,
-    limit: u32,
-) -> Result<Vec<FeedItem>, Error> {
-    let feed = paths::feed(buyer_id)?;
-    let mut query = rpc::from(feed.id(), false);
-    query.order_by = vec![rpc::desc("score"), rpc::desc(NAME)];
-    if let Some(c) = cursor {
-        let at = feed.doc(&c.post_id)?.full_name(db.documents_root());
-        query.start_at = Some(rpc::cursor(vec![rpc::integer(c.score), rpc::reference(at)], false));
-    }
-    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
-    let docs = rpc::run(db, feed.parent_name(db.documents_root()), query).await?;
-    Ok(docs.iter().filter_map(feed_item).collect())
-}
-
-fn feed_item(doc: &Document) -> Option<FeedItem> {
-    let source = match rpc::get_string(doc, "source").as_deref() {
-        Some("interests") => FeedSource::Interests,
-        Some("trending") => FeedSource::Trending,
-        _ => FeedSource::Following,
-    };
-    Some(FeedItem {
-        post_id: rpc::doc_id(doc).to_owned(),
-        vendor_id: rpc::get_string(doc, "vendorId")?,
-        created_at: rpc::get_time(doc, "createdAt")?,
-        expires_at: rpc::get_time(doc, "expiresAt")?,
-        score: rpc::get_i64(doc, "score")?,
-        source,
-    })
-}
-
-/// The active posts of `vendor_ids` (at most 30, Firestore's `in` limit; more are ignored),
-/// newest first, at most `limit`.
-pub async fn recent_posts(
-    db: &Db,
-    vendor_ids: &[String],
-    limit: u32,
-) -> Result<Vec<(String, PostFacts)>, Error> {
-    if vendor_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let vendors: Vec<String> = vendor_ids.iter().take(30).cloned().collect();
-    let mut query = rpc::from(paths::names::POSTS, false);
-    query.r#where = rpc::and(vec![
-        rpc::filter("vendorId", Operator::In, rpc::strings(&vendors)),
-        rpc::eq("isActive", rpc::boolean(true)),
-    ]);
-    query.order_by = vec![rpc::desc("createdAt")];
-    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    Ok(docs.iter().filter_map(|d| Some((rpc::doc_id(d).to_owned(), post_facts(d)?))).collect())
-}
-
-/// The most liked active posts (by the aggregated `likes` field, so posts the aggregation has
-/// not reached yet are not trending), at most `limit`.
-pub async fn trending_posts(db: &Db, limit: u32) -> Result<Vec<(String, PostFacts)>, Error> {
-    let mut query = rpc::from(paths::names::POSTS, false);
-    query.r#where = rpc::and(vec![rpc::eq("isActive", rpc::boolean(true))]);
-    query.order_by = vec![rpc::desc("likes"), rpc::desc(NAME)];
-    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    Ok(docs.iter().filter_map(|d| Some((rpc::doc_id(d).to_owned(), post_facts(d)?))).collect())
-}
-
-/// The vendors `buyer_id` follows (at most `limit`).
-pub async fn followed_vendors(db: &Db, buyer_id: &str, limit: u32) -> Result<Vec<String>, Error> {
-    let mut query = rpc::from(paths::names::FOLLOWERS, false);
-    query.select = rpc::select(&["vendorId"]);
-    query.r#where = rpc::and(vec![rpc::eq("buyerId", rpc::string(buyer_id))]);
-    query.limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    Ok(docs.iter().filter_map(|d| rpc::get_string(d, "vendorId")).collect())
-}
-
-/// The aggregated `followerCount` of each vendor (0 when missing), in the order asked.
-pub async fn follower_counts(db: &Db, vendor_ids: &[String]) -> Result<Vec<u64>, Error> {
-    let names = vendor_ids
-        .iter()
-        .map(|v| Ok(paths::vendor(v)?.full_name(db.documents_root())))
-        .collect::<Result<Vec<_>, Error>>()?;
-    let docs = rpc::batch_get(db, names).await?;
-    Ok(docs
-        .iter()
-        .map(|d| {
-            d.as_ref()
-                .and_then(|d| rpc::get_i64(d, CounterField::Followers.parent_field()))
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(0)
-        })
-        .collect())
-}
-
-/// `buyer_id` follows `vendor_id` (idempotent; moves the vendor's follower counter once).
-pub async fn follow(
-    db: &Db,
-    buyer_id: &str,
-    vendor_id: &str,
-    now: DateTime<Utc>,
-) -> Result<MembershipOutcome, Error> {
-    let marker = paths::follow(vendor_id, buyer_id)?;
-    let record = FollowerRecord::new(vendor_id, buyer_id, now);
-    counters::set_membership(
-        db,
-        &marker,
-        &paths::vendor(vendor_id)?,
-        CounterField::Followers,
-        Membership::Set,
-        &record,
-    )
-    .await
-}
-
-/// `buyer_id` stops following `vendor_id` (idempotent).
-pub async fn unfollow(
-    db: &Db,
-    buyer_id: &str,
-    vendor_id: &str,
-) -> Result<MembershipOutcome, Error> {
-    let marker = paths::follow(vendor_id, buyer_id)?;
-    let record = FollowerRecord::new(vendor_id, buyer_id, Utc::now());
-    counters::set_membership(
-        db,
-        &marker,
-        &paths::vendor(vendor_id)?,
-        CounterField::Followers,
-        Membership::Clear,
-        &record,
-    )
-    .await
-}
-
-/// Unexpired stories of `vendor_ids` (at most 30), soonest to expire first.
-pub async fn stories(
-    db: &Db,
-    vendor_ids: &[String],
-    now: DateTime<Utc>,
-) -> Result<Vec<StoryView>, Error> {
-    if vendor_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let vendors: Vec<String> = vendor_ids.iter().take(30).cloned().collect();
-    let mut query = rpc::from(paths::names::STORIES, false);
-    query.r#where = rpc::and(vec![
-        rpc::filter("vendorId", Operator::In, rpc::strings(&vendors)),
-        rpc::filter("expiresAt", Operator::GreaterThan, rpc::timestamp(now)),
-    ]);
-    query.order_by = vec![rpc::asc("expiresAt"), rpc::desc("createdAt")];
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    Ok(docs.iter().filter_map(story_view).collect())
-}
-
-/// The uids whose feed holds `post_id` (one per feed entry, so a duplicate would show twice).
-pub async fn holders(db: &Db, post_id: &str) -> Result<Vec<String>, Error> {
-    let feeds_prefix = format!("{}/{}/", db.documents_root(), paths::names::FEEDS);
-    let mut query = rpc::from(paths::names::POSTS, true);
-    query.select = rpc::select(&[NAME]);
-    query.r#where = rpc::and(vec![rpc::eq("postId", rpc::string(post_id))]);
-    let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
-    Ok(docs
-        .iter()
-        .filter_map(|doc| {
-            let path = feed_entry_path(&feeds_prefix, doc)?;
-            Some(path.collection().parent()?.id().to_owned())
-        })
-        .collect())
 }
