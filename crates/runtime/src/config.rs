@@ -272,6 +272,9 @@ pub struct BaseConfig {
     pub oidc_audience: Option<String>,
     /// `HEARTH_OIDC_ALLOWED_EMAILS` (comma list).
     pub oidc_allowed_emails: Vec<String>,
+    /// `HEARTH_METRICS_ALLOWED_EMAILS` (comma list): service accounts that may read `/metrics`
+    /// with a Google OIDC token for `HEARTH_OIDC_AUDIENCE`. Empty: nobody.
+    pub metrics_allowed_emails: Vec<String>,
     /// `HEARTH_INSECURE_LOCAL_PUSH=1`: skip OIDC on push/Scheduler endpoints. Only accepted
     /// while `PUBSUB_EMULATOR_HOST` is set.
     pub insecure_local_push: bool,
@@ -368,6 +371,13 @@ impl BaseConfig {
                 ));
             }
         };
+        let metrics_allowed_emails = env.list("HEARTH_METRICS_ALLOWED_EMAILS");
+        if !metrics_allowed_emails.is_empty() && !env.is_set("HEARTH_OIDC_AUDIENCE") {
+            return Err(ConfigError::refused(
+                "HEARTH_OIDC_AUDIENCE",
+                "is required to verify the metrics readers of HEARTH_METRICS_ALLOWED_EMAILS",
+            ));
+        }
         let cors_origins = env.list("HEARTH_CORS_ORIGINS");
         for origin in &cors_origins {
             check_origin(origin).map_err(|expected| {
@@ -387,6 +397,7 @@ impl BaseConfig {
             blocking_audience: env.string("HEARTH_BLOCKING_AUDIENCE"),
             oidc_audience: env.string("HEARTH_OIDC_AUDIENCE"),
             oidc_allowed_emails: env.list("HEARTH_OIDC_ALLOWED_EMAILS"),
+            metrics_allowed_emails,
             insecure_local_push,
             log_filter,
             log_format,

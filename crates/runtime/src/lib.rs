@@ -26,6 +26,7 @@
 //!   shutdown on Cloud Run or through `lambda_http` on AWS Lambda.
 //! - [`Error`]: the one error type; the one mapping from error to response lives in [`error`].
 //! - [`limits`]: per-route body limits ([`limits::push_endpoint`] for Pub/Sub push and CloudEvents).
+//! - [`metrics_auth`]: `/metrics` only for Google OIDC tokens of `HEARTH_METRICS_ALLOWED_EMAILS`.
 //! - [`DeadLetterSink`]: where permanent failures are recorded before they are acknowledged.
 
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod dead_letter;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod metrics_auth;
 mod server;
 pub mod telemetry;
 

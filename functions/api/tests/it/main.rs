@@ -3,6 +3,7 @@
 //! local JWKS server, one project per test.
 
 mod attacks;
+mod cors;
 mod feed;
 mod payments;
 mod signed_in;

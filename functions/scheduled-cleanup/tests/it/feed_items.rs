@@ -100,7 +100,7 @@ async fn expired_entries_go_live_ones_and_vendor_posts_stay() {
     assert_eq!(again["changed"], 0, "{again}");
 
     // The run is in the function's metrics.
-    let text = h.app.client.get(h.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = h.metrics_text().await;
     for line in [
         r#"hearth_job_documents_total{job="expire-feed-items",outcome="changed"} 10"#,
         r#"hearth_job_runs_total{job="expire-feed-items",remaining="false"} 2"#,
