@@ -288,6 +288,10 @@ pub struct BaseConfig {
     pub request_timeout: Duration,
     /// `HEARTH_CORS_ORIGINS` (comma list of exact origins; default: none allowed).
     pub cors_origins: Vec<String>,
+    /// `HEARTH_WRITE_BUDGET_INSTANCES` (default 1): how many instances of this function may
+    /// run at once (the manifest's `max_instances`, set by Terraform and devstack); bulk
+    /// writers divide the Firestore write ramp by it (`domain::ramp::RampPolicy::shared_by`).
+    pub write_budget_instances: u32,
     /// `HEARTH_BODY_LIMIT_BYTES` (default 1 MiB): the limit of routes that do not raise it.
     pub body_limit: usize,
     /// `K_SERVICE` (set by Cloud Run).
@@ -406,6 +410,7 @@ impl BaseConfig {
                 .positive_secs_or("HEARTH_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT)?,
             cors_origins,
             body_limit: env.bytes_or("HEARTH_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES)?,
+            write_budget_instances: write_budget_instances(env)?,
             k_service,
             lambda_runtime_api: env.string("AWS_LAMBDA_RUNTIME_API"),
             lambda_function_name,
@@ -437,6 +442,16 @@ impl BaseConfig {
     /// Where the process runs.
     pub fn platform(&self) -> Platform {
         if self.lambda_runtime_api.is_some() { Platform::Lambda } else { Platform::CloudRun }
+    }
+}
+
+fn write_budget_instances(env: &Env) -> Result<u32, ConfigError> {
+    const VAR: &str = "HEARTH_WRITE_BUDGET_INSTANCES";
+    const EXPECTED: &str = "a positive number of instances (the manifest's max_instances)";
+    match env.parse::<u32>(VAR, EXPECTED)? {
+        None => Ok(1),
+        Some(0) => Err(ConfigError::invalid(VAR, EXPECTED, "0")),
+        Some(n) => Ok(n),
     }
 }
 
