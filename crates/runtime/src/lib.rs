@@ -27,6 +27,7 @@
 //! - [`Error`]: the one error type; the one mapping from error to response lives in [`error`].
 //! - [`limits`]: per-route body limits ([`limits::push_endpoint`] for Pub/Sub push and CloudEvents).
 //! - [`metrics_auth`]: `/metrics` only for Google OIDC tokens of `HEARTH_METRICS_ALLOWED_EMAILS`.
+//! - [`ops`]: Firestore operations counted per request (`hearth_firestore_ops_total`, log line).
 //! - [`DeadLetterSink`]: where permanent failures are recorded before they are acknowledged.
 
 pub mod auth;
@@ -36,6 +37,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod metrics_auth;
+pub mod ops;
 mod server;
 pub mod telemetry;
 

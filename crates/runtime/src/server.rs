@@ -61,11 +61,12 @@ pub struct Server {
 impl Server {
     /// `name` identifies the function in logs and dead letters.
     pub fn new(name: impl Into<String>, config: &BaseConfig) -> Self {
+        let name: Arc<str> = Arc::from(name.into());
         Self {
-            name: Arc::from(name.into()),
+            metrics: Metrics::for_function(&name),
+            name,
             config: config.clone(),
             dead_letters: Arc::new(LogDeadLetters),
-            metrics: Metrics::new(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod counters;
 mod db;
 mod dead_letters;
 mod error;
+mod ops;
 pub mod feed;
 pub mod inventory;
 pub mod ledger;

@@ -4,6 +4,7 @@
 
 mod attacks;
 mod cors;
+mod costs;
 mod feed;
 mod payments;
 mod signed_in;

@@ -11,6 +11,7 @@ use testkit::keys::primary;
 use testkit::tokens;
 
 mod attacks;
+mod costs;
 mod counters;
 mod feed_items;
 
