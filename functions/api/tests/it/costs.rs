@@ -75,19 +75,19 @@ async fn api_events_cost_what_the_readme_says() {
     let mut got = Vec::new();
     let reserve = json!({"productId": "kettle", "quantity": 1});
     let c = measured(&h, &app, &metrics, "ada", "reserveInventory", reserve, None).await;
-    got.push(("reservation", c, cost(0, 0, 0, 0)));
+    got.push(("reservation", c, cost(4, 4, 0, 0)));
 
     let reservation = h.reserve("ada", "kettle", 1).await;
     let pay = json!({"reservationIds": [reservation], "provider": "stripe"});
     let c = measured(&h, &app, &metrics, "ada", "initiatePayment", pay, Some("cost-key")).await;
-    got.push(("payment initiated", c, cost(0, 0, 0, 0)));
+    got.push(("payment initiated", c, cost(10, 8, 0, 0)));
 
     let follow = json!({"vendorId": "baker"});
     let c = measured(&h, &app, &metrics, "ada", "followVendor", follow, None).await;
-    got.push(("follow (3 posts backfilled)", c, cost(0, 0, 0, 0)));
+    got.push(("follow (3 posts backfilled)", c, cost(6, 6, 0, 3)));
 
     let c = measured(&h, &app, &metrics, "ada", "getFeed", json!({"limit": 10}), None).await;
-    got.push(("feed page (3 entries)", c, cost(0, 0, 0, 0)));
+    got.push(("feed page (3 entries)", c, cost(9, 1, 0, 4)));
 
     let report: Vec<String> = got.iter().map(|(event, c, _)| format!("{event}: {c:?}")).collect();
     for (event, c, pinned) in &got {
