@@ -392,7 +392,10 @@ mod tests {
             onboarding.env["HEARTH_OIDC_ALLOWED_EMAILS"].contains("devstack-pubsub-push@demo-p")
         );
         let api = plan.functions.iter().find(|f| f.name == "api").unwrap();
-        assert!(api.env["HEARTH_CORS_ORIGINS"].contains("http://localhost:5173"), "manifest cors.local");
+        assert!(
+            api.env["HEARTH_CORS_ORIGINS"].contains("http://localhost:5173"),
+            "manifest cors.local"
+        );
         assert!(!onboarding.env.contains_key("HEARTH_CORS_ORIGINS"));
         for f in &plan.functions {
             assert_eq!(f.env["GOOGLE_CLOUD_PROJECT"], "demo-p");

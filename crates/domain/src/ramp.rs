@@ -340,7 +340,8 @@ mod tests {
                     granted += 20.0;
                 }
             }
-            let bound = whole.allowed_rate(Duration::ZERO) + whole.allowed_ops_between(Duration::ZERO, now);
+            let bound =
+                whole.allowed_rate(Duration::ZERO) + whole.allowed_ops_between(Duration::ZERO, now);
             assert!(granted <= bound + 1e-6, "at {now:?}: {granted} > {bound}");
             now += step;
         }

@@ -129,7 +129,10 @@ fn cors_origins_are_exact_https_origins_per_environment() {
             &format!("    description: c\n    cors:\n      production: [{origins}]\n"),
         )
     };
-    assert_eq!(problems(&with("\"https://app.example.com\", \"http://localhost:5173\"")), Vec::<String>::new());
+    assert_eq!(
+        problems(&with("\"https://app.example.com\", \"http://localhost:5173\"")),
+        Vec::<String>::new()
+    );
     for (origins, expected) in [
         ("\"*\"", "wildcard"),
         ("\"https://*.example.com\"", "wildcard"),

@@ -141,7 +141,10 @@ mod tests {
 
         // Twenty instances share the manifest's profile: each starts at a twentieth of it.
         let mut vars = GOOD.to_vec();
-        vars.extend([("HEARTH_FANOUT_RAMP", "conservative"), ("HEARTH_WRITE_BUDGET_INSTANCES", "20")]);
+        vars.extend([
+            ("HEARTH_FANOUT_RAMP", "conservative"),
+            ("HEARTH_WRITE_BUDGET_INSTANCES", "20"),
+        ]);
         let config = load(&vars).unwrap();
         assert_eq!(config.ramp, RampPolicy::conservative().shared_by(20));
         assert_eq!(config.ramp.start_ops_per_sec, 15.0);

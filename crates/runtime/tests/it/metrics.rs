@@ -53,7 +53,8 @@ async fn metrics_count_requests_errors_and_latency_per_route() {
         "4xx is not an error"
     );
 
-    let r = app.client.get(app.url("/metrics.json")).bearer_auth(reader_token()).send().await.unwrap();
+    let r =
+        app.client.get(app.url("/metrics.json")).bearer_auth(reader_token()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let json = json_body(r).await;
     let routes = json["routes"].as_array().unwrap();

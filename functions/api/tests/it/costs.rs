@@ -65,7 +65,8 @@ async fn api_events_cost_what_the_readme_says() {
     h.product("kettle", 10).await;
     let now = Utc::now();
     for i in 0..3 {
-        let record = PostRecord::new("baker", true, now - TimeDelta::minutes(10 + i), "fresh bread");
+        let record =
+            PostRecord::new("baker", true, now - TimeDelta::minutes(10 + i), "fresh bread");
         store::feed::write_post(&h.db, &format!("bread-{i}"), &record).await.unwrap();
     }
     // The first call provisions the user lazily; it is not part of the events below.

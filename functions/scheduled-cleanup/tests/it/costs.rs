@@ -35,3 +35,15 @@ async fn one_prune_idempotency_page_costs_what_the_readme_says() {
     // reads, writes, deletes, query results of a page of 10: the query's 10 results, 10 deletes.
     assert_eq!(page, [10, 0, 10, 10], "one page of 10 (reads, writes, deletes, query results)");
 }
+
+#[tokio::test]
+async fn one_expire_feed_items_page_costs_what_the_readme_says() {
+    let h = harness(10, 1).await;
+    crate::feed_items::seed_feeds(&h, 25, 2, 0).await;
+    let before = ops(&h.metrics_text().await);
+    let (status, body) = h.run("expire-feed-items", Some(&scheduler_token())).await;
+    assert_eq!((status, body["changed"].as_u64()), (200, Some(10)), "{body}");
+    let after = ops(&h.metrics_text().await);
+    let page: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(page, [10, 0, 10, 10], "one page of 10 (reads, writes, deletes, query results)");
+}

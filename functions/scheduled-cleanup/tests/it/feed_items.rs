@@ -52,7 +52,7 @@ fn time(t: DateTime<Utc>) -> Value {
 /// `expired` feed entries that expired minutes ago and `live` ones expiring in a day, spread
 /// over 3 users; and `vendor_posts` vendor posts whose `expiresAt` is long past (sorting before
 /// every feed entry).
-async fn seed_feeds(h: &Harness, expired: usize, live: usize, vendor_posts: usize) {
+pub(crate) async fn seed_feeds(h: &Harness, expired: usize, live: usize, vendor_posts: usize) {
     let now = Utc::now();
     for i in 0..vendor_posts {
         let at = now - chrono::Duration::days(30) + chrono::Duration::seconds(i as i64);
