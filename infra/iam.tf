@@ -85,6 +85,18 @@ resource "google_cloud_run_v2_service_iam_member" "operator" {
   member   = "serviceAccount:${each.value.email}"
 }
 
+# roles/run.invoker on private functions for the accounts that read /metrics (the runtime
+# checks their token on every function; public ones let everyone through Cloud Run).
+resource "google_cloud_run_v2_service_iam_member" "metrics_reader" {
+  for_each = local.metrics_reader_bindings
+
+  project  = var.project_id
+  location = google_cloud_run_v2_service.function[each.value.function].location
+  name     = google_cloud_run_v2_service.function[each.value.function].name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${each.value.email}"
+}
+
 # roles/run.invoker for allUsers, only on `public: true` functions: their callers (Identity
 # Platform blocking calls, payment providers, client SDKs) present no IAM token, so the
 # function verifies the caller itself (blocking JWT, webhook signature, Firebase ID token).

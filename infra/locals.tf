@@ -38,6 +38,7 @@ locals {
       publishes = try(f.publishes, [])
       env       = try(f.env, {})
       secrets   = try(f.secrets, {})
+      cors      = try(f.cors, {})
     }
   }
 
@@ -197,9 +198,23 @@ locals {
         {
           for audience in distinct([for t in f.triggers : "HEARTH_BLOCKING_AUDIENCE" if t.kind == "blocking"]) :
           audience => local.service_url[name]
-        }
+        },
+        # The write ramp's budget is divided among this many instances (crates/store bulk.rs).
+        { HEARTH_WRITE_BUDGET_INSTANCES = f.resources.max_instances },
+        # Who may read /metrics (runtime::metrics_auth); unset: nobody.
+        length(var.metrics_service_accounts) > 0 ? { HEARTH_METRICS_ALLOWED_EMAILS = join(",", var.metrics_service_accounts) } : {},
+        # Browser origins of this environment, as the manifest lists them (crates/manifest).
+        length(lookup(f.cors, var.environment, [])) > 0 ? { HEARTH_CORS_ORIGINS = join(",", lookup(f.cors, var.environment, [])) } : {}
       ) : k => tostring(v) if !contains(keys(f.secrets), k)
     }
+  }
+
+  # "<function>/<metrics reader email>" => run.invoker on a private function, so the reader
+  # reaches /metrics there too (public functions let everyone through Cloud Run; the runtime
+  # checks the reader's token on every function).
+  metrics_reader_bindings = {
+    for pair in setproduct([for name, f in local.functions : name if !f.public], var.metrics_service_accounts) :
+    "${pair[0]}/${pair[1]}" => { function = pair[0], email = pair[1] }
   }
 
   # "<function>/<topic>" => roles/pubsub.publisher on that topic.

@@ -73,3 +73,25 @@ variable "notification_channels" {
     error_message = "notification_channels must be ids like projects/<project>/notificationChannels/<id>."
   }
 }
+
+variable "environment" {
+  description = "Which environment this deployment is (HEARTH_ENVIRONMENT, default production): selects each function's allowed browser origins in the manifest's `cors` map."
+  type        = string
+  default     = "production"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,62}$", var.environment))
+    error_message = "environment must be 3-63 chars of a-z, 0-9 and -, starting with a letter (a key of the manifest's cors maps)."
+  }
+}
+
+variable "metrics_service_accounts" {
+  description = "Emails of service accounts that may read /metrics and /metrics.json with a Google OIDC token (HEARTH_METRICS_SERVICE_ACCOUNTS): exported as HEARTH_METRICS_ALLOWED_EMAILS, and given run.invoker on private functions. Empty: metrics are served to nobody."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.metrics_service_accounts : endswith(e, ".gserviceaccount.com")])
+    error_message = "metrics_service_accounts must be service account emails (...gserviceaccount.com)."
+  }
+}

@@ -34,6 +34,11 @@
 #   HEARTH_TF_STATE_BUCKET     Terraform state bucket (default: <project>-hearth-tfstate)
 #   HEARTH_OPERATOR_SERVICE_ACCOUNTS  comma list of operator service accounts (Google OIDC
 #                              callers of private HTTP routes)
+#   HEARTH_ENVIRONMENT         which environment this is (default: production): picks each
+#                              function's browser origins from the manifest's `cors` map
+#                              (HEARTH_CORS_ORIGINS)
+#   HEARTH_METRICS_SERVICE_ACCOUNTS  comma list of service accounts that may read /metrics
+#                              (HEARTH_METRICS_ALLOWED_EMAILS; default: nobody)
 #   HEARTH_NOTIFICATION_CHANNELS  comma list of Cloud Monitoring notification channel ids
 #                              (projects/<project>/notificationChannels/<id>) every alert
 #                              policy notifies (default: none, incidents show in the console)
@@ -239,6 +244,14 @@ fi
 if [ -n "${HEARTH_OPERATOR_SERVICE_ACCOUNTS:-}" ]; then
   operators_json="$(python3 -c 'import json,sys; print(json.dumps([s.strip() for s in sys.argv[1].split(",") if s.strip()], separators=(",", ":")))' "$HEARTH_OPERATOR_SERVICE_ACCOUNTS")"
   tf_vars="$tf_vars -var=$(q "operator_service_accounts=$operators_json")"
+fi
+if [ -n "${HEARTH_ENVIRONMENT:-}" ]; then
+  [[ "$HEARTH_ENVIRONMENT" =~ ^[a-z][a-z0-9-]{2,62}$ ]] || die "HEARTH_ENVIRONMENT=$HEARTH_ENVIRONMENT is not an environment name (a key of the manifest's cors maps)"
+  tf_vars="$tf_vars -var=$(q "environment=$HEARTH_ENVIRONMENT")"
+fi
+if [ -n "${HEARTH_METRICS_SERVICE_ACCOUNTS:-}" ]; then
+  readers_json="$(python3 -c 'import json,sys; print(json.dumps([s.strip() for s in sys.argv[1].split(",") if s.strip()], separators=(",", ":")))' "$HEARTH_METRICS_SERVICE_ACCOUNTS")"
+  tf_vars="$tf_vars -var=$(q "metrics_service_accounts=$readers_json")"
 fi
 channels="none (incidents show in the Cloud Monitoring console only)"
 if [ -n "${HEARTH_NOTIFICATION_CHANNELS:-}" ]; then

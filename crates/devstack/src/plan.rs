@@ -176,7 +176,17 @@ pub fn function_env(
         ("HEARTH_OIDC_AUDIENCE", base_url.to_owned()),
         ("HEARTH_OIDC_ALLOWED_EMAILS", identity::allowed_emails(project)),
         ("HEARTH_LOG_FORMAT", "pretty".to_owned()),
+        // Metrics for the local operator identity only, as production serves them to its readers.
+        ("HEARTH_METRICS_ALLOWED_EMAILS", identity::Caller::Operator.email(project)),
     ];
+    if let Some(max_instances) = resources.max_instances {
+        // The write ramp's budget is shared as production shares it (one process here).
+        fixed.push(("HEARTH_WRITE_BUDGET_INSTANCES", max_instances.to_string()));
+    }
+    let origins = spec.cors_origins("local");
+    if !origins.is_empty() {
+        fixed.push(("HEARTH_CORS_ORIGINS", origins.join(",")));
+    }
     if let Some(timeout) = resources.timeout_seconds {
         fixed.push(("HEARTH_REQUEST_TIMEOUT_SECS", timeout.to_string()));
     }
@@ -381,6 +391,12 @@ mod tests {
         assert!(
             onboarding.env["HEARTH_OIDC_ALLOWED_EMAILS"].contains("devstack-pubsub-push@demo-p")
         );
+        let api = plan.functions.iter().find(|f| f.name == "api").unwrap();
+        assert!(
+            api.env["HEARTH_CORS_ORIGINS"].contains("http://localhost:5173"),
+            "manifest cors.local"
+        );
+        assert!(!onboarding.env.contains_key("HEARTH_CORS_ORIGINS"));
         for f in &plan.functions {
             assert_eq!(f.env["GOOGLE_CLOUD_PROJECT"], "demo-p");
             assert_eq!(f.env["FIRESTORE_EMULATOR_HOST"], "127.0.0.1:1");
@@ -388,6 +404,8 @@ mod tests {
             assert_eq!(f.env["FIREBASE_AUTH_EMULATOR_HOST"], "127.0.0.1:3");
             assert_eq!(f.env["HEARTH_GOOGLE_OIDC_JWKS_URL"], "http://127.0.0.1:9/jwks");
             assert!(!f.env.contains_key("HEARTH_INSECURE_LOCAL_PUSH"), "push auth stays on");
+            assert!(f.env["HEARTH_METRICS_ALLOWED_EMAILS"].starts_with("devstack-operator@"));
+            assert!(f.env.contains_key("HEARTH_WRITE_BUDGET_INSTANCES"));
             // Never posing as Cloud Run: emulator mode is refused there.
             assert!(!f.env.contains_key("K_SERVICE"), "{}", f.name);
             assert_eq!(f.env["HEARTH_SERVICE_NAME"], f.name);

@@ -14,12 +14,18 @@
 //! 10 min; default = 500 ops/s, +50 % every 5 min; aggressive = 700 ops/s, +70 % every 2 min.
 //! (The seed's per-document limit of 50 writes/s is not a Firestore figure: the soft limit for
 //! one document is about 1 write/s, which the counter shards handle, not this ramp.)
+//!
+//! The budget is for a deployment: [`RampPolicy::shared_by`] gives each of N instances its
+//! share (start and ceiling divided by N, rounded down, at least 1 op/s).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 /// The ceiling of every profile: nodejs-firestore BulkWriter's `DEFAULT_MAXIMUM_OPS_PER_SECOND_LIMIT`.
 pub const MAX_OPS_PER_SEC: f64 = 10_000.0;
+
+/// The least rate a share of a ramp gets ([`RampPolicy::shared_by`]).
+pub const MIN_SHARED_OPS_PER_SEC: f64 = 1.0;
 
 /// A ramp: `start_ops_per_sec * growth^floor(elapsed / every)`, capped at `max_ops_per_sec`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,6 +81,27 @@ impl RampPolicy {
             RampProfile::Conservative => Self::conservative(),
             RampProfile::Default => Self::default(),
             RampProfile::Aggressive => Self::aggressive(),
+        }
+    }
+
+    /// This ramp's share when `instances` writers run it at once (the function's
+    /// `max_instances`): the start rate and the ceiling are divided by `instances`, rounded
+    /// down to a whole operation per second so the shares never add up to more than the ramp,
+    /// and never below [`MIN_SHARED_OPS_PER_SEC`] so that a writer always makes progress (with
+    /// more instances than the start rate, the floor is the only excess). Growth and period
+    /// stay: every share grows at the same moments, so together they follow the ramp.
+    ///
+    /// Dividing is chosen over coordinating the instances through a shared counter: it needs
+    /// no extra Firestore reads or writes per batch, cannot fail, and errs on the slow side
+    /// (fewer instances than the maximum write below the budget, never above it).
+    #[must_use]
+    pub fn shared_by(&self, instances: u32) -> Self {
+        let n = f64::from(instances.max(1));
+        let share = |rate: f64| (rate / n).floor().max(MIN_SHARED_OPS_PER_SEC);
+        Self {
+            start_ops_per_sec: share(self.start_ops_per_sec),
+            max_ops_per_sec: share(self.max_ops_per_sec),
+            ..*self
         }
     }
 
@@ -276,6 +303,51 @@ mod tests {
         assert_eq!(l.try_acquire(Duration::ZERO, 1), Err(Duration::from_millis(600)));
         assert!(l.try_acquire(Duration::from_millis(1400), 15).is_err());
         assert_eq!(l.try_acquire(Duration::from_millis(1500), 15), Ok(()));
+    }
+
+    #[test]
+    fn shares_divide_the_budget_round_down_and_never_drop_below_one() {
+        let p = RampPolicy::default();
+        assert_eq!(p.shared_by(1), p);
+        assert_eq!(p.shared_by(0), p, "zero instances counts as one");
+        let twenty = p.shared_by(20);
+        assert_eq!(twenty.start_ops_per_sec, 25.0);
+        assert_eq!(twenty.max_ops_per_sec, 500.0);
+        assert_eq!((twenty.growth, twenty.every), (p.growth, p.every));
+        assert_eq!(twenty.allowed_rate(5 * MIN), 37.5, "shares grow with the ramp");
+        // 500 / 3 = 166.67: rounded down, so three shares stay within 500.
+        assert_eq!(p.shared_by(3).start_ops_per_sec, 166.0);
+        assert_eq!(p.shared_by(100).start_ops_per_sec, 5.0);
+        // More instances than ops/s: every share still writes one op/s.
+        assert_eq!(p.shared_by(1000).start_ops_per_sec, MIN_SHARED_OPS_PER_SEC);
+        assert_eq!(RampPolicy::conservative().shared_by(50).start_ops_per_sec, 6.0);
+        assert_eq!(RampPolicy::conservative().shared_by(50).max_ops_per_sec, 200.0);
+    }
+
+    /// Two writers each holding the share for N = 2, both asking as fast as they can, are
+    /// together granted no more than one writer holding the whole budget may be.
+    #[test]
+    fn two_writers_sharing_a_budget_stay_under_it() {
+        let whole = RampPolicy::default();
+        let share = whole.shared_by(2);
+        let mut writers = [RampLimiter::new(share), RampLimiter::new(share)];
+        let mut granted = 0.0;
+        let step = Duration::from_millis(10);
+        let mut now = Duration::ZERO;
+        while now <= 12 * MIN {
+            for w in &mut writers {
+                while w.try_acquire(now, 20).is_ok() {
+                    granted += 20.0;
+                }
+            }
+            let bound =
+                whole.allowed_rate(Duration::ZERO) + whole.allowed_ops_between(Duration::ZERO, now);
+            assert!(granted <= bound + 1e-6, "at {now:?}: {granted} > {bound}");
+            now += step;
+        }
+        // And they do use it: within 2 % of the whole ramp over 12 minutes.
+        let whole_total = whole.allowed_ops_between(Duration::ZERO, 12 * MIN);
+        assert!(granted >= 0.98 * whole_total, "{granted} of {whole_total}");
     }
 
     #[test]

@@ -136,6 +136,47 @@ pub struct FunctionSpec {
     /// Overrides of `defaults.slo` (e.g. looser latency for scheduled jobs and push consumers).
     #[serde(default)]
     pub slo: Slo,
+    /// Browser origins allowed to call the function, per environment (`local` for devstack,
+    /// the deploy's `HEARTH_ENVIRONMENT` otherwise), exported as `HEARTH_CORS_ORIGINS`.
+    /// Exact origins only (`https://host[:port]`; `http` only for `localhost` / `127.0.0.1`):
+    /// the callable protocol sends an `Authorization` header, and a wildcard must never answer
+    /// a credentialed call.
+    #[serde(default)]
+    pub cors: BTreeMap<String, Vec<String>>,
+}
+
+impl FunctionSpec {
+    /// The allowed origins of `environment` (none when the function declares none for it).
+    pub fn cors_origins(&self, environment: &str) -> &[String] {
+        self.cors.get(environment).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Why `origin` is not an exact browser origin the CORS layer may allow, if it is not.
+pub fn origin_problem(origin: &str) -> Option<String> {
+    if origin.contains('*') {
+        return Some(format!("origin `{origin}` is a wildcard; list exact origins"));
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Some(format!("origin `{origin}` must be scheme://host[:port]"));
+    };
+    let rest_ok = !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' '])
+        && rest.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !rest_ok {
+        return Some(format!(
+            "origin `{origin}` must be scheme://host[:port] with no path or trailing slash"
+        ));
+    }
+    let host = rest.rsplit_once(':').map_or(rest, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() { h } else { rest }
+    });
+    let local = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    match scheme {
+        "https" => None,
+        "http" if local => None,
+        _ => Some(format!("origin `{origin}` must use https (http only for localhost)")),
+    }
 }
 
 /// What calls a function, and on which path.
@@ -289,6 +330,14 @@ impl Manifest {
             check_slo(name, &self.slo_of(f), resources.timeout_seconds, &mut problems);
             if f.triggers.is_empty() {
                 problems.push(at("has no triggers"));
+            }
+            for (environment, origins) in &f.cors {
+                check_id("CORS environment", environment, &mut problems);
+                for origin in origins {
+                    if let Some(problem) = origin_problem(origin) {
+                        problems.push(at(&format!("cors `{environment}`: {problem}")));
+                    }
+                }
             }
             let mut paths = BTreeSet::new();
             for t in &f.triggers {

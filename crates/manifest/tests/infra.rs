@@ -110,6 +110,7 @@ struct Vars {
     region: Option<String>,
     operators: Vec<String>,
     notification_channels: Vec<String>,
+    metrics_readers: Vec<String>,
 }
 
 impl Default for Vars {
@@ -121,6 +122,7 @@ impl Default for Vars {
             region: None,
             operators: Vec::new(),
             notification_channels: Vec::new(),
+            metrics_readers: Vec::new(),
         }
     }
 }
@@ -129,6 +131,7 @@ fn rich_vars() -> Vars {
     Vars {
         region: Some("europe-west4".to_owned()),
         operators: vec![format!("ops@{PROJECT}.iam.gserviceaccount.com")],
+        metrics_readers: vec![format!("prometheus@{PROJECT}.iam.gserviceaccount.com")],
         notification_channels: vec![
             format!("projects/{PROJECT}/notificationChannels/111"),
             format!("projects/{PROJECT}/notificationChannels/222"),
@@ -166,6 +169,10 @@ fn evaluate(infra: &Path, manifest: &Path, vars: &Vars, drop: &[&str]) -> Value 
     cmd.arg("--var-json").arg(format!(
         "operator_service_accounts={}",
         serde_json::to_string(&vars.operators).unwrap()
+    ));
+    cmd.arg("--var-json").arg(format!(
+        "metrics_service_accounts={}",
+        serde_json::to_string(&vars.metrics_readers).unwrap()
     ));
     cmd.arg("--var-json").arg(format!(
         "notification_channels={}",
@@ -285,6 +292,7 @@ fn expected_resources(
     let mut publishers = BTreeSet::new();
     let mut secrets = BTreeSet::new();
     let mut operators = BTreeSet::new();
+    let mut metrics_readers = BTreeSet::new();
     for (name, f) in &m.functions {
         for (i, t) in f.triggers.iter().enumerate() {
             if let Some(kind) = invoker_kind(t) {
@@ -310,6 +318,9 @@ fn expected_resources(
         secrets.extend(f.secrets.values().map(|s| format!("{name}/{s}")));
         if has_operator_route(f) {
             operators.extend(vars.operators.iter().map(|e| format!("{name}/{e}")));
+        }
+        if !f.public {
+            metrics_readers.extend(vars.metrics_readers.iter().map(|e| format!("{name}/{e}")));
         }
     }
     let set = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
@@ -342,6 +353,10 @@ fn expected_resources(
         (
             "google_cloud_run_v2_service_iam_member.operator",
             (Some("local.operator_bindings"), operators),
+        ),
+        (
+            "google_cloud_run_v2_service_iam_member.metrics_reader",
+            (Some("local.metrics_reader_bindings"), metrics_readers),
         ),
         ("google_service_account.invoker", (Some("local.invoker_accounts"), kinds.clone())),
         ("google_project_iam_member.eventarc_receiver", (None, only(&kinds, &["eventarc"]))),
@@ -620,6 +635,14 @@ fn check_services(plan: &Value, m: &Manifest, vars: &Vars, p: &mut Problems) {
         want.insert("HEARTH_OIDC_ALLOWED_EMAILS".to_owned(), allowed_emails(f, vars));
         if f.triggers.iter().any(|t| matches!(t, Trigger::Blocking { .. })) {
             want.insert("HEARTH_BLOCKING_AUDIENCE".to_owned(), url.clone());
+        }
+        let max_instances = r.max_instances.unwrap_or_default().to_string();
+        want.insert("HEARTH_WRITE_BUDGET_INSTANCES".to_owned(), max_instances);
+        if !vars.metrics_readers.is_empty() {
+            want.insert("HEARTH_METRICS_ALLOWED_EMAILS".to_owned(), vars.metrics_readers.join(","));
+        }
+        if !f.cors_origins("production").is_empty() {
+            want.insert("HEARTH_CORS_ORIGINS".to_owned(), f.cors_origins("production").join(","));
         }
         if plain != want {
             p.push(format!("{what}: plain env {plain:?}, expected {want:?}"));

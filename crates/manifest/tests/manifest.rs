@@ -120,3 +120,33 @@ fn unknown_fields_and_bad_files_are_clear_errors() {
     let missing = Manifest::load(Path::new("/nonexistent/functions.yaml")).unwrap_err();
     assert!(matches!(missing, ManifestError::Read { .. }));
 }
+
+#[test]
+fn cors_origins_are_exact_https_origins_per_environment() {
+    let with = |origins: &str| {
+        VALID.replace(
+            "    description: c\n",
+            &format!("    description: c\n    cors:\n      production: [{origins}]\n"),
+        )
+    };
+    assert_eq!(
+        problems(&with("\"https://app.example.com\", \"http://localhost:5173\"")),
+        Vec::<String>::new()
+    );
+    for (origins, expected) in [
+        ("\"*\"", "wildcard"),
+        ("\"https://*.example.com\"", "wildcard"),
+        ("\"http://app.example.com\"", "must use https"),
+        ("\"https://app.example.com/\"", "no path"),
+        ("\"https://app.example.com/app\"", "no path"),
+        ("\"app.example.com\"", "scheme://host"),
+    ] {
+        let found = problems(&with(origins));
+        assert!(found.iter().any(|p| p.contains(expected)), "{origins}: {expected} in {found:?}");
+    }
+    let m = repo_manifest();
+    let api = &m.functions["api"];
+    assert!(!api.cors_origins("local").is_empty(), "devstack serves the api to a local origin");
+    assert!(!api.cors_origins("production").is_empty(), "deploys export the api's origins");
+    assert!(m.functions["payment-processor"].cors_origins("production").is_empty());
+}

@@ -115,7 +115,11 @@ impl FirebaseAuth {
     /// Verifies the `Authorization` header.
     pub async fn verify(&self, headers: &HeaderMap) -> Result<FirebaseUser, Error> {
         let header = authorization(headers)?;
-        self.verifier.verify(header).await.map_err(token_error)
+        let user = self.verifier.verify(header).await.map_err(token_error)?;
+        if let Some(tenant) = user.claim_str("tenant_id") {
+            crate::ops::note_tenant(tenant);
+        }
+        Ok(user)
     }
 }
 

@@ -272,6 +272,9 @@ pub struct BaseConfig {
     pub oidc_audience: Option<String>,
     /// `HEARTH_OIDC_ALLOWED_EMAILS` (comma list).
     pub oidc_allowed_emails: Vec<String>,
+    /// `HEARTH_METRICS_ALLOWED_EMAILS` (comma list): service accounts that may read `/metrics`
+    /// with a Google OIDC token for `HEARTH_OIDC_AUDIENCE`. Empty: nobody.
+    pub metrics_allowed_emails: Vec<String>,
     /// `HEARTH_INSECURE_LOCAL_PUSH=1`: skip OIDC on push/Scheduler endpoints. Only accepted
     /// while `PUBSUB_EMULATOR_HOST` is set.
     pub insecure_local_push: bool,
@@ -285,6 +288,10 @@ pub struct BaseConfig {
     pub request_timeout: Duration,
     /// `HEARTH_CORS_ORIGINS` (comma list of exact origins; default: none allowed).
     pub cors_origins: Vec<String>,
+    /// `HEARTH_WRITE_BUDGET_INSTANCES` (default 1): how many instances of this function may
+    /// run at once (the manifest's `max_instances`, set by Terraform and devstack); bulk
+    /// writers divide the Firestore write ramp by it (`domain::ramp::RampPolicy::shared_by`).
+    pub write_budget_instances: u32,
     /// `HEARTH_BODY_LIMIT_BYTES` (default 1 MiB): the limit of routes that do not raise it.
     pub body_limit: usize,
     /// `K_SERVICE` (set by Cloud Run).
@@ -368,6 +375,13 @@ impl BaseConfig {
                 ));
             }
         };
+        let metrics_allowed_emails = env.list("HEARTH_METRICS_ALLOWED_EMAILS");
+        if !metrics_allowed_emails.is_empty() && !env.is_set("HEARTH_OIDC_AUDIENCE") {
+            return Err(ConfigError::refused(
+                "HEARTH_OIDC_AUDIENCE",
+                "is required to verify the metrics readers of HEARTH_METRICS_ALLOWED_EMAILS",
+            ));
+        }
         let cors_origins = env.list("HEARTH_CORS_ORIGINS");
         for origin in &cors_origins {
             check_origin(origin).map_err(|expected| {
@@ -387,6 +401,7 @@ impl BaseConfig {
             blocking_audience: env.string("HEARTH_BLOCKING_AUDIENCE"),
             oidc_audience: env.string("HEARTH_OIDC_AUDIENCE"),
             oidc_allowed_emails: env.list("HEARTH_OIDC_ALLOWED_EMAILS"),
+            metrics_allowed_emails,
             insecure_local_push,
             log_filter,
             log_format,
@@ -395,6 +410,7 @@ impl BaseConfig {
                 .positive_secs_or("HEARTH_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT)?,
             cors_origins,
             body_limit: env.bytes_or("HEARTH_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES)?,
+            write_budget_instances: write_budget_instances(env)?,
             k_service,
             lambda_runtime_api: env.string("AWS_LAMBDA_RUNTIME_API"),
             lambda_function_name,
@@ -434,6 +450,16 @@ impl BaseConfig {
     /// Where the process runs.
     pub fn platform(&self) -> Platform {
         if self.lambda_runtime_api.is_some() { Platform::Lambda } else { Platform::CloudRun }
+    }
+}
+
+fn write_budget_instances(env: &Env) -> Result<u32, ConfigError> {
+    const VAR: &str = "HEARTH_WRITE_BUDGET_INSTANCES";
+    const EXPECTED: &str = "a positive number of instances (the manifest's max_instances)";
+    match env.parse::<u32>(VAR, EXPECTED)? {
+        None => Ok(1),
+        Some(0) => Err(ConfigError::invalid(VAR, EXPECTED, "0")),
+        Some(n) => Ok(n),
     }
 }
 

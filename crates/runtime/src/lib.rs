@@ -33,6 +33,8 @@
 //! - [`trigger`]: the push and callable extractors ([`trigger::Push`], [`trigger::Callable`]).
 //! - [`DeadLetterSink`] (defined in `domain::dead_letter`): where permanent failures are
 //!   recorded before they are acknowledged; [`Server::new`] requires one.
+//! - [`metrics_auth`]: `/metrics` only for Google OIDC tokens of `HEARTH_METRICS_ALLOWED_EMAILS`.
+//! - [`ops`]: Firestore operations counted per request (`hearth_firestore_ops_total`, log line).
 
 pub mod auth;
 pub mod config;
@@ -40,6 +42,8 @@ pub mod dead_letter;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod metrics_auth;
+pub mod ops;
 mod server;
 pub mod telemetry;
 pub mod trigger;

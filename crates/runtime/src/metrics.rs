@@ -8,6 +8,10 @@
 //! cardinality), the method and the status class. An *error* is a 5xx answer or a permanent
 //! failure that was dead-lettered and acknowledged with 200.
 //!
+//! Firestore operations per request ([`crate::ops`]):
+//! `hearth_firestore_ops_total{function, route, kind}` (`read`, `write`, `delete`,
+//! `query_result`); the tenant goes on the request's log line instead of a label.
+//!
 //! Batch work (the scheduled cleanup jobs) adds its own counts with [`Metrics::record_job`]:
 //! `hearth_job_runs_total{job, remaining}` and `hearth_job_documents_total{job, outcome}`
 //! (`examined` / `changed`). Handlers reach the service's `Metrics` as an
@@ -60,6 +64,14 @@ struct JobDocLabels {
     outcome: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpsLabels {
+    function: String,
+    route: String,
+    /// `read`, `write`, `delete` or `query_result` ([`crate::ops::OpKind`]).
+    kind: String,
+}
+
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// The metrics of one service (cheap to clone; clones share the data).
@@ -75,6 +87,9 @@ struct Inner {
     latency: HistogramFamily,
     job_runs: Family<JobRunLabels, Counter>,
     job_documents: Family<JobDocLabels, Counter>,
+    firestore_ops: Family<OpsLabels, Counter>,
+    function: String,
+    ops_by_route: Mutex<BTreeMap<String, crate::ops::OpsSnapshot>>,
     routes: Mutex<BTreeMap<(String, String), RouteStats>>,
 }
 
@@ -98,6 +113,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::for_function("hearth")
+    }
+
+    /// The metrics of function `function` (the `function` label of per-request Firestore
+    /// operations).
+    pub fn for_function(function: &str) -> Self {
         let mut registry = Registry::with_prefix("hearth");
         let requests = Family::<Labels, Counter>::default();
         let errors = Family::<Labels, Counter>::default();
@@ -122,6 +143,12 @@ impl Metrics {
             "Documents a batch job examined or changed",
             job_documents.clone(),
         );
+        let firestore_ops = Family::<OpsLabels, Counter>::default();
+        registry.register(
+            "firestore_ops",
+            "Firestore document reads, writes, deletes and query results, per route",
+            firestore_ops.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -130,6 +157,9 @@ impl Metrics {
                 latency,
                 job_runs,
                 job_documents,
+                firestore_ops,
+                function: function.to_owned(),
+                ops_by_route: Mutex::new(BTreeMap::new()),
                 routes: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -168,6 +198,34 @@ impl Metrics {
         stats.count += 1;
         stats.errors += u64::from(error);
         stats.latency_micros.saturating_record(micros);
+    }
+
+    /// Adds one request's Firestore operations on `route`.
+    pub fn record_firestore_ops(&self, route: &str, ops: &crate::ops::OpsSnapshot) {
+        {
+            let mut by_route = self.inner.ops_by_route.lock();
+            let total = by_route.entry(route.to_owned()).or_default();
+            total.reads += ops.reads;
+            total.writes += ops.writes;
+            total.deletes += ops.deletes;
+            total.query_results += ops.query_results;
+        }
+        for kind in crate::ops::OpKind::ALL {
+            let n = ops.get(kind);
+            if n > 0 {
+                let labels = OpsLabels {
+                    function: self.inner.function.clone(),
+                    route: route.to_owned(),
+                    kind: kind.as_str().to_owned(),
+                };
+                self.inner.firestore_ops.get_or_create(&labels).inc_by(n);
+            }
+        }
+    }
+
+    /// The Firestore operations of every request on `route` so far.
+    pub fn firestore_ops(&self, route: &str) -> crate::ops::OpsSnapshot {
+        self.inner.ops_by_route.lock().get(route).copied().unwrap_or_default()
     }
 
     /// Records one finished run of batch job `job`: documents examined and changed, and whether

@@ -7,7 +7,7 @@
 //! CORS and compression sit outside the error mapping so error answers carry CORS headers too.
 //!
 //! Built-in routes: `GET /healthz` and `GET /health` (`ok`, touch nothing), `GET /metrics`,
-//! `GET /metrics.json`. A function must not define these paths itself (axum panics on the
+//! `GET /metrics.json` (only for the callers [`crate::metrics_auth`] admits). A function must not define these paths itself (axum panics on the
 //! duplicate at start-up).
 //!
 //! `/health` exists because Cloud Run reserves some URL paths ending in `z` on a service's
@@ -36,6 +36,7 @@ use crate::config::{BaseConfig, Env, Platform};
 use crate::dead_letter::{DeadLetterSink, LogDeadLetters};
 use crate::error::{self, ErrorContext};
 use crate::metrics::{self, Metrics};
+use crate::metrics_auth::{self, MetricsAuth};
 use crate::telemetry;
 
 /// Responses of at least this many bytes are gzip-compressed when the client accepts gzip.
@@ -68,11 +69,12 @@ impl Server {
         config: &BaseConfig,
         dead_letters: Arc<dyn DeadLetterSink>,
     ) -> Self {
+        let name: Arc<str> = Arc::from(name.into());
         Self {
-            name: Arc::from(name.into()),
+            metrics: Metrics::for_function(&name),
+            name,
             config: config.clone(),
             dead_letters,
-            metrics: Metrics::new(),
         }
     }
 
@@ -92,8 +94,15 @@ impl Server {
         let builtin = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/health", get(|| async { "ok" }))
-            .route("/metrics", get(metrics::text_handler))
-            .route("/metrics.json", get(metrics::json_handler))
+            .merge(
+                Router::new()
+                    .route("/metrics", get(metrics::text_handler))
+                    .route("/metrics.json", get(metrics::json_handler))
+                    .route_layer(from_fn_with_state(
+                        MetricsAuth::from_config(config),
+                        metrics_auth::require,
+                    )),
+            )
             .with_state(self.metrics.clone());
         let errors = ErrorContext {
             service: self.name.clone(),
@@ -229,7 +238,11 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+            header::RETRY_AFTER,
+        ])
         .max_age(Duration::from_secs(3600))
 }
 

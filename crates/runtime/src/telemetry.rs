@@ -152,7 +152,8 @@ fn is_trace_id(s: &str) -> bool {
 }
 
 /// The per-request middleware: one span per request (method, matched route, request id, trace,
-/// status, latency), one "request completed" event, and the metrics.
+/// status, latency), one "request completed" event with the request's Firestore operations
+/// ([`crate::ops`]) and tenant, and the metrics.
 pub(crate) async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -179,16 +180,30 @@ pub(crate) async fn observe(State(metrics): State<Metrics>, req: Request, next: 
         span.record("trace_sampled", trace.sampled);
     }
 
-    let response = next.run(req).instrument(span.clone()).await;
+    let ops = crate::ops::OpsCounts::new();
+    let response = ops.clone().scope(next.run(req).instrument(span.clone())).await;
 
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.record("status", status);
     span.record("latency_ms", latency_ms);
-    tracing::info!(parent: &span, status, latency_ms, "request completed");
+    let counted = ops.snapshot();
+    let tenant = ops.tenant();
+    tracing::info!(
+        parent: &span,
+        status,
+        latency_ms,
+        firestore_reads = counted.reads,
+        firestore_writes = counted.writes,
+        firestore_deletes = counted.deletes,
+        firestore_query_results = counted.query_results,
+        tenant = tenant.as_deref(),
+        "request completed"
+    );
     let dead_lettered = response.extensions().get::<DeadLettered>().is_some();
     metrics.record(method.as_str(), &route, status, dead_lettered, elapsed);
+    metrics.record_firestore_ops(&route, &counted);
     response
 }
 

@@ -4,6 +4,15 @@
 //! [`RampPolicy`] (500/50/5 by default), and every write retried on its own on the retryable
 //! codes with the [`Backoff::bulk_writer`] policy (`RESOURCE_EXHAUSTED` waits the maximum).
 //!
+//! The ramp is a budget for the whole deployment, not for one writer: a function that may run
+//! N instances (the manifest's `max_instances`, `HEARTH_WRITE_BUDGET_INSTANCES`) gives each
+//! writer `RampPolicy::shared_by(N)`, so N instances starting together stay within 500 ops/s.
+//! The budget is divided rather than coordinated (a shared token counter in Firestore or
+//! elsewhere): division costs no extra reads or writes per batch, has no failure mode of its
+//! own, and errs on the slow side when fewer instances run. Every bulk writer is built this
+//! way: the feed fan-out and removal (feed-fanout) and the follow backfill (api), both with the
+//! profile the manifest selects (`HEARTH_FANOUT_RAMP`).
+//!
 //! BatchWrite is not atomic and each write has its own status, so the outcome is reported per
 //! write. A request may carry one write per document: when the same document is written more
 //! than once, later writes go in later waves, which keeps them in order.

@@ -19,6 +19,7 @@
 //! `runtime`'s config also reads, so both always agree.
 
 use crate::error::{Code, Error};
+use crate::ops::Billable;
 use crate::paths::{self, DocPath};
 use domain::backoff::Backoff;
 use firestore::gcloud_sdk::GoogleAuthMiddleware;
@@ -188,9 +189,11 @@ impl Db {
         Ok(self.firestore().await?.client().get())
     }
 
-    /// Runs one RPC under the request timeout, mapping failures to [`Error`].
-    pub(crate) async fn call<T, Fut>(&self, rpc: Fut) -> Result<T, Error>
+    /// Runs one RPC under the request timeout, mapping failures to [`Error`]; what the answer
+    /// cost is counted for the current request ([`crate::ops`]).
+    pub(crate) async fn call<T, Fut>(&self, rpc: Fut) -> Result<T::Counted, Error>
     where
+        T: Billable,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let result = match self.inner.config.request_timeout {
@@ -205,7 +208,7 @@ impl Db {
             },
             None => rpc.await,
         };
-        result.map(tonic::Response::into_inner).map_err(Error::from)
+        result.map(|answer| answer.into_inner().bill()).map_err(Error::from)
     }
 
     /// Reads `path` as a `T`; `None` when it does not exist.
@@ -229,7 +232,11 @@ impl Db {
         let mut client = self.client().await?;
         match self.call(client.get_document(request)).await {
             Ok(doc) => Ok(Some(doc)),
-            Err(Error::Rpc { code: Code::NotFound, .. }) => Ok(None),
+            Err(Error::Rpc { code: Code::NotFound, .. }) => {
+                // A lookup of a missing document is billed as a read.
+                runtime::ops::record(runtime::ops::OpKind::Read, 1);
+                Ok(None)
+            }
             Err(error) => Err(error),
         }
     }

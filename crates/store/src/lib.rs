@@ -27,6 +27,7 @@ pub mod feed;
 pub mod inventory;
 pub mod ledger;
 pub mod onboarding;
+mod ops;
 pub mod paths;
 pub mod payments;
 pub mod query_log;

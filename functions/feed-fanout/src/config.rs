@@ -25,7 +25,7 @@ pub struct Config {
     pub policy: FeedPolicy,
     /// `HEARTH_FANOUT_RAMP` (`conservative`, `default`, `aggressive`; default `default`, the
     /// 500/50/5 rule) and `HEARTH_FANOUT_RAMP_START_OPS` (overrides the start rate, e.g. for a
-    /// key space known to be warm).
+    /// key space known to be warm), divided among `HEARTH_WRITE_BUDGET_INSTANCES` instances.
     pub ramp: RampPolicy,
     /// `HEARTH_FANOUT_LEASE_SECS` (default 90): how long a delivery holds its id in the ledger.
     pub lease: Duration,
@@ -55,6 +55,8 @@ impl Config {
             }
             ramp.start_ops_per_sec = start.min(ramp.max_ops_per_sec);
         }
+        // The budget holds for the deployment: each instance writes its share of it.
+        let ramp = ramp.shared_by(base.write_budget_instances);
         let lease = env.positive_secs_or("HEARTH_FANOUT_LEASE_SECS", DEFAULT_LEASE)?;
         Ok(Self { base, db, push_auth, policy, ramp, lease })
     }
@@ -131,7 +133,18 @@ mod tests {
         assert_eq!(config.policy.high_follower_threshold, 50);
         assert_eq!(config.ramp.start_ops_per_sec, 5000.0);
         assert_eq!(config.ramp.growth, RampPolicy::aggressive().growth);
+
+        // Twenty instances share the manifest's profile: each starts at a twentieth of it.
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("HEARTH_FANOUT_RAMP", "conservative"),
+            ("HEARTH_WRITE_BUDGET_INSTANCES", "20"),
+        ]);
+        let config = load(&vars).unwrap();
+        assert_eq!(config.ramp, RampPolicy::conservative().shared_by(20));
+        assert_eq!(config.ramp.start_ops_per_sec, 15.0);
         for (var, bad) in [
+            ("HEARTH_WRITE_BUDGET_INSTANCES", "0"),
             ("HEARTH_FEED_PAGE_SIZE", "0"),
             ("HEARTH_FEED_PAGE_SIZE", "5000"),
             ("HEARTH_FEED_INLINE_PAGES", "0"),

@@ -7,5 +7,6 @@ mod helpers;
 mod lambda;
 mod layers;
 mod metrics;
+mod metrics_auth;
 mod shutdown;
 mod telemetry;

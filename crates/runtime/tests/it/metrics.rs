@@ -2,11 +2,13 @@
 
 use serde_json::json;
 
-use crate::helpers::{config, json_body, spawn};
+use crate::helpers::{json_body, spawn};
+use crate::metrics_auth::{reader_config, reader_token};
 
 #[tokio::test]
 async fn metrics_count_requests_errors_and_latency_per_route() {
-    let (app, _, _) = spawn(&config(&[])).await;
+    let jwks = testkit::jwks::JwksServer::start(&[testkit::keys::primary()], 300).await;
+    let (app, _, _) = spawn(&reader_config(&jwks.url())).await;
     for id in ["a", "b", "c"] {
         assert_eq!(
             app.client.get(app.url(&format!("/items/{id}"))).send().await.unwrap().status(),
@@ -27,7 +29,7 @@ async fn metrics_count_requests_errors_and_latency_per_route() {
     );
     assert_eq!(app.client.get(app.url("/no/such/path/123")).send().await.unwrap().status(), 404);
 
-    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let r = app.client.get(app.url("/metrics")).bearer_auth(reader_token()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text")
@@ -51,7 +53,8 @@ async fn metrics_count_requests_errors_and_latency_per_route() {
         "4xx is not an error"
     );
 
-    let r = app.client.get(app.url("/metrics.json")).send().await.unwrap();
+    let r =
+        app.client.get(app.url("/metrics.json")).bearer_auth(reader_token()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let json = json_body(r).await;
     let routes = json["routes"].as_array().unwrap();

@@ -50,6 +50,10 @@ pub struct Config {
     /// user's followed high-follower vendors (forgotten at once when they follow or unfollow
     /// through this instance).
     pub follows_ttl: Duration,
+    /// The write ramp of the follow backfill: the profile of `HEARTH_FANOUT_RAMP` (as
+    /// feed-fanout reads it; default the 500/50/5 rule), divided among
+    /// `HEARTH_WRITE_BUDGET_INSTANCES` instances.
+    pub ramp: store::RampPolicy,
 }
 
 impl Default for Config {
@@ -60,12 +64,13 @@ impl Default for Config {
             stories_ttl: Duration::from_secs(60),
             backfill_posts: 20,
             follows_ttl: Duration::from_secs(30),
+            ramp: store::RampPolicy::default(),
         }
     }
 }
 
 impl Config {
-    pub fn load(_base: &BaseConfig, env: &Env) -> Result<Self, ConfigError> {
+    pub fn load(base_config: &BaseConfig, env: &Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let base = FeedPolicy::default();
         let policy = FeedPolicy {
@@ -92,6 +97,12 @@ impl Config {
             stories_ttl: env.secs_or("HEARTH_FEED_STORIES_CACHE_SECS", defaults.stories_ttl)?,
             backfill_posts,
             follows_ttl: env.secs_or("HEARTH_FEED_FOLLOWS_CACHE_SECS", defaults.follows_ttl)?,
+            ramp: store::RampPolicy::for_profile(env.parse_or(
+                "HEARTH_FANOUT_RAMP",
+                "conservative, default or aggressive",
+                store::RampProfile::Default,
+            )?)
+            .shared_by(base_config.write_budget_instances),
         })
     }
 }
@@ -113,7 +124,7 @@ impl State {
     pub async fn build(config: &Config, db: &Db) -> anyhow::Result<Self> {
         Ok(Self {
             config: config.clone(),
-            fanout: Fanout::new(db, config.policy, store::RampPolicy::default()),
+            fanout: Fanout::new(db, config.policy, config.ramp),
             trending: TtlCache::new(config.trending_ttl, 1),
             stories: TtlCache::new(config.stories_ttl, 10_000),
             high_follows: TtlCache::new(config.follows_ttl, 10_000),

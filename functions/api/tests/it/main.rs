@@ -3,6 +3,8 @@
 //! local JWKS server, one project per test.
 
 mod attacks;
+mod cors;
+mod costs;
 mod feed;
 mod payments;
 mod signed_in;

@@ -3,6 +3,7 @@
 //! are signed with testkit keys published by a local JWKS server, one project per test.
 
 mod attacks;
+mod costs;
 mod push;
 mod repair;
 
@@ -69,6 +70,7 @@ impl Harness {
             ("HEARTH_SECURETOKEN_JWKS_URL", jwks_url.as_str()),
             ("HEARTH_OIDC_AUDIENCE", AUDIENCE),
             ("HEARTH_OIDC_ALLOWED_EMAILS", allowed.as_str()),
+            ("HEARTH_METRICS_ALLOWED_EMAILS", OPERATOR_SA),
             ("HEARTH_LOG_FORMAT", "pretty"),
         ]
         .into_iter()

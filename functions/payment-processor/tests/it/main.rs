@@ -2,6 +2,7 @@
 //! fake provider: pushes are OIDC-signed with testkit keys, orders are set up through `store`.
 
 mod attacks;
+mod costs;
 mod push;
 mod reconcile;
 
@@ -24,6 +25,8 @@ use testkit::{TestApp, keys, tokens};
 
 pub(crate) const AUDIENCE: &str = "https://payment-processor.hearth.test/";
 pub(crate) const PUSH_SA: &str = "payment-events-push@hearth-test.iam.gserviceaccount.com";
+/// The account that may read `/metrics`.
+pub(crate) const METRICS_SA: &str = "metrics-reader@hearth-test.iam.gserviceaccount.com";
 pub(crate) const PATH: &str = "/pubsub/payment-events";
 
 pub(crate) struct Harness {
@@ -63,6 +66,7 @@ impl Harness {
             ("HEARTH_SECURETOKEN_JWKS_URL", jwks_url.as_str()),
             ("HEARTH_OIDC_AUDIENCE", AUDIENCE),
             ("HEARTH_OIDC_ALLOWED_EMAILS", PUSH_SA),
+            ("HEARTH_METRICS_ALLOWED_EMAILS", METRICS_SA),
             ("HEARTH_PESAPAL_API_BASE", fake.base_url.as_str()),
             ("HEARTH_PESAPAL_CONSUMER_KEY", "ck"),
             ("HEARTH_PESAPAL_CONSUMER_SECRET", "cs"),

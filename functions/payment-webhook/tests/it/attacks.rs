@@ -8,6 +8,7 @@
 //!   other sources still get through.
 //! - Stripe: forged, stale, retired-secret, replayed-with-other-content and oversized events
 //!   are in `stripe.rs`; malformed IPNs and oversized bodies in `pesapal.rs`.
+//! - `/metrics` on this public service: only a listed metrics reader's Google token reads it.
 
 use serde_json::Value;
 
@@ -70,5 +71,41 @@ async fn a_flood_from_one_source_is_limited_per_source() {
         .await
         .unwrap();
     assert_eq!(other.status(), 404, "another source still gets an answer");
+    h.assert_nothing_else_published().await;
+}
+
+/// The webhook is public (providers send no Google token), so its `/metrics` was readable by
+/// anyone on the internet. Now only a Google token of a listed metrics reader gets it; the
+/// health route stays open.
+#[tokio::test]
+async fn metrics_are_refused_to_anyone_but_the_metrics_reader() {
+    use testkit::keys::{other, primary};
+    use testkit::tokens;
+    const AUDIENCE: &str = "https://payment-webhook.example.run.app";
+    const READER: &str = "metrics-reader@demo.iam.gserviceaccount.com";
+    let jwks = testkit::jwks::JwksServer::start(&[primary()], 300).await;
+    let h = Harness::start_with(&[
+        ("HEARTH_GOOGLE_OIDC_JWKS_URL", &jwks.url()),
+        ("HEARTH_OIDC_AUDIENCE", AUDIENCE),
+        ("HEARTH_METRICS_ALLOWED_EMAILS", READER),
+    ])
+    .await;
+    let get = |path: &'static str, token: Option<String>| {
+        let mut req = h.app.client.get(h.app.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let claims = |email: &str| tokens::google_oidc_claims(AUDIENCE, email);
+    for path in ["/metrics", "/metrics.json"] {
+        assert_eq!(get(path, None).await, 401, "{path} without a token");
+        let forged = tokens::sign(&claims(READER), other());
+        assert_eq!(get(path, Some(forged)).await, 401, "{path} with a forged token");
+        let stranger = tokens::sign(&claims("intruder@evil.example"), primary());
+        assert_eq!(get(path, Some(stranger)).await, 403, "{path} for another account");
+        assert_eq!(get(path, Some(tokens::sign(&claims(READER), primary()))).await, 200, "{path}");
+    }
+    assert_eq!(get("/health", None).await, 200);
     h.assert_nothing_else_published().await;
 }

@@ -87,7 +87,7 @@ async fn dirty_counters_get_their_totals_and_clean_ones_are_left_alone() {
     assert_eq!(likes_field(&db, "p3").await, Some(6));
     assert_eq!(likes_field(&db, "p4").await, Some(25));
 
-    let text = h.app.client.get(h.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = h.metrics_text().await;
     let line = r#"hearth_job_documents_total{job="aggregate-counters",outcome="changed"} 6"#;
     assert!(text.contains(line), "{line} in {text}");
 }

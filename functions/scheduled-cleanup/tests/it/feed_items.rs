@@ -52,7 +52,7 @@ fn time(t: DateTime<Utc>) -> Value {
 /// `expired` feed entries that expired minutes ago and `live` ones expiring in a day, spread
 /// over 3 users; and `vendor_posts` vendor posts whose `expiresAt` is long past (sorting before
 /// every feed entry).
-async fn seed_feeds(h: &Harness, expired: usize, live: usize, vendor_posts: usize) {
+pub(crate) async fn seed_feeds(h: &Harness, expired: usize, live: usize, vendor_posts: usize) {
     let now = Utc::now();
     for i in 0..vendor_posts {
         let at = now - chrono::Duration::days(30) + chrono::Duration::seconds(i as i64);
@@ -100,7 +100,7 @@ async fn expired_entries_go_live_ones_and_vendor_posts_stay() {
     assert_eq!(again["changed"], 0, "{again}");
 
     // The run is in the function's metrics.
-    let text = h.app.client.get(h.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = h.metrics_text().await;
     for line in [
         r#"hearth_job_documents_total{job="expire-feed-items",outcome="changed"} 10"#,
         r#"hearth_job_runs_total{job="expire-feed-items",remaining="false"} 2"#,

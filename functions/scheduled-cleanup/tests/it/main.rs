@@ -11,11 +11,14 @@ use testkit::keys::primary;
 use testkit::tokens;
 
 mod attacks;
+mod costs;
 mod counters;
 mod feed_items;
 
 const AUDIENCE: &str = "https://scheduled-cleanup.example.run.app";
 const SCHEDULER: &str = "hearth-scheduler@demo.iam.gserviceaccount.com";
+/// The service account that may read `/metrics`.
+const METRICS_READER: &str = "metrics-reader@demo.iam.gserviceaccount.com";
 
 struct Harness {
     app: testkit::TestApp,
@@ -35,6 +38,7 @@ async fn harness(page_size: u32, max_pages: u64) -> Harness {
         ("HEARTH_GOOGLE_OIDC_JWKS_URL", jwks.url().as_str()),
         ("HEARTH_OIDC_AUDIENCE", AUDIENCE),
         ("HEARTH_OIDC_ALLOWED_EMAILS", SCHEDULER),
+        ("HEARTH_METRICS_ALLOWED_EMAILS", METRICS_READER),
         ("HEARTH_CLEANUP_PAGE_SIZE", &page_size.to_string()),
         ("HEARTH_CLEANUP_MAX_PAGES", &max_pages.to_string()),
     ]
@@ -72,6 +76,15 @@ impl Harness {
             .await
             .unwrap();
         assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    }
+
+    /// The function's `/metrics` text, read as the metrics reader.
+    async fn metrics_text(&self) -> String {
+        let token = tokens::sign(&tokens::google_oidc_claims(AUDIENCE, METRICS_READER), primary());
+        let res = self.app.client.get(self.app.url("/metrics")).bearer_auth(token).send().await;
+        let res = res.unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
     }
 
     async fn remaining_ids(&self) -> Vec<String> {
