@@ -43,12 +43,13 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod metrics_auth;
-pub mod ops;
 mod server;
 pub mod telemetry;
 pub mod trigger;
 
 pub use config::{BaseConfig, ConfigError, Env};
+/// The per-request count of Firestore operations (the `metering` crate).
+pub use metering as ops;
 pub use dead_letter::{BoxFuture, DeadLetterSink, LogDeadLetters, MemoryDeadLetters};
 pub use error::{Error, ErrorStyle, callable_style};
 pub use metrics::Metrics;

@@ -234,7 +234,7 @@ impl Db {
             Ok(doc) => Ok(Some(doc)),
             Err(Error::Rpc { code: Code::NotFound, .. }) => {
                 // A lookup of a missing document is billed as a read.
-                runtime::ops::record(runtime::ops::OpKind::Read, 1);
+                metering::record(metering::OpKind::Read, 1);
                 Ok(None)
             }
             Err(error) => Err(error),

@@ -1,6 +1,6 @@
 //! Counting what Firestore bills, at the one place every RPC passes: `Db::call` hands each
 //! answer to [`Billable::bill`], which records it in the current request's counts
-//! (`runtime::ops`; nothing outside a request).
+//! (`metering`; nothing outside a request).
 //!
 //! - `GetDocument`: one read (a missing document is billed a read too; `Db::get_document`
 //!   records that case, which arrives as `NOT_FOUND`).
@@ -18,7 +18,7 @@ use firestore::gcloud_sdk::google::firestore::v1::{
     Document, RunQueryResponse, WriteResult,
 };
 use firestore::gcloud_sdk::tonic::{Status, Streaming};
-use runtime::ops::{OpKind, record};
+use metering::{OpKind, record};
 
 /// An RPC answer that knows what it cost.
 pub(crate) trait Billable {

@@ -49,11 +49,10 @@ pub(crate) async fn user_signups(
     // Never re-instates a member removed since onboarding (a late or replayed message).
     // Provisioning is idempotent on its own: if the outcome cannot be saved, acknowledging is
     // still right; a later duplicate takes the lease over once it expires and finds nothing to do.
+    let onboarding = store::onboarding::Onboarding::new(&state.db);
     let outcome = state
         .ledger
-        .run_once(SCOPE, &message_id, &signup, state.lease, || {
-            store::onboarding::Onboarding::new(&state.db).provision_new(&request)
-        })
+        .run_once(SCOPE, &message_id, &signup, state.lease, || onboarding.provision_new(&request))
         .await
         .map_err(|e| store_failure(e.or_ledger(|e| e), &message_id))?;
     match outcome {

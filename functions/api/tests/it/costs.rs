@@ -23,7 +23,9 @@ async fn instance(vars: &HashMap<String, String>) -> (TestApp, Metrics) {
     let base = BaseConfig::from_map(vars.clone()).unwrap();
     let config = Config::load(base, &Env::from_map(vars.clone())).unwrap();
     let state = AppState::build(&config).await.unwrap();
-    let server = runtime::Server::new("api", &config.base);
+    // Built as `api::build` builds it (log-only dead letters), keeping the metrics handle.
+    let server =
+        runtime::Server::new("api", &config.base, std::sync::Arc::new(runtime::LogDeadLetters));
     let metrics = server.metrics().clone();
     (testkit::spawn_app(server.router(app(state))).await, metrics)
 }
@@ -67,7 +69,7 @@ async fn api_events_cost_what_the_readme_says() {
     for i in 0..3 {
         let record =
             PostRecord::new("baker", true, now - TimeDelta::minutes(10 + i), "fresh bread");
-        store::feed::write_post(&h.db, &format!("bread-{i}"), &record).await.unwrap();
+        store::feed::Feeds::new(&h.db).write_post(&format!("bread-{i}"), &record).await.unwrap();
     }
     // The first call provisions the user lazily; it is not part of the events below.
     let warm = call_at(&app, &h.token("ada"), "getFeed", json!({"limit": 10}), None).await;

@@ -1,6 +1,7 @@
 //! Firestore operations per request: `store` records every document read, write, delete and
-//! query result into the counter of the request being served (a task-local that the request
-//! span middleware, [`crate::telemetry`], installs). When the request ends the counts go to
+//! query result into the counter of the request being served (a task-local that `runtime`'s
+//! request span middleware installs; `runtime` re-exports this crate as `runtime::ops`).
+//! It is a crate of its own so that `store` can record without depending on `runtime`. When the request ends the counts go to
 //! `/metrics` as `hearth_firestore_ops_total{function,route,kind}` and onto the
 //! "request completed" log line (`firestore_reads`, `firestore_writes`, `firestore_deletes`,
 //! `firestore_query_results`, and `tenant` when the caller's token named one).
