@@ -48,10 +48,10 @@ pub mod telemetry;
 pub mod trigger;
 
 pub use config::{BaseConfig, ConfigError, Env};
-/// The per-request count of Firestore operations (the `metering` crate).
-pub use metering as ops;
 pub use dead_letter::{BoxFuture, DeadLetterSink, LogDeadLetters, MemoryDeadLetters};
 pub use error::{Error, ErrorStyle, callable_style};
+/// The per-request count of Firestore operations (the `metering` crate).
+pub use metering as ops;
 pub use metrics::Metrics;
 pub use server::{
     Built, COMPRESS_MIN_BYTES, Server, init, router, run, serve_layered, serve_layered_until,

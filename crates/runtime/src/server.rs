@@ -70,12 +70,7 @@ impl Server {
         dead_letters: Arc<dyn DeadLetterSink>,
     ) -> Self {
         let name: Arc<str> = Arc::from(name.into());
-        Self {
-            metrics: Metrics::for_function(&name),
-            name,
-            config: config.clone(),
-            dead_letters,
-        }
+        Self { metrics: Metrics::for_function(&name), name, config: config.clone(), dead_letters }
     }
 
     /// The metrics the layered routers of this server record into.
