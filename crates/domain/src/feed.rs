@@ -1,4 +1,4 @@
-//! The feed rules (seed 002 section 4), as pure code: which post changes fan out or are
+//! The feed rules, as pure code: which post changes fan out or are
 //! removed, what a feed item holds (`postId`, `vendorId`, `createdAt`, `expiresAt`, `score`,
 //! `source`), the hybrid threshold above which a vendor is merged at read time instead of
 //! fanned out, how a fan-out is paced through pages and continuation tasks, and how a feed page
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::messages::FanoutAction;
 
-/// Where a feed entry came from (seed 002 section 4.4).
+/// Where a feed entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedSource {

@@ -3,16 +3,16 @@
 //! time, and [`RampLimiter`] is a token bucket that follows it with the time passed in.
 //!
 //! Source of the rule: Firestore best practices, "ramping up traffic", as nodejs-firestore's
-//! BulkWriter implements it (contracts.md section 6): start at 500 ops/s, x1.5 every 5 min,
+//! BulkWriter implements it: start at 500 ops/s, x1.5 every 5 min,
 //! at most 10,000 ops/s, bucket capacity = one second of the current rate.
 //!
-//! The three profiles come from seed 000 ("Configuration Profiles": conservative / default /
-//! aggressive), whose three numbers per profile are `batch_write_limit` / `doc_write_limit` /
-//! `batch_cooldown_sec` = 300/30/10, 500/50/5 and 700/70/2. The seed reads "500/50/5" as those
-//! three settings; the rule it names is start-rate / growth-% / minutes, so each profile's
+//! The three profiles are the trading product's (conservative / default / aggressive), whose
+//! three numbers per profile are `batch_write_limit` / `doc_write_limit` /
+//! `batch_cooldown_sec` = 300/30/10, 500/50/5 and 700/70/2. Its original reads "500/50/5" as
+//! those three settings; the rule the name stands for is start-rate / growth-% / minutes, so each profile's
 //! numbers are taken position by position: conservative = start 300 ops/s, +30 % every
 //! 10 min; default = 500 ops/s, +50 % every 5 min; aggressive = 700 ops/s, +70 % every 2 min.
-//! (The seed's per-document limit of 50 writes/s is not a Firestore figure: the soft limit for
+//! (The original's per-document limit of 50 writes/s is not a Firestore figure: the soft limit for
 //! one document is about 1 write/s, which the counter shards handle, not this ramp.)
 //!
 //! The budget is for a deployment: [`RampPolicy::shared_by`] gives each of N instances its
@@ -41,8 +41,8 @@ pub struct RampPolicy {
 }
 
 impl Default for RampPolicy {
-    /// The 500/50/5 rule: 500 ops/s, +50 % every 5 minutes, up to 10,000 ops/s (seed 000
-    /// "Default (Normal Load)": 500/50/5).
+    /// The 500/50/5 rule: 500 ops/s, +50 % every 5 minutes, up to 10,000 ops/s (the
+    /// "default, normal load" profile: 500/50/5).
     fn default() -> Self {
         Self {
             start_ops_per_sec: 500.0,
@@ -54,7 +54,7 @@ impl Default for RampPolicy {
 }
 
 impl RampPolicy {
-    /// Seed 000 "Conservative (High Load)" (300/30/10): 300 ops/s, +30 % every 10 minutes.
+    /// The "conservative, high load" profile (300/30/10): 300 ops/s, +30 % every 10 minutes.
     pub fn conservative() -> Self {
         Self {
             start_ops_per_sec: 300.0,
@@ -64,7 +64,7 @@ impl RampPolicy {
         }
     }
 
-    /// Seed 000 "Aggressive (Low Load)" (700/70/2): 700 ops/s, +70 % every 2 minutes. Meant for
+    /// The "aggressive, low load" profile (700/70/2): 700 ops/s, +70 % every 2 minutes. Meant for
     /// development and small tenants; it ramps faster than Google's guidance.
     pub fn aggressive() -> Self {
         Self {
@@ -149,7 +149,7 @@ impl RampPolicy {
     }
 }
 
-/// The named ramp profiles of seed 000.
+/// The named ramp profiles (conservative, default, aggressive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RampProfile {
     /// 300 ops/s, +30 % every 10 min.

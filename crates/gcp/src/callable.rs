@@ -2,7 +2,7 @@
 //!
 //! Request: `POST /<name>` with `{"data": ...}`. Success: `200 {"result": ...}`.
 //! Error: `{"error": {"status": "<CANONICAL>", "message": "...", "details": ...}}` with the HTTP
-//! status of contracts.md section 1.5 (firebase-functions `errorCodeMap`).
+//! status firebase-functions maps each canonical code to (its `errorCodeMap`).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! A bulk writer in the manner of nodejs-firestore's BulkWriter (contracts.md section 6):
+//! A bulk writer in the manner of nodejs-firestore's BulkWriter:
 //! BatchWrite requests of at most 20 writes by default ([`BulkWriter::with_batch_size`] changes
 //! it; at most 10 when retrying), several in flight at once, the total rate held under a
 //! [`RampPolicy`] (500/50/5 by default), and every write retried on its own on the retryable

@@ -1,4 +1,4 @@
-//! Sharded counters (seed 002 section 2; rules in `domain::counters`): shard `n` of field `f` of a
+//! Sharded counters (rules in `domain::counters`): shard `n` of field `f` of a
 //! counted document is `<counted>/shards/{f}_{n}` holding `{count, dirty}`; an increment is a
 //! server-side `increment` transform on one random shard that also sets `dirty`; a read sums the
 //! shards with one `BatchGetDocuments`; [`Counters::aggregate`] writes the total to the parent's

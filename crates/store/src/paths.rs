@@ -6,7 +6,7 @@
 //! Firestore's rules: non-empty, at most 1,500 bytes, no `/`, not `.` or `..`, and not of the
 //! reserved form `__.*__`.
 //!
-//! Data model (design.md): tenancy and trading documents, the marketplace collections, counter
+//! Data model: tenancy and trading documents, the marketplace collections, counter
 //! shards under the counted document (`<doc>/shards/{n}`), and the infrastructure collections
 //! `idempotency/`, `dead_letters/`, `stream_health/`, `invitations/`, `tenant_domains/`,
 //! `config/`.
@@ -431,6 +431,14 @@ pub fn post(post_id: &str) -> Result<DocPath, PathError> {
     root_doc(names::POSTS, "post", post_id)
 }
 
+/// The post id of a relative document path `posts/{postId}` (as an Eventarc event names its
+/// document); `None` for any other document.
+pub fn post_id_of(relative: &str) -> Option<&str> {
+    let id = relative.strip_prefix(names::POSTS)?.strip_prefix('/')?;
+    validate_id("post", id).ok()?;
+    Some(id)
+}
+
 /// The `followers` collection (`vendorId`, `buyerId`, `followedAt`).
 pub fn followers() -> CollectionPath {
     root_collection(names::FOLLOWERS)
@@ -584,6 +592,17 @@ pub fn config(name: &str) -> Result<DocPath, PathError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn post_ids_come_only_from_top_level_post_paths() {
+        assert_eq!(post_id_of("posts/p1"), Some("p1"));
+        assert_eq!(post_id_of("posts/"), None);
+        assert_eq!(post_id_of("posts/p1/likes/u1"), None);
+        assert_eq!(post_id_of("feeds/u1/posts/p1"), None);
+        assert_eq!(post_id_of("postsx/p1"), None);
+        assert_eq!(post_id_of("posts/__p__"), None);
+    }
+
     use super::*;
 
     const ROOT: &str = "projects/p/databases/(default)/documents";

@@ -6,7 +6,7 @@
 //! the `backoff` crate's, not the policy in `domain`. This helper drives the RPCs itself:
 //! `BeginTransaction` (naming the previous attempt in `retry_transaction`), reads under the
 //! transaction id, `Commit`; a failed attempt is always rolled back. It runs again only for the
-//! retryable codes of contracts.md section 6 (ABORTED, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED,
+//! retryable codes of the official Node client's transactions (ABORTED, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED,
 //! INTERNAL, UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT "transaction has
 //! expired"), with the bounded jittered [`Backoff`] of `domain` (RESOURCE_EXHAUSTED waits the
 //! maximum), up to its attempt limit; then the last error is returned (still retryable, so the

@@ -56,7 +56,7 @@ fn value(v: ValueType) -> Value {
     Value { value_type: Some(v) }
 }
 
-/// Seed 002 section 4.5: one page of 500 followers, one 500-write batch commit, sequentially.
+/// The naive approach: one page of 500 followers, one 500-write batch commit, sequentially.
 async fn seed_approach(db: &Db, item: &FeedItem, page_size: u32) -> anyhow::Result<Outcome> {
     let began = Instant::now();
     let mut client = db.firestore().await?.client().get();

@@ -5,7 +5,7 @@
 //! FirestoreEvent::from_http                  malformed CloudEvent or data -> permanent (dead letter, 200)
 //! document must be posts/{postId}            anything else -> permanent
 //! domain::feed::classify(old, new)           Nothing -> 204 (no write at all)
-//! ledger claim (CloudEvent id)               Done -> 204 | InFlight -> 409 + Retry-After | Mismatch -> permanent
+//! Ledger::run_once (CloudEvent id)           replayed -> 204 | busy -> 409 + Retry-After | conflict -> permanent
 //! domain::feed::event_action on the post now Add: gone/inactive -> nothing; high-follower vendor -> nothing
 //!                                            (merged at read time); else the first pages inline, the rest
 //!                                            as fanout-tasks, after re-reading the post (gone or
@@ -30,15 +30,25 @@ use gcp::firestore::FirestoreDocument;
 use http::{HeaderMap, StatusCode};
 use runtime::Error;
 use runtime::auth::GoogleCaller;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::work::{self, store_failure};
 
 /// The idempotency scope of post events (the key is the CloudEvent id).
-pub const SCOPE: &str = "eventarc:posts";
+// `v2` since fingerprints hash the payload's serde JSON ([`store::ledger::fingerprint`]): records
+// of the former format are not consulted, so a redelivery across that deploy redoes its
+// (idempotent) fan-out instead of being dead-lettered as a conflict.
+pub const SCOPE: &str = "eventarc:posts:v2";
+
+/// What an event id stands for in the ledger.
+#[derive(Serialize)]
+struct EventPayload<'a> {
+    event_type: String,
+    post_id: &'a str,
+    change: &'a str,
+}
 
 /// The post fields the feed reads, as the event carries them.
 #[derive(Debug, Deserialize)]
@@ -76,9 +86,9 @@ pub(crate) async fn post_event(
         let reason = format!("undecodable post event: {}", error.public_message());
         Error::permanent(reason, error, ce_id.clone())
     })?;
-    let post_id = match event.document_path().and_then(|p| p.strip_prefix("posts/")) {
-        Some(id) if !id.is_empty() && !id.contains('/') => id.to_owned(),
-        _ => {
+    let post_id = match event.document_path().and_then(store::paths::post_id_of) {
+        Some(id) => id.to_owned(),
+        None => {
             return Err(Error::permanent(
                 "the event is not about a posts/{postId} document",
                 anyhow!("document {:?}", event.document_path()),
@@ -103,14 +113,21 @@ pub(crate) async fn post_event(
         return Ok(StatusCode::NO_CONTENT);
     }
 
-    let fingerprint =
-        hex::encode(Sha256::digest(format!("{}|{post_id}|{}", event.event_type, change.as_str())));
-    let Some(token) = work::claim(&state, SCOPE, &event.id, &fingerprint).await? else {
+    // The ledger fingerprints this payload's serde JSON: the same event id with another type,
+    // post or change is a conflict.
+    let payload = EventPayload {
+        event_type: event.event_type.to_string(),
+        post_id: &post_id,
+        change: change.as_str(),
+    };
+    let no_data = event.data.is_none();
+    let Some(summary) = work::once(&state, SCOPE, &event.id, &payload, || {
+        handle(&state, &post_id, change, no_data)
+    })
+    .await?
+    else {
         return Ok(StatusCode::NO_CONTENT);
     };
-    let result = handle(&state, &post_id, change, event.data.is_none()).await;
-    work::settle(&state, &token, &result).await;
-    let summary = result?;
     tracing::info!(event_id = %event.id, %post_id, %summary, "post event handled");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,5 @@
 //! feed-fanout: writes a vendor's new post into its followers' feeds and removes deleted or
-//! deactivated posts from every feed (seed 002 section 4, hybrid fan-out).
+//! deactivated posts from every feed (hybrid fan-out: popular vendors are merged at read time instead).
 //!
 //! - `POST /`: Eventarc Firestore events on `posts/{postId}` (binary-mode CloudEvent,
 //!   `DocumentEventData`, decoded by `gcp::eventarc`), Google OIDC-authenticated, deduplicated

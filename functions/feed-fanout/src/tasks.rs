@@ -1,9 +1,9 @@
 //! `POST /pubsub/fanout-tasks`: continuation tasks of a fan-out or a removal.
 //!
 //! ```text
-//! OIDC (runtime::auth::GoogleCaller)      forged / missing token -> 401
-//! parse_push::<FanoutTask>                undecodable (envelope, base64, JSON, version) -> permanent
-//! ledger claim (message id)               Done -> 204 | InFlight -> 409 | Mismatch -> permanent
+//! runtime::trigger::Push<FanoutTasks>     forged / missing token -> 401
+//!                                         undecodable (envelope, base64, JSON, version) -> permanent
+//! Ledger::run_once (message id)           replayed -> 204 | busy -> 409 | conflict -> permanent
 //! domain::feed::task_action on the post now:
 //! Add: the post must still be active      else nothing (its removal handles the feeds)
 //!      followers in (start_after, end_at] until the time budget; then the post is read again:
@@ -15,17 +15,13 @@
 //! rewritten (same documents, same content), so nothing is lost and nothing is doubled.
 
 use anyhow::anyhow;
-use axum::body::Bytes;
 use axum::extract::State;
 use domain::feed::{PostAction, Skip, task_action};
-use domain::messages::FanoutTask;
-use gcp::error::PublicError;
-use gcp::pubsub::{parse_push, parse_push_bytes};
+use domain::messages::{FanoutTask, FanoutTasks};
 use http::StatusCode;
 use runtime::Error;
-use runtime::auth::GoogleCaller;
+use runtime::trigger::Push;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::event::skipped;
@@ -36,14 +32,8 @@ pub const SCOPE: &str = "pubsub:fanout-tasks";
 
 pub(crate) async fn fanout_tasks(
     State(state): State<AppState>,
-    GoogleCaller(_caller): GoogleCaller,
-    body: Bytes,
+    Push { event, .. }: Push<FanoutTasks>,
 ) -> Result<StatusCode, Error> {
-    let event = parse_push::<FanoutTask>(&body).map_err(|error| {
-        let message_id = parse_push_bytes(&body).ok().map(|event| event.message_id);
-        let reason = format!("undecodable fanout-tasks message: {}", error.public_message());
-        Error::permanent(reason, error, message_id)
-    })?;
     let message_id = event.message_id;
     let task = event.data;
     if task.page_size == 0 || task.post_id.is_empty() {
@@ -53,13 +43,12 @@ pub(crate) async fn fanout_tasks(
             Some(message_id),
         ));
     }
-    let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&task).unwrap_or_default()));
-    let Some(token) = work::claim(&state, SCOPE, &message_id, &fingerprint).await? else {
+    // Fingerprinted by the ledger from the task's serde JSON (the same bytes as before).
+    let Some(summary) =
+        work::once(&state, SCOPE, &message_id, &task, || handle(&state, &task)).await?
+    else {
         return Ok(StatusCode::NO_CONTENT);
     };
-    let result = handle(&state, &task).await;
-    work::settle(&state, &token, &result).await;
-    let summary = result?;
     tracing::info!(%message_id, post_id = %task.post_id, attempt = task.attempt, %summary, "fan-out task handled");
     Ok(StatusCode::NO_CONTENT)
 }

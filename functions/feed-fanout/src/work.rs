@@ -13,7 +13,6 @@ use std::future::Future;
 use std::time::Duration;
 use store::feed::RunEnd;
 use store::ledger::Outcome;
-use store::{Claim, LeaseToken};
 
 use crate::AppState;
 
@@ -208,8 +207,6 @@ async fn publish(state: &AppState, task: &FanoutTask) -> Result<(), Error> {
 /// fingerprinted): `Ok(Some(summary))` when it ran now, `Ok(None)` when it ran before. Every
 /// step is idempotent, so an outcome that cannot be saved only means a later redelivery redoes
 /// the work.
-// The handlers in `event.rs` and `tasks.rs` switch to this from `claim`/`settle` when merged.
-#[allow(dead_code)]
 pub(crate) async fn once<P, F, Fut>(
     state: &AppState,
     scope: &str,
@@ -245,40 +242,6 @@ fn conflict(scope: &str, key: &str) -> Error {
         anyhow!("{scope} {key}: fingerprint differs from the first delivery"),
         Some(key.to_owned()),
     )
-}
-
-/// Claims `key` in `scope`: `Ok(Some(token))` to go ahead, `Ok(None)` when already done.
-/// Superseded by [`once`]; kept while `event.rs` and `tasks.rs` still claim and settle by hand.
-pub(crate) async fn claim(
-    state: &AppState,
-    scope: &str,
-    key: &str,
-    fingerprint: &str,
-) -> Result<Option<LeaseToken>, Error> {
-    let claim = state
-        .ledger
-        .claim(scope, key, fingerprint, state.lease)
-        .await
-        .map_err(|e| store_failure(e, Some(key)))?;
-    match claim {
-        Claim::Fresh(token) => Ok(Some(token)),
-        Claim::Done(_) => Ok(None),
-        Claim::InFlight { retry_after } => Err(busy(key, retry_after)),
-        Claim::Mismatch => Err(conflict(scope, key)),
-    }
-}
-
-/// Settles a claim after `result`: saves the summary on success, releases the lease on failure.
-/// Superseded by [`once`], like [`claim`].
-pub(crate) async fn settle(state: &AppState, token: &LeaseToken, result: &Result<Value, Error>) {
-    let outcome = match result {
-        Ok(summary) => state.ledger.complete(token, summary).await,
-        Err(_) => state.ledger.release(token).await,
-    };
-    if let Err(error) = outcome {
-        // Every step is idempotent: a later redelivery redoes the work at worst.
-        tracing::warn!(%error, "could not settle the idempotency record");
-    }
 }
 
 /// Retryable store failures ask for redelivery; the others can never succeed.

@@ -1,4 +1,4 @@
-//! onboarding: provisions a new user's documents (seed 000, "What Gets Provisioned") from the
+//! onboarding: provisions a new user's documents (the plan of `domain::onboarding`) from the
 //! `user-signups` topic, atomically and idempotently, and lets tenant admins and operators
 //! re-run provisioning to repair a user.
 //!

@@ -4,10 +4,10 @@
 //! Push<UserSignups> (runtime::trigger)    forged / missing token -> 401
 //!                                         undecodable (envelope, base64, JSON, version) -> permanent
 //! ledger run_once (scope, message id)     Replayed -> 204 | Busy -> 409 + Retry-After | Conflict -> permanent
-//! store::onboarding::provision            ok -> complete the claim, 204
-//!                                          Firestore unavailable -> release, 503 (redelivered)
-//!                                          invited tenant missing / bad ids -> release, permanent
-//!                                          member removed since onboarding -> release, permanent
+//! Onboarding::provision_new              ok -> complete the claim, 204
+//!                                         Firestore unavailable -> release, 503 (redelivered)
+//!                                         invited tenant missing / bad ids -> release, permanent
+//!                                         member removed since onboarding -> release, permanent
 //! ```
 //! Permanent failures are recorded in `dead_letters/` by the runtime and acknowledged with 200,
 //! so a poison message never loops.

@@ -1,4 +1,4 @@
-//! The feed in Firestore (seed 002 section 4; rules in `domain::feed`).
+//! The feed in Firestore (rules in `domain::feed`).
 //!
 //! ```text
 //! followers/{vendorId}:{buyerId}   {vendorId, buyerId, followedAt}   (marker of the followers counter)

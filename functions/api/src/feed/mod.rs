@@ -1,4 +1,4 @@
-//! The feed callables (seed 002 section 4): `getFeed`, `followVendor`, `unfollowVendor`,
+//! The feed callables: `getFeed`, `followVendor`, `unfollowVendor`,
 //! `getStories`, `likePost`, `unlikePost`, `recordView`.
 //!
 //! Reads merge the precomputed feed (written by the feed-fanout function) with the recent posts
@@ -42,7 +42,8 @@ pub struct Config {
     /// `HEARTH_FEED_TRENDING_CACHE_SECS` (default 60): how long an instance reuses trending posts.
     pub trending_ttl: Duration,
     /// `HEARTH_FEED_STORIES_CACHE_SECS` (default 60): how long an instance reuses a user's
-    /// stories (seed 002 section 4.8 caches 2 minutes; a minute keeps new stories fresher).
+    /// stories (a minute: short enough that new stories show soon, long enough to absorb
+    /// refresh storms).
     pub stories_ttl: Duration,
     /// `HEARTH_FEED_BACKFILL_POSTS` (default 20): recent posts copied into a feed on follow.
     pub backfill_posts: u32,

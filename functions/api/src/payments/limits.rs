@@ -1,8 +1,8 @@
 //! Per-user, per-callable rate limits (fixed windows in Firestore, `store::ratelimit`), for
 //! every callable of the api (payments and feed).
 //!
-//! Defaults: `initiatePayment` 5 per 15 minutes (seed 002 section 6.5); the others follow seed
-//! 004's tiers: writes that hold stock like its expensive tier (`reserveInventory` 20/min),
+//! Defaults: `initiatePayment` 5 per 15 minutes (each fresh key may call the provider); the
+//! others follow three tiers: writes that hold stock like the expensive tier (`reserveInventory` 20/min),
 //! cheap writes like its trades tier (`releaseReservation` 100/min), reads like its charts tier
 //! (`getOrder` 50/min). The feed callables: `followVendor` and `unfollowVendor` 20/min each
 //! (a follow backfills up to 20 feed entries and an unfollow deletes them, so a follow/unfollow

@@ -1,5 +1,5 @@
 //! The payments callables: `reserveInventory`, `releaseReservation`, `initiatePayment`,
-//! `getOrder` (seed 002 section 6).
+//! `getOrder`.
 //!
 //! - Reservations never oversell: `store::inventory` (sharded stock, guarded commits).
 //! - `initiatePayment` requires an `Idempotency-Key` (IETF draft semantics, see
