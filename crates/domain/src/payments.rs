@@ -358,7 +358,10 @@ pub struct OrderIds {
 pub fn order_ids(uid: &str, key: &str) -> OrderIds {
     use sha2::{Digest, Sha256};
     let hash = hex::encode(Sha256::digest(format!("{uid}\0{key}").as_bytes()));
-    OrderIds { order_id: format!("ord_{}", &hash[..24]), payment_id: format!("pay_{}", &hash[..24]) }
+    OrderIds {
+        order_id: format!("ord_{}", &hash[..24]),
+        payment_id: format!("pay_{}", &hash[..24]),
+    }
 }
 
 /// Whether `caller` may read an order bought by `buyer`: only the buyer may (anyone else is

@@ -7,8 +7,8 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::error::{ErrorBody, ErrorStatus};
 use crate::error::PublicError;
+pub use crate::error::{ErrorBody, ErrorStatus};
 pub use domain::status::Code;
 
 /// Why a callable request body was refused.

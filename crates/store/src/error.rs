@@ -21,16 +21,16 @@ pub(crate) trait RetryCodes {
     /// Codes worth retrying for any single request (nodejs-firestore transaction list, the
     /// widest of the client libraries): ABORTED, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED,
     /// INTERNAL, UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED.
-    fn is_firestore_retryable(self) -> bool;
+    fn is_firestore_retryable(&self) -> bool;
 
     /// Codes a bulk writer retries per write: BatchWrite's GAPIC retry codes
     /// (RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE), plus INTERNAL for deletes, as
     /// nodejs-firestore's BulkWriter.
-    fn is_bulk_retryable(self, is_delete: bool) -> bool;
+    fn is_bulk_retryable(&self, is_delete: bool) -> bool;
 }
 
 impl RetryCodes for Code {
-    fn is_firestore_retryable(self) -> bool {
+    fn is_firestore_retryable(&self) -> bool {
         matches!(
             self,
             Self::Aborted
@@ -44,9 +44,9 @@ impl RetryCodes for Code {
         )
     }
 
-    fn is_bulk_retryable(self, is_delete: bool) -> bool {
+    fn is_bulk_retryable(&self, is_delete: bool) -> bool {
         matches!(self, Self::ResourceExhausted | Self::Aborted | Self::Unavailable)
-            || (is_delete && self == Self::Internal)
+            || (is_delete && *self == Self::Internal)
     }
 }
 

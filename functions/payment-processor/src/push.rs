@@ -62,9 +62,10 @@ pub(crate) async fn payment_events(
         .map_err(|e| e.or_ledger(|e| store_failure(e, &key)))?;
     match outcome {
         Outcome::Ran(_) | Outcome::Replayed(_) => Ok(StatusCode::NO_CONTENT),
-        Outcome::Busy { retry_after } => {
-            Err(Error::busy(anyhow!("event {key} is being applied by another delivery"), retry_after))
-        }
+        Outcome::Busy { retry_after } => Err(Error::busy(
+            anyhow!("event {key} is being applied by another delivery"),
+            retry_after,
+        )),
         Outcome::Conflict => Err(Error::permanent(
             "a payment event id was reused with different content",
             anyhow!("event {key}: fingerprint differs from the first delivery"),

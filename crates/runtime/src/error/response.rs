@@ -270,7 +270,6 @@ fn dead_letter_id(service: &str, event_id: Option<&str>) -> String {
     }
 }
 
-
 fn render_reject(
     style: ErrorStyle,
     status: StatusCode,

@@ -16,8 +16,8 @@ use std::future::Future;
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
-use http::request::Parts;
 use gcp::callable::Code;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use runtime::Error;
 use runtime::trigger::CallableResult;
