@@ -320,3 +320,21 @@ impl<'a> Fingerprint<'a> {
         Self { kind: event.kind, order_id: &event.order_id, payment_id: &event.payment_id }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_serde_form_of_what_must_not_change() {
+        let fingerprint = Fingerprint {
+            kind: PaymentEventKind::Succeeded,
+            order_id: "ord_1",
+            payment_id: "pi_1",
+        };
+        assert_eq!(
+            serde_json::to_string(&fingerprint).unwrap(),
+            r#"{"kind":"succeeded","order_id":"ord_1","payment_id":"pi_1"}"#
+        );
+    }
+}

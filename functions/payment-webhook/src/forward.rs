@@ -99,3 +99,22 @@ impl<'a> Fingerprint<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_serde_form_of_what_must_not_change() {
+        let fingerprint = Fingerprint {
+            kind: PaymentEventKind::StatusChanged,
+            provider_type: "IPNCHANGE",
+            order_id: "ord_1",
+            payment_id: "trk_1",
+        };
+        assert_eq!(
+            serde_json::to_string(&fingerprint).unwrap(),
+            r#"{"kind":"status_changed","provider_type":"IPNCHANGE","order_id":"ord_1","payment_id":"trk_1"}"#
+        );
+    }
+}

@@ -10,7 +10,6 @@ use gcp::callable::Code;
 use runtime::Error;
 use runtime::trigger::{Callable, CallableResult};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use store::{counters, paths};
 
 use super::{store_error, valid_id};
@@ -38,8 +37,32 @@ struct Marker<'a> {
     at: String,
 }
 
-fn ok(result: Value) -> CallableResult<Value> {
-    CallableResult(result)
+/// `followVendor`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Followed {
+    backfilled: usize,
+    following: bool,
+}
+
+/// `unfollowVendor`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Unfollowed {
+    following: bool,
+    removed: usize,
+}
+
+/// `likePost` / `unlikePost`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Liked {
+    changed: bool,
+    liked: bool,
+    likes: u64,
+}
+
+/// `recordView`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Viewed {
+    counted: bool,
 }
 
 /// `followVendor({vendorId})` -> `{following: true, backfilled}`.
@@ -47,7 +70,7 @@ pub(crate) async fn follow_vendor(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(request): Callable<VendorRequest>,
-) -> Result<CallableResult<Value>, Error> {
+) -> Result<CallableResult<Followed>, Error> {
     valid_id("vendorId", &request.vendor_id)?;
     if request.vendor_id == who.uid {
         return Err(Error::reject(Code::InvalidArgument, "you cannot follow yourself"));
@@ -77,9 +100,9 @@ pub(crate) async fn follow_vendor(
     let edge = paths::follow(&request.vendor_id, &who.uid).map_err(|e| store_error(e.into()))?;
     if !counters::Counters::new(db).has_marker(&edge).await.map_err(store_error)? {
         feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
-        return Ok(ok(json!({"following": false, "backfilled": 0})));
+        return Ok(CallableResult(Followed { following: false, backfilled: 0 }));
     }
-    Ok(ok(json!({"following": true, "backfilled": items.len()})))
+    Ok(CallableResult(Followed { following: true, backfilled: items.len() }))
 }
 
 /// `unfollowVendor({vendorId})` -> `{following: false, removed}`.
@@ -87,7 +110,7 @@ pub(crate) async fn unfollow_vendor(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(request): Callable<VendorRequest>,
-) -> Result<CallableResult<Value>, Error> {
+) -> Result<CallableResult<Unfollowed>, Error> {
     valid_id("vendorId", &request.vendor_id)?;
     limits::check(&state, &who.uid, "unfollowVendor").await?;
     store::feed::Feeds::new(&state.db)
@@ -97,7 +120,7 @@ pub(crate) async fn unfollow_vendor(
     state.feed.follows_changed(&who.uid);
     let stats =
         state.feed.fanout.remove_vendor(&who.uid, &request.vendor_id).await.map_err(store_error)?;
-    Ok(ok(json!({"following": false, "removed": stats.written})))
+    Ok(CallableResult(Unfollowed { following: false, removed: stats.written }))
 }
 
 /// Sets or clears the caller's marker on an existing, active post (`callable` names the
@@ -142,11 +165,11 @@ pub(crate) async fn like_post(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(post): Callable<PostRequest>,
-) -> Result<CallableResult<Value>, Error> {
+) -> Result<CallableResult<Liked>, Error> {
     let (post_id, changed) =
         mark(&state, &who, post, ("likePost", CounterField::Likes, Membership::Set)).await?;
     let likes = likes(&state, &post_id).await?;
-    Ok(ok(json!({"liked": true, "changed": changed, "likes": likes})))
+    Ok(CallableResult(Liked { liked: true, changed, likes }))
 }
 
 /// `unlikePost({postId})` -> `{liked: false, changed, likes}`.
@@ -154,11 +177,11 @@ pub(crate) async fn unlike_post(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(post): Callable<PostRequest>,
-) -> Result<CallableResult<Value>, Error> {
+) -> Result<CallableResult<Liked>, Error> {
     let (post_id, changed) =
         mark(&state, &who, post, ("unlikePost", CounterField::Likes, Membership::Clear)).await?;
     let likes = likes(&state, &post_id).await?;
-    Ok(ok(json!({"liked": false, "changed": changed, "likes": likes})))
+    Ok(CallableResult(Liked { liked: false, changed, likes }))
 }
 
 /// `recordView({postId})` -> `{counted}`: unique viewers (a user counts once per post).
@@ -166,8 +189,8 @@ pub(crate) async fn record_view(
     State(state): State<AppState>,
     who: SignedIn,
     Callable(post): Callable<PostRequest>,
-) -> Result<CallableResult<Value>, Error> {
+) -> Result<CallableResult<Viewed>, Error> {
     let (_, counted) =
         mark(&state, &who, post, ("recordView", CounterField::Views, Membership::Set)).await?;
-    Ok(ok(json!({"counted": counted})))
+    Ok(CallableResult(Viewed { counted }))
 }
