@@ -23,3 +23,6 @@ cargo test --workspace --all-targets --no-fail-fast "$@"
 
 echo "== every recorded Firestore query has a serving index (firestore.indexes.json)"
 cargo run --quiet -p testkit --bin check-indexes -- "$HEARTH_QUERY_LOG_DIR" firestore.indexes.json
+
+echo "== the cost model prices every pinned event (docs/costs.json) and runs on the sample traffic"
+python3 scripts/cost-model docs/cost-model/traffic.sample.toml > /dev/null

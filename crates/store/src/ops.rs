@@ -20,6 +20,19 @@ use firestore::gcloud_sdk::google::firestore::v1::{
 use firestore::gcloud_sdk::tonic::{Status, Streaming};
 use metering::{OpKind, record};
 
+/// Spawns `task` on the runtime, counting what it costs into the current request's counts
+/// (a spawned task runs outside the request's task-local otherwise).
+pub(crate) fn spawn_counted<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match metering::current() {
+        Some(counts) => tokio::spawn(counts.scope(task)),
+        None => tokio::spawn(task),
+    }
+}
+
 /// An RPC answer that knows what it cost.
 pub(crate) trait Billable {
     /// The answer handed to the caller (a counting wrapper for streams).

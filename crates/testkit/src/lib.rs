@@ -5,6 +5,7 @@
 //! The keys under `keys/` are test-only keys generated for this repository; they guard nothing.
 
 pub mod app;
+pub mod costs;
 pub mod emulators;
 pub mod fake_provider;
 pub mod indexes;

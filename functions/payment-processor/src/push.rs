@@ -40,8 +40,12 @@ use store::payments::{Applied, Order, ResolvedEvent};
 
 use crate::AppState;
 
+// `v2` since fingerprints hash the payload's serde JSON (`store::ledger::fingerprint`; they
+// hashed its `Debug` text before): records of the former format are not consulted, so an event
+// redelivered across that deploy is applied again, which the order's state machine makes a
+// no-op when it was applied already, instead of being refused as a conflict.
 /// The ledger scope of applied events (key: `{provider}:{provider event id}`).
-pub const SCOPE: &str = "pubsub:payment-events";
+pub const SCOPE: &str = "pubsub:payment-events:v2";
 
 pub(crate) async fn payment_events(
     State(state): State<AppState>,

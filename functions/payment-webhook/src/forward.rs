@@ -15,10 +15,14 @@ use store::ledger::{Outcome, RunError};
 
 use crate::AppState;
 
+// `v2` since fingerprints hash the payload's serde JSON (`store::ledger::fingerprint`; they
+// hashed its `Debug` text before): records of the former format are not consulted, so an event
+// redelivered across that deploy is forwarded again, which the processor's own
+// ledger and the order's state machine make harmless, instead of being refused as a conflict.
 /// Ledger scope of Stripe event ids.
-pub const STRIPE_SCOPE: &str = "webhook:stripe";
+pub const STRIPE_SCOPE: &str = "webhook:stripe:v2";
 /// Ledger scope of Pesapal IPN ids.
-pub const PESAPAL_SCOPE: &str = "webhook:pesapal";
+pub const PESAPAL_SCOPE: &str = "webhook:pesapal:v2";
 
 /// What became of an event.
 #[derive(Debug)]

@@ -104,7 +104,7 @@ fn follower_pages(
     let (tx, rx) = mpsc::channel(READ_AHEAD_PAGES);
     let (db, vendor_id) = (db.clone(), vendor_id.to_owned());
     let (mut after, end_at) = (start_after.cloned(), end_at.cloned());
-    let task = tokio::spawn(async move {
+    let task = crate::ops::spawn_counted(async move {
         let page_len = size as usize;
         let mut pages_sent = 0u32;
         loop {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
-use providers::{CallPolicy, PesapalClient, PesapalSettings, StripeClient};
+use providers::{CallPolicy, PesapalClient, PesapalSettings, PesapalUse, StripeClient};
 use runtime::{BaseConfig, ConfigError, Env};
 use secrecy::{ExposeSecret, SecretString};
 use store::inventory::Inventory;
@@ -77,17 +77,7 @@ impl Config {
             }
             None => None,
         };
-        let pesapal = match env.string("HEARTH_PESAPAL_CONSUMER_KEY") {
-            Some(consumer_key) => Some(PesapalSettings {
-                base_url: env.url_or("HEARTH_PESAPAL_API_BASE", "https://pay.pesapal.com/v3")?,
-                consumer_key,
-                consumer_secret: env.required_secret("HEARTH_PESAPAL_CONSUMER_SECRET")?,
-                ipn_id: env.required_secret("HEARTH_PESAPAL_IPN_ID")?.expose_secret().to_owned(),
-                callback_url: env
-                    .url_or("HEARTH_PESAPAL_CALLBACK_URL", "https://hearth.invalid/paid")?,
-            }),
-            None => None,
-        };
+        let pesapal = PesapalSettings::from_env(env, PesapalUse::Payments)?;
         let max_held_units: i64 = env.parse_or(
             "HEARTH_MAX_HELD_UNITS",
             "1 to 10000 units",

@@ -4,6 +4,7 @@
 //! one project per test.
 
 mod attacks;
+mod costs;
 mod event;
 mod race;
 mod tasks;

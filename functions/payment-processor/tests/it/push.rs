@@ -270,3 +270,26 @@ async fn a_partial_refund_leaves_the_order_paid() {
     assert_eq!(h.deliver("r2", &rest).await, 204);
     assert_eq!(h.order_doc(&order).await.status, OrderStatus::Refunded);
 }
+
+/// A record the ledger kept from before fingerprints were the serde form (here: released by a
+/// failed first attempt, with a fingerprint of another format) never turns the redelivery into
+/// a conflict: the scope changed with the format, so the event is applied.
+#[tokio::test]
+async fn a_record_of_the_former_fingerprint_format_does_not_block_the_redelivery() {
+    let h = Harness::start().await;
+    let sku = h.product("stool", 3, 1).await;
+    let order = h.order("ada", &sku, 1, PaymentProvider::Stripe).await;
+    let event = stripe_event("evt_across_deploy", &order, PaymentEventKind::Succeeded, Utc::now());
+    let ledger = store::Ledger::new(&h.db);
+    let lease = std::time::Duration::from_secs(30);
+    let key = "stripe:evt_across_deploy";
+    let former_scope = "pubsub:payment-events";
+    let store::Claim::Fresh(token) =
+        ledger.claim(former_scope, key, "sha256-of-the-debug-text", lease).await.unwrap()
+    else {
+        panic!("the former record could not be made");
+    };
+    ledger.release(&token).await.unwrap();
+    assert_eq!(h.deliver("m-across", &event).await, 204);
+    assert_eq!(h.order_doc(&order).await.status, OrderStatus::Paid);
+}

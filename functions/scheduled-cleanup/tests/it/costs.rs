@@ -1,25 +1,15 @@
 //! What one cleanup page costs in Firestore operations, pinned: the counts come from the
 //! runtime's per-request counter (`runtime::ops`, fed by `store` at the RPC layer), read back
 //! from `/metrics` (`hearth_firestore_ops_total`). A change that adds reads or writes to a page
-//! fails here and has to update the number (and README.md, and `docs/costs.json`) on purpose.
+//! fails here and has to update `docs/costs.json` (and the README's table) on purpose.
+
+use testkit::costs::{Cost, minus, pinned, route_ops};
 
 use crate::{harness, scheduler_token, seed};
 
-/// `(reads, writes, deletes, query_results)` of route `/jobs/{job}` so far.
-fn ops(text: &str) -> [u64; 4] {
-    let mut out = [0; 4];
-    for line in text.lines().filter(|l| l.starts_with("hearth_firestore_ops_total{")) {
-        if !line.contains(r#"route="/jobs/{job}""#) {
-            continue;
-        }
-        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        for (i, kind) in ["read", "write", "delete", "query_result"].iter().enumerate() {
-            if line.contains(&format!(r#"kind="{kind}""#)) {
-                out[i] += n;
-            }
-        }
-    }
-    out
+/// `[reads, writes, deletes, query results]` of route `/jobs/{job}` so far.
+fn ops(text: &str) -> Cost {
+    route_ops(text, "/jobs/{job}")
 }
 
 #[tokio::test]
@@ -31,9 +21,9 @@ async fn one_prune_idempotency_page_costs_what_the_readme_says() {
     let (status, body) = h.run("prune-idempotency", Some(&scheduler_token())).await;
     assert_eq!((status, body["changed"].as_u64()), (200, Some(10)), "{body}");
     let after = ops(&h.metrics_text().await);
-    let page: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let page = minus(after, before);
     // reads, writes, deletes, query results of a page of 10: the query's 10 results, 10 deletes.
-    assert_eq!(page, [10, 0, 10, 10], "one page of 10 (reads, writes, deletes, query results)");
+    assert_eq!(page, pinned("cleanup_prune_idempotency_page_10"), "one page of 10");
 }
 
 #[tokio::test]
@@ -44,6 +34,6 @@ async fn one_expire_feed_items_page_costs_what_the_readme_says() {
     let (status, body) = h.run("expire-feed-items", Some(&scheduler_token())).await;
     assert_eq!((status, body["changed"].as_u64()), (200, Some(10)), "{body}");
     let after = ops(&h.metrics_text().await);
-    let page: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-    assert_eq!(page, [10, 0, 10, 10], "one page of 10 (reads, writes, deletes, query results)");
+    let page = minus(after, before);
+    assert_eq!(page, pinned("cleanup_expire_feed_items_page_10"), "one page of 10");
 }
