@@ -79,9 +79,9 @@ impl FromRef<AppState> for FirebaseAuth {
     }
 }
 
-/// The function built from `env`: config, state, and its routes inside a [`Server`]
-/// (log-only dead letters: callables answer their caller and are never redelivered). `main.rs` (through `runtime::run`), devstack's registry and the test
-/// harnesses all build it here.
+/// The function built from `env`: config, state, and its routes inside a [`Server`] (log-only dead
+/// letters: callables answer their caller and are never redelivered). `main.rs` (through
+/// `runtime::run`), devstack's registry and the test harnesses all build it here.
 pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
     let config = Config::load(BaseConfig::load(env)?, env)?;
     let state = AppState::build(&config).await?;

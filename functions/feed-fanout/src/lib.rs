@@ -84,9 +84,10 @@ impl FromRef<AppState> for PushAuth {
     }
 }
 
-/// The function built from `env`: config, state, and its routes inside a [`Server`]
-/// (Firestore dead letters, `dead_letters/{id}`: its events and tasks are redelivered until acknowledged). `main.rs` (through `runtime::run`), devstack's registry and the test
-/// harnesses all build it here.
+/// The function built from `env`: config, state, and its routes inside a [`Server`] (Firestore dead
+/// letters, `dead_letters/{id}`: its events and tasks are redelivered until acknowledged).
+/// `main.rs` (through `runtime::run`), devstack's registry and the test harnesses all build it
+/// here.
 pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
     let config = Config::load(BaseConfig::load(env)?, env)?;
     let state = AppState::build(&config).await?;

@@ -1,4 +1,5 @@
-//! feed-fanout binary: telemetry, then `feed_fanout::router` (config, state, layers) served by `runtime`.
+//! feed-fanout binary: telemetry, then `feed_fanout::router` (config, state, layers) served by
+//! `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,4 +1,5 @@
-//! onboarding binary: telemetry, then `onboarding::router` (config, state, layers) served by `runtime`.
+//! onboarding binary: telemetry, then `onboarding::router` (config, state, layers) served by
+//! `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

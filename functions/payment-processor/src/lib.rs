@@ -101,9 +101,9 @@ impl FromRef<AppState> for PushAuth {
     }
 }
 
-/// The function built from `env`: config, state, and its routes inside a [`Server`]
-/// (Firestore dead letters, `dead_letters/{id}`: its payment events are redelivered until acknowledged). `main.rs` (through `runtime::run`), devstack's registry and the test
-/// harnesses all build it here.
+/// The function built from `env`: config, state, and its routes inside a [`Server`] (Firestore dead
+/// letters, `dead_letters/{id}`: its payment events are redelivered until acknowledged). `main.rs`
+/// (through `runtime::run`), devstack's registry and the test harnesses all build it here.
 pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
     let config = Config::load(BaseConfig::load(env)?, env)?;
     let state = AppState::build(&config).await?;

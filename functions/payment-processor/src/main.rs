@@ -1,4 +1,5 @@
-//! payment-processor binary: telemetry, then `payment_processor::router` (config, state, layers) served by `runtime`.
+//! payment-processor binary: telemetry, then `payment_processor::router` (config, state, layers)
+//! served by `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

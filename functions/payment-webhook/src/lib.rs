@@ -76,9 +76,9 @@ impl AppState {
     }
 }
 
-/// The function built from `env`: config, state, and its routes inside a [`Server`]
-/// (log-only dead letters: no route answers a permanent error; the providers retry what fails). `main.rs` (through `runtime::run`), devstack's registry and the test
-/// harnesses all build it here.
+/// The function built from `env`: config, state, and its routes inside a [`Server`] (log-only dead
+/// letters: no route answers a permanent error; the providers retry what fails). `main.rs` (through
+/// `runtime::run`), devstack's registry and the test harnesses all build it here.
 pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
     let config = Config::load(BaseConfig::load(env)?, env)?;
     let state = AppState::build(&config).await?;

@@ -1,4 +1,5 @@
-//! payment-webhook binary: telemetry, then `payment_webhook::router` (config, state, layers) served by `runtime`.
+//! payment-webhook binary: telemetry, then `payment_webhook::router` (config, state, layers) served
+//! by `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -103,9 +103,9 @@ impl FromRef<AppState> for PushAuth {
     }
 }
 
-/// The function built from `env`: config, state, and its routes inside a [`Server`]
-/// (log-only dead letters: no job answers a permanent error; Scheduler runs the job again). `main.rs` (through `runtime::run`), devstack's registry and the test
-/// harnesses all build it here.
+/// The function built from `env`: config, state, and its routes inside a [`Server`] (log-only dead
+/// letters: no job answers a permanent error; Scheduler runs the job again). `main.rs` (through
+/// `runtime::run`), devstack's registry and the test harnesses all build it here.
 #[expect(clippy::unused_async, reason = "every function's builder has this async signature")]
 pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
     let config = Config::load(BaseConfig::load(env)?, env)?;

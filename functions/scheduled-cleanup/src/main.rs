@@ -1,4 +1,5 @@
-//! scheduled-cleanup binary: telemetry, then `scheduled_cleanup::router` (config, state, layers) served by `runtime`.
+//! scheduled-cleanup binary: telemetry, then `scheduled_cleanup::router` (config, state, layers)
+//! served by `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -30,9 +30,9 @@ pub use config::{
 pub use hook::{CONTENT_TYPE_MESSAGE, INVALID_CLAIMS_MESSAGE, REMOVED_MESSAGE, SUSPENDED_MESSAGE};
 pub use state::AppState;
 
-/// The function built from `env`: config, state, and its routes inside a [`Server`]
-/// (log-only dead letters: the identity provider gets every answer and redelivers nothing). `main.rs` (through `runtime::run`), devstack's registry and the test
-/// harnesses all build it here.
+/// The function built from `env`: config, state, and its routes inside a [`Server`] (log-only dead
+/// letters: the identity provider gets every answer and redelivers nothing). `main.rs` (through
+/// `runtime::run`), devstack's registry and the test harnesses all build it here.
 pub async fn build(name: &str, env: &Env) -> anyhow::Result<Built<Config, AppState>> {
     let config = Config::load(BaseConfig::load(env)?, env)?;
     let state = AppState::build(&config).await?;

@@ -1,4 +1,5 @@
-//! signup-hook binary: telemetry, then `signup_hook::router` (config, state, layers) served by `runtime`.
+//! signup-hook binary: telemetry, then `signup_hook::router` (config, state, layers) served by
+//! `runtime`.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
