@@ -24,7 +24,7 @@ use axum::Router;
 use axum::routing::post;
 use providers::{CallPolicy, PesapalClient, PesapalSettings, PesapalUse, StripeClient};
 use runtime::{BaseConfig, ConfigError, Env};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use store::inventory::Inventory;
 use store::payments::Payments;
 use store::ratelimit::RateLimiter;
