@@ -119,6 +119,18 @@ fn code_only(text: &str) -> String {
         .join("\n")
 }
 
+/// `file: word` for every banned word the code (comments aside) of `sources` uses.
+fn banned_in(sources: impl IntoIterator<Item = (PathBuf, String)>, banned: &[&str]) -> Vec<String> {
+    let mut offenders = Vec::new();
+    for (file, text) in sources {
+        let code = code_only(&text);
+        for word in banned.iter().filter(|word| code.contains(*word)) {
+            offenders.push(format!("{}: {word}", file.display()));
+        }
+    }
+    offenders
+}
+
 #[test]
 fn domain_reads_no_clock_and_draws_no_randomness() {
     let root = workspace_root();
@@ -134,15 +146,7 @@ fn domain_reads_no_clock_and_draws_no_randomness() {
         "std::fs",
         "std::net",
     ];
-    let mut offenders = Vec::new();
-    for (file, text) in production_sources(&root.join("crates/domain")) {
-        let code = code_only(&text);
-        for word in banned {
-            if code.contains(word) {
-                offenders.push(format!("{}: {word}", file.display()));
-            }
-        }
-    }
+    let offenders = banned_in(production_sources(&root.join("crates/domain")), &banned);
     assert!(
         offenders.is_empty(),
         "domain is pure (callers pass `now` and random draws in):\n{}",
@@ -153,20 +157,11 @@ fn domain_reads_no_clock_and_draws_no_randomness() {
 #[test]
 fn only_store_drives_the_idempotency_ledger() {
     let banned = [".claim(", "Claim::Fresh", "LeaseToken", ".release(&token"];
-    let mut offenders = Vec::new();
-    for member in members() {
-        if member.ends_with("store") || member.ends_with("testkit") {
-            continue;
-        }
-        for (file, text) in production_sources(&member) {
-            let code = code_only(&text);
-            for word in banned {
-                if code.contains(word) {
-                    offenders.push(format!("{}: {word}", file.display()));
-                }
-            }
-        }
-    }
+    let sources = members()
+        .into_iter()
+        .filter(|member| !member.ends_with("store") && !member.ends_with("testkit"))
+        .flat_map(|member| production_sources(&member));
+    let offenders = banned_in(sources, &banned);
     assert!(
         offenders.is_empty(),
         "run work once through store::ledger's one entry point instead of claiming by hand:\n{}",
