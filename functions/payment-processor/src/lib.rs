@@ -2,7 +2,7 @@
 //!
 //! - `POST /pubsub/payment-events`: Pub/Sub push (ordered by order id), Google OIDC-verified.
 //!   Deduplicated by the provider's event id through the idempotency ledger (scope
-//!   `pubsub:payment-events`); Pesapal hints are resolved by asking Pesapal for the status
+//!   `pubsub:payment-events:v2`); Pesapal hints are resolved by asking Pesapal for the status
 //!   first; then ONE Firestore transaction moves the order and payment and commits the
 //!   reservations (`store::payments`), with a per-order watermark so an older event never
 //!   overwrites a newer state. A payment that arrives after its reservation expired re-reserves

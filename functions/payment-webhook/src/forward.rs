@@ -40,13 +40,13 @@ pub(crate) enum Forwarded {
 }
 
 pub(crate) async fn forward(state: &AppState, event: &PaymentEvent) -> Forwarded {
-    let scope = match event.provider {
-        PaymentProvider::Stripe => STRIPE_SCOPE,
-        PaymentProvider::Pesapal => PESAPAL_SCOPE,
+    let (scope, provider) = match event.provider {
+        PaymentProvider::Stripe => (STRIPE_SCOPE, "stripe"),
+        PaymentProvider::Pesapal => (PESAPAL_SCOPE, "pesapal"),
     };
     let key = &event.provider_event_id;
     let attributes = bus::Attributes::new()
-        .with("provider", scope.trim_start_matches("webhook:"))
+        .with("provider", provider)
         .with("provider_event_id", key.chars().take(512).collect::<String>());
     // If the outcome cannot be saved after publishing, a retry of the provider finds the lease
     // over and publishes again, which the processor dedupes by the same event id.

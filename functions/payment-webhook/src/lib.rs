@@ -9,8 +9,8 @@
 //!   forwarded only when the order it names holds a Pesapal payment with its tracking id.
 //!
 //! Forged, stale, malformed and oversized requests are refused before anything is claimed or
-//! published. Dedupe goes through the idempotency ledger (scopes `webhook:stripe`,
-//! `webhook:pesapal`), shared with the api's Idempotency-Key records and Pub/Sub message ids.
+//! published. Dedupe goes through the idempotency ledger (scopes `webhook:stripe:v2`,
+//! `webhook:pesapal:v2`), shared with the api's Idempotency-Key records and Pub/Sub message ids.
 
 mod config;
 mod forward;
