@@ -37,3 +37,31 @@ async fn one_expire_feed_items_page_costs_what_the_readme_says() {
     let page = minus(after, before);
     assert_eq!(page, pinned("cleanup_expire_feed_items_page_10"), "one page of 10");
 }
+
+#[tokio::test]
+async fn one_expire_reservations_page_costs_what_the_readme_says() {
+    // Two expired holds of 2 units (each from one shard of 20: one shard to return to), one
+    // page of 2 per run.
+    let h = harness(2, 1).await;
+    crate::reservations::seed(&h, 2, 1).await;
+    let before = ops(&h.metrics_text().await);
+    let (status, body) = h.run("expire-reservations", Some(&scheduler_token())).await;
+    assert_eq!((status, body["changed"].as_u64()), (200, Some(2)), "{body}");
+    let page = minus(ops(&h.metrics_text().await), before);
+    assert_eq!(page, pinned("cleanup_expire_reservations_page_2"), "one page of 2");
+}
+
+#[tokio::test]
+async fn one_aggregate_counters_page_costs_what_the_readme_says() {
+    // Two posts liked once each (one dirty shard each), one page of 2 per run.
+    let h = harness(2, 1).await;
+    let db = crate::counters::db(&h);
+    for id in ["p0", "p1"] {
+        crate::counters::liked_post(&db, id, 1).await;
+    }
+    let before = ops(&h.metrics_text().await);
+    let (status, body) = h.run("aggregate-counters", Some(&scheduler_token())).await;
+    assert_eq!((status, body["changed"].as_u64()), (200, Some(2)), "{body}");
+    let page = minus(ops(&h.metrics_text().await), before);
+    assert_eq!(page, pinned("cleanup_aggregate_counters_page_2"), "one page of 2");
+}

@@ -9,12 +9,12 @@ use store::{Db, DbConfig};
 
 use super::*;
 
-fn db(h: &Harness) -> Db {
+pub(crate) fn db(h: &Harness) -> Db {
     Db::new(DbConfig::emulator(h.project.clone(), h.host))
 }
 
 /// `posts/{id}` exists with `likes` likes from distinct users, liked concurrently.
-async fn liked_post(db: &Db, id: &str, likes: usize) {
+pub(crate) async fn liked_post(db: &Db, id: &str, likes: usize) {
     let post = store::feed::PostRecord::new("v1", true, Utc::now(), "hello");
     store::feed::Feeds::new(db).write_post(id, &post).await.unwrap();
     like(db, id, 0..likes).await;

@@ -226,7 +226,7 @@ async fn callers_and_job_names_are_checked() {
     assert_eq!(h.remaining_ids().await.len(), 3);
 }
 
-mod reservations {
+pub(crate) mod reservations {
     //! `expire-reservations`: held reservations past their hold go back to stock exactly once.
 
     use domain::inventory::Sku;
@@ -237,7 +237,7 @@ mod reservations {
 
     /// `expired` reservations whose hold ended 5 minutes ago and `live` ones still held, of 2
     /// units each, on a product with 100 units in 5 shards.
-    async fn seed(h: &Harness, expired: usize, live: usize) -> (Inventory, Sku) {
+    pub(crate) async fn seed(h: &Harness, expired: usize, live: usize) -> (Inventory, Sku) {
         let db = Db::new(DbConfig::emulator(h.project.clone(), h.host));
         let inventory = Inventory::new(&db);
         let sku = Sku::product("lamp");
