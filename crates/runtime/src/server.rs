@@ -277,7 +277,7 @@ fn init_with(service_name: &str, env: &Env) -> anyhow::Result<BaseConfig> {
 /// layered `Router`), then [`serve_layered`] (Cloud Run with the SIGTERM drain, or Lambda).
 ///
 /// ```no_run
-/// # mod hello { pub async fn router(_: &str, _: &runtime::Env) -> anyhow::Result<axum::Router> { unimplemented!() } }
+/// # mod hello { pub async fn router(_: &str, _: &runtime::Env) -> anyhow::Result<axum::Router> { Ok(axum::Router::new()) } }
 /// #[tokio::main]
 /// async fn main() -> anyhow::Result<()> {
 ///     runtime::run("hello", hello::router).await

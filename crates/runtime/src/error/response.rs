@@ -33,7 +33,7 @@ impl IntoResponse for Error {
             }
             Error::Permanent { .. } => render_retry(ErrorStyle::Plain, Code::Unavailable, None),
             Error::Reject { code, message, details, .. } => {
-                render_reject(ErrorStyle::Plain, self.status(), *code, message, details.as_ref())
+                render(ErrorStyle::Plain, self.status(), *code, message, details.as_ref())
             }
         };
         response.extensions_mut().insert(Stash(Arc::new(Mutex::new(Some(self)))));
@@ -194,7 +194,7 @@ impl ErrorContext {
             Error::Reject { code, message, details, status } => {
                 let status = status.unwrap_or_else(|| status_of(code));
                 tracing::info!(error.kind = "Reject", error.code = %code, http.status = status.as_u16(), "request rejected: {message}");
-                render_reject(style, status, code, &message, details.as_ref())
+                render(style, status, code, &message, details.as_ref())
             }
             Error::Retry { source: cause, code, retry_after, details } => {
                 tracing::warn!(
@@ -268,16 +268,6 @@ fn dead_letter_id(service: &str, event_id: Option<&str>) -> String {
         Some(id) => format!("{service}-{}", id.replace('/', "_")),
         None => format!("{service}-{}", uuid::Uuid::now_v7()),
     }
-}
-
-fn render_reject(
-    style: ErrorStyle,
-    status: StatusCode,
-    code: Code,
-    message: &str,
-    details: Option<&Value>,
-) -> Response {
-    render(style, status, code, message, details)
 }
 
 fn render_retry(style: ErrorStyle, code: Code, retry_after: Option<Duration>) -> Response {
