@@ -24,6 +24,8 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 /// Default per-request timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time kept back from a Lambda invocation's deadline to answer and post the response.
+pub const DEFAULT_LAMBDA_DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// A configuration value that is missing, malformed or not allowed. The message always starts
 /// with the variable name so an operator knows what to fix.
@@ -303,6 +305,12 @@ pub struct BaseConfig {
     /// `HEARTH_SERVICE_NAME`: the service name of logs and metrics when neither platform
     /// names it (the local stack), without posing as Cloud Run.
     pub service_name: Option<String>,
+    /// `HEARTH_LAMBDA_DEADLINE_MARGIN_MS` (default 500): on Lambda, an invocation's timeout is
+    /// its deadline (`Lambda-Runtime-Deadline-Ms`) minus this, capped by `request_timeout`.
+    pub lambda_deadline_margin: Duration,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` (set by Lambda Managed Instances): how many invocations
+    /// one process runs at once; unset means one at a time.
+    pub lambda_max_concurrency: Option<u32>,
 }
 
 impl BaseConfig {
@@ -415,6 +423,14 @@ impl BaseConfig {
             lambda_runtime_api: env.string("AWS_LAMBDA_RUNTIME_API"),
             lambda_function_name,
             service_name: env.string("HEARTH_SERVICE_NAME"),
+            lambda_deadline_margin: Duration::from_millis(env.parse_or::<u64>(
+                "HEARTH_LAMBDA_DEADLINE_MARGIN_MS",
+                "an integer number of milliseconds",
+                millis(DEFAULT_LAMBDA_DEADLINE_MARGIN),
+            )?),
+            lambda_max_concurrency: env
+                .parse::<u32>("AWS_LAMBDA_MAX_CONCURRENCY", "a positive number of invocations")?
+                .filter(|n| *n > 0),
         })
     }
 
@@ -451,6 +467,10 @@ impl BaseConfig {
     pub fn platform(&self) -> Platform {
         if self.lambda_runtime_api.is_some() { Platform::Lambda } else { Platform::CloudRun }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn write_budget_instances(env: &Env) -> Result<u32, ConfigError> {

@@ -40,6 +40,7 @@ pub mod auth;
 pub mod config;
 pub mod dead_letter;
 pub mod error;
+mod lambda;
 pub mod limits;
 pub mod metrics;
 pub mod metrics_auth;

@@ -139,16 +139,16 @@ impl Server {
 }
 
 /// Serves an already layered `router` (what a function's builder returns) until the platform
-/// stops the process: on Lambda (`AWS_LAMBDA_RUNTIME_API` set) through `lambda_http`, otherwise
-/// on `0.0.0.0:$PORT` until SIGTERM/SIGINT, then drains in-flight requests for up to the grace
-/// period and returns `Ok`.
+/// stops the process: on Lambda (`AWS_LAMBDA_RUNTIME_API` set) through `lambda_http` (stages
+/// stripped, repeated headers joined, deadline-derived timeouts, concurrent invocations, see
+/// `lambda.rs`), otherwise on `0.0.0.0:$PORT`. On SIGTERM/SIGINT either way, in-flight work
+/// gets up to the grace period to finish, then this returns `Ok`.
 pub async fn serve_layered(name: &str, config: &BaseConfig, router: Router) -> anyhow::Result<()> {
     match config.platform() {
         Platform::Lambda => {
-            tracing::info!(service = %name, "serving through the AWS Lambda runtime API");
-            lambda_http::run(router)
-                .await
-                .map_err(|e| anyhow::anyhow!("lambda runtime stopped: {e}"))
+            // SIGTERM reaches the process because `lambda::serve` registers an extension.
+            let signal = shutdown_signal()?;
+            crate::lambda::serve(name, config, router, signal).await
         }
         Platform::CloudRun => {
             // Register the signal handlers before accepting anything.

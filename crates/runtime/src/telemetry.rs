@@ -34,7 +34,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{BaseConfig, Env, LogFormat};
+use crate::config::{BaseConfig, Env, LogFormat, Platform};
 use crate::error::DeadLettered;
 use crate::metrics::Metrics;
 
@@ -367,15 +367,27 @@ impl Visit for JsonVisitor<'_> {
 /// audiences are not secret).
 pub(crate) fn config_summary(config: &BaseConfig) -> BTreeMap<&'static str, String> {
     let mut m = BTreeMap::new();
-    m.insert("platform", format!("{:?}", config.platform()));
-    m.insert("port", config.port.to_string());
+    let platform = config.platform();
+    m.insert("platform", format!("{platform:?}"));
+    match platform {
+        // Cloud Run: the port and the drain after SIGTERM.
+        Platform::CloudRun => {
+            m.insert("port", config.port.to_string());
+            m.insert("shutdown_grace_s", config.shutdown_grace.as_secs().to_string());
+        }
+        // Lambda: no port; invocations at once, the deadline margin, the wait after SIGTERM.
+        Platform::Lambda => {
+            m.insert("max_concurrency", config.lambda_max_concurrency.unwrap_or(1).to_string());
+            m.insert("deadline_margin_ms", config.lambda_deadline_margin.as_millis().to_string());
+            m.insert("shutdown_wait_s", config.shutdown_grace.as_secs().to_string());
+        }
+    }
     m.insert("project", config.project_id.clone().unwrap_or_default());
     m.insert("firestore_emulator", config.firestore_emulator().to_string());
     m.insert("pubsub_emulator", config.pubsub_emulator().to_string());
     m.insert("auth_emulator", config.auth_emulator().to_string());
     m.insert("insecure_local_push", config.insecure_local_push.to_string());
     m.insert("request_timeout_s", config.request_timeout.as_secs().to_string());
-    m.insert("shutdown_grace_s", config.shutdown_grace.as_secs().to_string());
     m.insert("body_limit_bytes", config.body_limit.to_string());
     m.insert("cors_origins", config.cors_origins.join(","));
     m

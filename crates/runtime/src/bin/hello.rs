@@ -31,6 +31,7 @@ fn app() -> Router {
     Router::new()
         .route("/hello", get(hello))
         .route("/echo", post(echo))
+        .route("/bytes", post(bytes))
         .route("/slow", get(slow))
         .route("/big", get(big))
         .route("/pubsub/push", post(push).layer(runtime::limits::push_endpoint()))
@@ -53,6 +54,13 @@ async fn hello(Query(q): Query<Name>) -> impl axum::response::IntoResponse {
 
 async fn echo(Json(body): Json<Value>) -> Json<Value> {
     Json(json!({ "echo": body }))
+}
+
+/// Binary in, binary out (base64 on both sides of Lambda).
+async fn bytes(body: Bytes) -> impl axum::response::IntoResponse {
+    let mut reversed = body.to_vec();
+    reversed.reverse();
+    ([(http::header::CONTENT_TYPE, "application/octet-stream")], reversed)
 }
 
 #[derive(Deserialize)]

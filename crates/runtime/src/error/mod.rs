@@ -32,8 +32,8 @@ use serde_json::Value;
 
 mod response;
 
+pub(crate) use response::{AnswerBy, DeadLettered, ErrorContext, RouteSlot, map_errors};
 pub use response::{CallableStyle, CallableStyleService, ErrorStyle, callable_style};
-pub(crate) use response::{DeadLettered, ErrorContext, RouteSlot, map_errors};
 
 /// The generic message callers see for Retry answers.
 pub const RETRY_MESSAGE: &str =

@@ -137,6 +137,12 @@ where
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DeadLettered;
 
+/// When the platform gives up on this request (a Lambda invocation's deadline less the margin
+/// kept to answer): the request timeout is cut to it, so the caller gets the function's own
+/// timeout answer rather than the platform's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnswerBy(pub(crate) tokio::time::Instant);
+
 /// What the error middleware needs to know.
 #[derive(Clone)]
 pub(crate) struct ErrorContext {
@@ -161,9 +167,14 @@ pub(crate) async fn map_errors(
         format!("{} {method} {route}", ctx.service)
     };
 
-    let Ok(mut response) = tokio::time::timeout(ctx.timeout, next.run(req)).await else {
-        let err =
-            Error::deadline_exceeded(anyhow::anyhow!("request timed out after {:?}", ctx.timeout));
+    let timeout = match req.extensions().get::<AnswerBy>() {
+        Some(AnswerBy(at)) => {
+            ctx.timeout.min(at.saturating_duration_since(tokio::time::Instant::now()))
+        }
+        None => ctx.timeout,
+    };
+    let Ok(mut response) = tokio::time::timeout(timeout, next.run(req)).await else {
+        let err = Error::deadline_exceeded(anyhow::anyhow!("request timed out after {timeout:?}"));
         return ctx.respond(err, slot.style(), source()).await;
     };
     let stashed =

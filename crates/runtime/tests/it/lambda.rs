@@ -1,153 +1,214 @@
-//! The proof: one Router (the `runtime-hello` binary) served through `runtime` both ways, over
-//! real HTTP (Cloud Run mode) and through a fake AWS Lambda Runtime API (`/2018-06-01/runtime/invocation/next`, `.../response`, `.../error`),
-//! answers the same.
+//! Parity: one Router (the `runtime-hello` binary, through its real `main`) served both ways,
+//! over plain HTTP (Cloud Run mode) and through a fake of the AWS Lambda Runtime API, answers
+//! the same: status, every header (repeated ones joined) and body, for API Gateway REST events
+//! with a named stage, HTTP API events with a named stage, function URLs and ALB.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use base64::Engine as _;
-use serde_json::{Value, json};
-use tokio::sync::{Mutex, mpsc};
+use serde_json::{Map, Value, json};
 
+use crate::fake_lambda::{FakeLambda, Outcome};
 use crate::helpers::{free_port, hello_command, raw_client, start_hello};
 
-/// What the fake runtime captured for one invocation.
-#[derive(Debug)]
-enum Outcome {
-    Response(String, Value),
-    Error(String, Value),
-}
+const ORIGIN: &str = "https://app.example.com";
+const STAGE: &str = "prod";
 
-#[derive(Clone)]
-struct FakeRuntime {
-    events: Arc<Mutex<mpsc::UnboundedReceiver<(String, Value)>>>,
-    outcomes: mpsc::UnboundedSender<Outcome>,
-}
-
-async fn next(State(rt): State<FakeRuntime>) -> impl IntoResponse {
-    // Long poll, as the real API does: wait for the test to queue an event.
-    let Some((id, event)) = rt.events.lock().await.recv().await else {
-        return (StatusCode::GONE, HeaderMap::new(), String::new());
-    };
-    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 30_000;
-    let mut headers = HeaderMap::new();
-    headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        HeaderValue::from_str(&deadline.to_string()).unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:hello"),
-    );
-    headers.insert(
-        "lambda-runtime-trace-id",
-        HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
-    );
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    (StatusCode::OK, headers, event.to_string())
-}
-
-async fn response(
-    State(rt): State<FakeRuntime>,
-    Path(id): Path<String>,
-    body: String,
-) -> StatusCode {
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    let _ = rt.outcomes.send(Outcome::Response(id, value));
-    StatusCode::ACCEPTED
-}
-
-async fn error(State(rt): State<FakeRuntime>, Path(id): Path<String>, body: String) -> StatusCode {
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    let _ = rt.outcomes.send(Outcome::Error(id, value));
-    StatusCode::ACCEPTED
-}
-
-async fn init_error(State(rt): State<FakeRuntime>, body: String) -> StatusCode {
-    let _ = rt.outcomes.send(Outcome::Error("init".to_owned(), Value::String(body)));
-    StatusCode::ACCEPTED
-}
-
-/// Starts the fake Runtime API; returns its `host:port`, the event queue and the outcomes.
-async fn fake_runtime()
--> (String, mpsc::UnboundedSender<(String, Value)>, mpsc::UnboundedReceiver<Outcome>) {
-    let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
-    let state = FakeRuntime { events: Arc::new(Mutex::new(event_rx)), outcomes: outcome_tx };
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-        .route("/2018-06-01/runtime/init/error", post(init_error))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr.to_string(), event_tx, outcome_rx)
-}
-
-/// One request, described once and sent both ways.
+/// One request, described once and sent every way.
 struct Case {
     method: &'static str,
     path: &'static str,
     query: &'static str,
     headers: &'static [(&'static str, &'static str)],
-    body: Option<String>,
+    body: Option<Vec<u8>>,
 }
 
-/// An API Gateway HTTP API (payload v2.0) event for `case`.
-fn apigw_v2_event(case: &Case, request_id: &str) -> Value {
-    let mut headers = serde_json::Map::new();
-    headers.insert("host".to_owned(), json!("abc123.execute-api.us-east-1.amazonaws.com"));
-    headers.insert("user-agent".to_owned(), json!("proof-test"));
+impl Case {
+    fn new(method: &'static str, path: &'static str) -> Self {
+        Case { method, path, query: "", headers: &[], body: None }
+    }
+
+    fn query(mut self, query: &'static str) -> Self {
+        self.query = query;
+        self
+    }
+
+    fn headers(mut self, headers: &'static [(&'static str, &'static str)]) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The body as Lambda events carry it: text, or base64 when it is not UTF-8.
+    fn event_body(&self) -> (Value, bool) {
+        match &self.body {
+            None => (Value::Null, false),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => (json!(text), false),
+                Err(_) => (json!(base64::engine::general_purpose::STANDARD.encode(bytes)), true),
+            },
+        }
+    }
+
+    fn query_map(&self) -> Map<String, Value> {
+        self.query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (k.to_owned(), json!(v))
+            })
+            .collect()
+    }
+}
+
+/// The event sources Hearth supports on Lambda.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// API Gateway REST API (payload 1.0) on the named stage.
+    RestApi,
+    /// API Gateway HTTP API (payload 2.0) on the named stage.
+    HttpApi,
+    /// Lambda function URL (payload 2.0, `$default`).
+    FunctionUrl,
+    /// Application Load Balancer target group (single-value headers).
+    Alb,
+}
+
+const SOURCES: [Source; 4] = [Source::RestApi, Source::HttpApi, Source::FunctionUrl, Source::Alb];
+
+fn request_headers(case: &Case, host: &str) -> Map<String, Value> {
+    let mut headers = Map::new();
+    headers.insert("host".to_owned(), json!(host));
+    headers.insert("user-agent".to_owned(), json!("parity-test"));
+    headers.insert("x-forwarded-proto".to_owned(), json!("https"));
     for (k, v) in case.headers {
         headers.insert((*k).to_owned(), json!(v));
     }
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": case.path,
-        "rawQueryString": case.query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {
-                "method": case.method,
-                "path": case.path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "proof-test"
-            },
-            "requestId": request_id,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "12/Mar/2020:19:03:58 +0000",
-            "timeEpoch": 1_583_348_638_390_u64
-        },
-        "body": case.body,
-        "isBase64Encoded": false
-    })
+    headers
 }
 
-/// What both sides must agree on.
+/// The event Lambda delivers for `case` from `source` (shapes as AWS documents them).
+fn event(source: Source, case: &Case, request_id: &str) -> Value {
+    let (body, is_base64) = case.event_body();
+    match source {
+        Source::RestApi => {
+            let host = "abc123.execute-api.us-east-1.amazonaws.com";
+            let headers = request_headers(case, host);
+            let multi: Map<String, Value> =
+                headers.iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
+            let query = case.query_map();
+            let multi_query: Map<String, Value> =
+                query.iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
+            json!({
+                "resource": "/{proxy+}",
+                // REST APIs give the resource path without the stage...
+                "path": case.path,
+                "httpMethod": case.method,
+                "headers": headers,
+                "multiValueHeaders": multi,
+                "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
+                "multiValueQueryStringParameters": if multi_query.is_empty() { Value::Null } else { Value::Object(multi_query) },
+                "pathParameters": {"proxy": case.path.trim_start_matches('/')},
+                "stageVariables": null,
+                "requestContext": {
+                    "accountId": "123456789012",
+                    "resourceId": "us4z18",
+                    "stage": STAGE,
+                    "requestId": request_id,
+                    "identity": {"sourceIp": "203.0.113.7", "userAgent": "parity-test"},
+                    "resourcePath": "/{proxy+}",
+                    "httpMethod": case.method,
+                    "apiId": "abc123",
+                    // ...and the stage in the request context's path.
+                    "path": format!("/{STAGE}{}", case.path),
+                    "protocol": "HTTP/1.1",
+                    "domainName": host,
+                    "requestTimeEpoch": 1_583_348_638_390_u64
+                },
+                "body": body,
+                "isBase64Encoded": is_base64
+            })
+        }
+        Source::HttpApi | Source::FunctionUrl => {
+            let (host, stage, raw_path) = match source {
+                // An HTTP API on a named stage has the stage in rawPath.
+                Source::HttpApi => (
+                    "abc123.execute-api.us-east-1.amazonaws.com",
+                    STAGE,
+                    format!("/{STAGE}{}", case.path),
+                ),
+                _ => ("xyz789.lambda-url.us-east-1.on.aws", "$default", case.path.to_owned()),
+            };
+            json!({
+                "version": "2.0",
+                "routeKey": "$default",
+                "rawPath": raw_path,
+                "rawQueryString": case.query,
+                "headers": request_headers(case, host),
+                "requestContext": {
+                    "accountId": "123456789012",
+                    "apiId": host.split('.').next().unwrap(),
+                    "domainName": host,
+                    "domainPrefix": host.split('.').next().unwrap(),
+                    "http": {
+                        "method": case.method,
+                        "path": raw_path,
+                        "protocol": "HTTP/1.1",
+                        "sourceIp": "203.0.113.7",
+                        "userAgent": "parity-test"
+                    },
+                    "requestId": request_id,
+                    "routeKey": "$default",
+                    "stage": stage,
+                    "time": "12/Mar/2020:19:03:58 +0000",
+                    "timeEpoch": 1_583_348_638_390_u64
+                },
+                "body": body,
+                "isBase64Encoded": is_base64
+            })
+        }
+        Source::Alb => json!({
+            "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/hello/6d0ecf831eec9f09"}},
+            "httpMethod": case.method,
+            "path": case.path,
+            "queryStringParameters": case.query_map(),
+            "headers": request_headers(case, "hello-123.us-east-1.elb.amazonaws.com"),
+            "body": if body.is_null() { json!("") } else { body },
+            "isBase64Encoded": is_base64
+        }),
+    }
+}
+
+/// What every path must agree on.
 #[derive(Debug, PartialEq)]
 struct Answer {
     status: u16,
-    body: String,
+    /// Every header but those set by the HTTP server or unique per request, repeated ones
+    /// joined with `, ` in order.
     headers: BTreeMap<String, String>,
+    body: Vec<u8>,
 }
 
-const COMPARED_HEADERS: [&str; 4] = ["content-type", "retry-after", "x-hello", "content-encoding"];
+/// Set by the HTTP server (hyper) rather than the router, or different on every request.
+const NOT_COMPARED: [&str; 4] = ["date", "content-length", "x-request-id", "transfer-encoding"];
+
+fn compared(headers: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let name = name.to_ascii_lowercase();
+        if NOT_COMPARED.contains(&name.as_str()) {
+            continue;
+        }
+        out.entry(name).and_modify(|v| *v = format!("{v}, {value}")).or_insert(value);
+    }
+    out
+}
 
 async fn over_http(client: &reqwest::Client, base: &str, case: &Case) -> Answer {
     let url = if case.query.is_empty() {
@@ -164,154 +225,130 @@ async fn over_http(client: &reqwest::Client, base: &str, case: &Case) -> Answer 
     }
     let response = request.send().await.unwrap();
     assert!(response.headers().contains_key("x-request-id"), "request id over HTTP");
-    let headers = COMPARED_HEADERS
-        .iter()
-        .filter_map(|h| {
-            response.headers().get(*h).map(|v| ((*h).to_owned(), v.to_str().unwrap().to_owned()))
-        })
-        .collect();
+    let headers = compared(
+        response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned())),
+    );
     let status = response.status().as_u16();
-    Answer { status, body: decode(&headers, &response.bytes().await.unwrap()), headers }
+    Answer { status, headers, body: response.bytes().await.unwrap().to_vec() }
 }
 
-fn from_lambda(response: &Value) -> Answer {
+/// The answer in the response format of `source`.
+fn from_lambda(source: Source, response: &Value) -> Answer {
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    let pairs: Vec<(String, String)> = match source {
+        // REST APIs: everything in multiValueHeaders (lambda_http leaves `headers` empty).
+        Source::RestApi => {
+            assert_eq!(response["headers"], json!({}), "{response}");
+            response["multiValueHeaders"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .flat_map(|(k, vs)| vs.as_array().unwrap().iter().map(|v| (k.clone(), text(v))))
+                .collect()
+        }
+        // HTTP APIs, function URLs and single-value ALB: one value per name in `headers`.
+        Source::HttpApi | Source::FunctionUrl | Source::Alb => response["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), text(v)))
+            .collect(),
+    };
+    assert!(
+        pairs.iter().any(|(k, _)| k == "x-request-id"),
+        "request id through Lambda ({source:?}): {response}"
+    );
     let raw = response["body"].as_str().unwrap_or_default();
-    let bytes = if response["isBase64Encoded"].as_bool().unwrap_or(false) {
+    let body = if response["isBase64Encoded"].as_bool().unwrap_or(false) {
         base64::engine::general_purpose::STANDARD.decode(raw).unwrap()
     } else {
         raw.as_bytes().to_vec()
     };
-    let headers_json = response["headers"].as_object().cloned().unwrap_or_default();
-    assert!(headers_json.contains_key("x-request-id"), "request id through Lambda: {response}");
-    let headers = COMPARED_HEADERS
-        .iter()
-        .filter_map(|h| {
-            headers_json.get(*h).and_then(Value::as_str).map(|v| ((*h).to_owned(), v.to_owned()))
-        })
-        .collect();
     let status = u16::try_from(response["statusCode"].as_u64().unwrap()).unwrap();
-    Answer { status, body: decode(&headers, &bytes), headers }
-}
-
-/// The body as text, gunzipped when the answer was compressed.
-fn decode(headers: &BTreeMap<String, String>, bytes: &[u8]) -> String {
-    if headers.get("content-encoding").is_some_and(|e| e == "gzip") {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes), &mut text).unwrap();
-        text
-    } else {
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
+    Answer { status, headers: compared(pairs), body }
 }
 
 fn cases() -> Vec<Case> {
-    let json_ct: &'static [(&'static str, &'static str)] = &[("content-type", "application/json")];
+    const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+    const GZIP_FROM_ORIGIN: &[(&str, &str)] = &[("accept-encoding", "gzip"), ("origin", ORIGIN)];
+    const PREFLIGHT: &[(&str, &str)] = &[
+        ("origin", ORIGIN),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    const BINARY: &[(&str, &str)] = &[("content-type", "application/octet-stream")];
     vec![
-        Case { method: "GET", path: "/healthz", query: "", headers: &[], body: None },
-        Case { method: "GET", path: "/hello", query: "name=lambda&x=1", headers: &[], body: None },
-        Case {
-            method: "POST",
-            path: "/echo",
-            query: "",
-            headers: json_ct,
-            body: Some(r#"{"a":[1,2,{"b":"ü"}]}"#.to_owned()),
-        },
-        Case {
-            method: "POST",
-            path: "/echo",
-            query: "",
-            headers: json_ct,
-            body: Some("{not json".to_owned()),
-        },
-        Case { method: "GET", path: "/fail/reject", query: "", headers: &[], body: None },
-        Case { method: "GET", path: "/fail/retry", query: "", headers: &[], body: None },
-        Case { method: "GET", path: "/fail/rate-limited", query: "", headers: &[], body: None },
-        Case {
-            method: "POST",
-            path: "/fail/permanent",
-            query: "",
-            headers: json_ct,
-            body: Some("{}".to_owned()),
-        },
-        Case {
-            method: "POST",
-            path: "/callable/greet",
-            query: "",
-            headers: json_ct,
-            body: Some(r#"{"data":{"name":"ann"}}"#.to_owned()),
-        },
-        Case {
-            method: "POST",
-            path: "/callable/greet",
-            query: "",
-            headers: json_ct,
-            body: Some(r#"{"data":{"name":""}}"#.to_owned()),
-        },
-        Case {
-            method: "POST",
-            path: "/pubsub/push",
-            query: "",
-            headers: json_ct,
-            body: Some("x".repeat(100_000)),
-        },
-        Case { method: "GET", path: "/big", query: "", headers: &[], body: None },
-        Case {
-            method: "GET",
-            path: "/big",
-            query: "",
-            headers: &[("accept-encoding", "gzip")],
-            body: None,
-        },
-        Case { method: "GET", path: "/nope", query: "", headers: &[], body: None },
-        Case { method: "DELETE", path: "/hello", query: "", headers: &[], body: None },
+        Case::new("GET", "/healthz"),
+        Case::new("GET", "/hello").query("name=lambda&x=1"),
+        Case::new("POST", "/echo").headers(JSON).body(r#"{"a":[1,2,{"b":"ü"}]}"#),
+        Case::new("POST", "/echo").headers(JSON).body("{not json"),
+        Case::new("GET", "/fail/reject"),
+        Case::new("GET", "/fail/retry"),
+        Case::new("GET", "/fail/rate-limited"),
+        Case::new("POST", "/fail/permanent").headers(JSON).body("{}"),
+        Case::new("POST", "/callable/greet").headers(JSON).body(r#"{"data":{"name":"ann"}}"#),
+        Case::new("POST", "/callable/greet").headers(JSON).body(r#"{"data":{"name":""}}"#),
+        Case::new("POST", "/pubsub/push").headers(JSON).body("x".repeat(100_000)),
+        Case::new("GET", "/big"),
+        // gzip (flagged base64 through Lambda) with CORS: two `Vary` headers on Cloud Run.
+        Case::new("GET", "/big").headers(GZIP_FROM_ORIGIN),
+        Case::new("OPTIONS", "/echo").headers(PREFLIGHT),
+        Case::new("POST", "/bytes").headers(BINARY).body(vec![0xff, 0x00, 0xfe, 0x80, 0x7f]),
+        Case::new("GET", "/nope"),
+        Case::new("DELETE", "/hello"),
     ]
 }
 
+const CORS: (&str, &str) = ("HEARTH_CORS_ORIGINS", ORIGIN);
+
 #[tokio::test]
-async fn one_router_answers_the_same_over_http_and_through_lambda() {
+async fn one_router_answers_the_same_over_http_and_through_every_lambda_event_type() {
     // Cloud Run mode.
-    let (_http_child, addr) = start_hello(&[]).await.unwrap();
+    let (_http_child, addr) = start_hello(&[CORS]).await.unwrap();
     let client = raw_client();
     let base = format!("http://{addr}");
 
-    // Lambda mode: the same binary, pointed at the fake Runtime API. The Lambda runtime reads
-    // its config from the environment, so it runs in a child process.
-    let (api, events, mut outcomes) = fake_runtime().await;
+    // Lambda mode: the same binary and `main`, pointed at the fake Runtime API.
+    let mut fake = FakeLambda::start().await;
     let unused_port = free_port().to_string();
-    let mut lambda_child = hello_command(&[
-        ("AWS_LAMBDA_RUNTIME_API", api.as_str()),
-        ("AWS_LAMBDA_FUNCTION_NAME", "hello"),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "stream"),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", "group"),
-        ("PORT", unused_port.as_str()),
-    ])
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut env = fake.env();
+    env.push(("PORT", unused_port.clone()));
+    env.push((CORS.0, CORS.1.to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut lambda_child = hello_command(&env).stderr(std::process::Stdio::null()).spawn().unwrap();
 
     let mut compared = 0;
     for (i, case) in cases().iter().enumerate() {
         let http_answer = over_http(&client, &base, case).await;
-
-        let request_id = format!("req-{i}");
-        events.send((request_id.clone(), apigw_v2_event(case, &request_id))).unwrap();
-        let outcome = tokio::time::timeout(Duration::from_secs(10), outcomes.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no Lambda answer for {} {}", case.method, case.path))
-            .unwrap();
-        let lambda_answer = match outcome {
-            Outcome::Response(id, value) => {
-                assert_eq!(id, request_id);
-                from_lambda(&value)
-            }
-            Outcome::Error(id, value) => panic!("Lambda reported an error for {id}: {value}"),
-        };
-        assert_eq!(http_answer, lambda_answer, "{} {}?{}", case.method, case.path, case.query);
-        compared += 1;
+        for source in SOURCES {
+            let request_id = format!("req-{i}-{source:?}");
+            fake.invoke(&request_id, event(source, case, &request_id));
+            let lambda_answer = from_lambda(source, &fake.response(&request_id).await);
+            assert_eq!(
+                http_answer, lambda_answer,
+                "{source:?}: {} {}?{}",
+                case.method, case.path, case.query
+            );
+            compared += 1;
+        }
     }
-    assert_eq!(compared, cases().len());
+    assert_eq!(compared, cases().len() * SOURCES.len());
+
+    // A non-HTTP event is reported as an invocation error, and the next one still works.
+    fake.invoke("not-http", json!({"Records": [{"eventSource": "aws:sqs", "body": "x"}]}));
+    match fake.outcome(Duration::from_secs(20)).await {
+        Outcome::Error { id, body } => {
+            assert_eq!(id, "not-http");
+            assert!(body["errorType"].is_string() && body["errorMessage"].is_string(), "{body}");
+        }
+        other => panic!("expected an invocation error, got {other:?}"),
+    }
+    let healthz = Case::new("GET", "/healthz");
+    fake.invoke("after", event(Source::FunctionUrl, &healthz, "after"));
+    assert_eq!(from_lambda(Source::FunctionUrl, &fake.response("after").await).body, b"ok");
 
     // The Lambda side never bound the HTTP port: it only served the Runtime API.
     assert!(
@@ -325,20 +362,18 @@ async fn one_router_answers_the_same_over_http_and_through_lambda() {
 #[tokio::test]
 async fn the_answers_are_the_ones_we_expect() {
     // The comparison above is only worth something if the answers are right; spot-check them.
-    let (_child, addr) = start_hello(&[]).await.unwrap();
+    let (_child, addr) = start_hello(&[CORS]).await.unwrap();
     let client = raw_client();
     let base = format!("http://{addr}");
     let cases = cases();
+    let body = |a: &Answer| serde_json::from_slice::<Value>(&a.body).unwrap();
     let hello = over_http(&client, &base, &cases[1]).await;
     assert_eq!(hello.status, 200);
-    assert_eq!(
-        serde_json::from_str::<Value>(&hello.body).unwrap(),
-        json!({"message": "hello, lambda"})
-    );
+    assert_eq!(body(&hello), json!({"message": "hello, lambda"}));
     assert_eq!(hello.headers.get("x-hello").map(String::as_str), Some("1"));
     let retry = over_http(&client, &base, &cases[5]).await;
     assert_eq!(retry.status, 503);
-    assert!(!retry.body.contains("10.0.0.7"));
+    assert!(!String::from_utf8_lossy(&retry.body).contains("10.0.0.7"));
     let rate = over_http(&client, &base, &cases[6]).await;
     assert_eq!(
         (rate.status, rate.headers.get("retry-after").map(String::as_str)),
@@ -347,18 +382,40 @@ async fn the_answers_are_the_ones_we_expect() {
     let permanent = over_http(&client, &base, &cases[7]).await;
     assert_eq!(permanent.status, 200);
     assert_eq!(
-        serde_json::from_str::<Value>(&permanent.body).unwrap(),
+        body(&permanent),
         json!({"acknowledged": true, "deadLetterId": "runtime-hello-evt-1"})
     );
     let callable_err = over_http(&client, &base, &cases[9]).await;
     assert_eq!(callable_err.status, 400);
     assert_eq!(
-        serde_json::from_str::<Value>(&callable_err.body).unwrap(),
+        body(&callable_err),
         json!({"error": {"status": "INVALID_ARGUMENT", "message": "name must not be empty"}})
     );
+    // gzip with CORS: the answer carries two Vary headers (joined here), the case that the
+    // single-value Lambda formats used to cut to the first.
     let gzipped = over_http(&client, &base, &cases[12]).await;
     assert_eq!(gzipped.headers.get("content-encoding").map(String::as_str), Some("gzip"));
-    assert_eq!(gzipped.body, "hearth ".repeat(1024));
-    assert_eq!(over_http(&client, &base, &cases[13]).await.status, 404);
-    assert_eq!(over_http(&client, &base, &cases[14]).await.status, 405);
+    let vary = &gzipped.headers["vary"];
+    assert!(vary.contains("accept-encoding") && vary.contains("origin"), "{vary}");
+    assert_eq!(
+        gzipped.headers.get("access-control-allow-origin").map(String::as_str),
+        Some(ORIGIN)
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(gzipped.body.as_slice()),
+        &mut text,
+    )
+    .unwrap();
+    assert_eq!(text, "hearth ".repeat(1024));
+    let preflight = over_http(&client, &base, &cases[13]).await;
+    assert_eq!(preflight.status, 200);
+    assert_eq!(
+        preflight.headers.get("access-control-allow-origin").map(String::as_str),
+        Some(ORIGIN)
+    );
+    let bytes = over_http(&client, &base, &cases[14]).await;
+    assert_eq!(bytes.body, [0x7f, 0x80, 0xfe, 0x00, 0xff]);
+    assert_eq!(over_http(&client, &base, &cases[15]).await.status, 404);
+    assert_eq!(over_http(&client, &base, &cases[16]).await.status, 405);
 }

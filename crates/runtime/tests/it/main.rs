@@ -3,8 +3,10 @@
 mod auth;
 mod config;
 mod errors;
+mod fake_lambda;
 mod helpers;
 mod lambda;
+mod lambda_lifecycle;
 mod layers;
 mod metrics;
 mod metrics_auth;
