@@ -79,7 +79,7 @@ pub(crate) async fn serve(
         max_concurrency = config.lambda_max_concurrency.unwrap_or(1),
         deadline_margin_ms = config.lambda_deadline_margin.as_millis(),
         request_timeout_cap_s = config.request_timeout.as_secs(),
-        shutdown_grace_s = config.shutdown_grace.as_secs(),
+        shutdown_wait_s = config.shutdown_grace.as_secs(),
         sigterm,
         "serving through the AWS Lambda runtime API"
     );

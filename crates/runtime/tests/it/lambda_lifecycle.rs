@@ -106,14 +106,17 @@ async fn exit_status(
 async fn sigterm_during_an_invocation_lets_it_finish_logs_it_and_exits_zero() {
     let mut fake = FakeLambda::start().await;
     let (mut child, logs) = spawn_lambda(&fake, &[("HEARTH_SHUTDOWN_GRACE_SECS", "20")]);
-    fake.invoke("slow-1", get("/slow", "ms=2000", "slow-1"));
+    fake.invoke("slow-1", get("/slow", "ms=3000", "slow-1"));
     fake.delivered("slow-1").await;
+    // Let the runtime read the event and call the handler (a signal between the fake handing
+    // the event out and the runtime reading it is not an invocation in flight yet).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     sigterm(&child);
 
     // The invocation in flight finishes and its answer is posted.
     let answer = fake.response("slow-1").await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
-    assert_eq!(answer["body"], "slept 2000 ms");
+    assert_eq!(answer["body"], "slept 3000 ms");
     let status = exit_status(&mut child, Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status:?}");
 
@@ -131,6 +134,7 @@ async fn an_invocation_still_running_when_the_grace_period_ends_is_reported() {
     let (mut child, logs) = spawn_lambda(&fake, &[("HEARTH_SHUTDOWN_GRACE_SECS", "1")]);
     fake.invoke("stuck-1", get("/slow", "ms=60000", "stuck-1"));
     fake.delivered("stuck-1").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     sigterm(&child);
     let status = exit_status(&mut child, Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status:?}");

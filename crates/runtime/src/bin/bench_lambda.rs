@@ -9,9 +9,11 @@
 //! - Warm, `--invocations` times in one process: queue a function URL event for
 //!   `GET /hello?name=bench`, until its answer is posted (one at a time).
 //!
-//! Usage: `bench_lambda <binary> [--runs N] [--invocations M]`, e.g.
-//! `cargo build --release -p runtime --bin runtime-hello --example bench_lambda` then
-//! `target/release/examples/bench_lambda target/release/runtime-hello`.
+//! Usage: `runtime-bench-lambda <binary> [--runs N] [--invocations M]`, e.g.
+//! `cargo build --release -p runtime --bin runtime-hello --bin runtime-bench-lambda` then
+//! `target/release/runtime-bench-lambda target/release/runtime-hello`. It is a binary rather
+//! than an example so that a release build of it needs no release build of the test-only
+//! dependencies (the emulator harness).
 
 // A command-line report: printing is the point.
 #![allow(clippy::print_stdout)]
@@ -23,7 +25,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../tests/it/fake_lambda.rs"]
+#[path = "../../tests/it/fake_lambda.rs"]
 mod fake_lambda;
 
 use fake_lambda::FakeLambda;
@@ -51,8 +53,8 @@ fn parse_args() -> anyhow::Result<Args> {
             other => bail!("unknown argument {other}"),
         }
     }
-    let binary = binary
-        .context("usage: bench_lambda <binary> [--runs N] [--invocations M]")?;
+    let binary =
+        binary.context("usage: runtime-bench-lambda <binary> [--runs N] [--invocations M]")?;
     if runs == 0 || invocations == 0 {
         bail!("--runs and --invocations must be at least 1");
     }
@@ -83,8 +85,8 @@ fn event(path: &str, query: &str, id: &str) -> Value {
 }
 
 fn spawn(binary: &str, fake: &FakeLambda) -> anyhow::Result<tokio::process::Child> {
+    // The bench's own environment passes through (a function's configuration), plus Lambda's.
     tokio::process::Command::new(binary)
-        .env_clear()
         .envs(fake.env())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
