@@ -38,8 +38,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::response::IntoResponse as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
 use http_body_util::{BodyExt as _, Full};
 use lambda_http::lambda_runtime::layers::TracingLayer;
 use lambda_http::lambda_runtime::{Error as BoxError, LambdaInvocation};
@@ -50,7 +51,7 @@ use tokio::sync::Notify;
 use tower::{Layer, Service};
 
 use crate::config::BaseConfig;
-use crate::error::AnswerBy;
+use crate::error::{AnswerBy, Error};
 
 /// The name of the no-op internal extension registered for SIGTERM.
 pub(crate) const SHUTDOWN_EXTENSION_NAME: &str = "hearth-graceful-shutdown";
@@ -278,16 +279,17 @@ impl Service<lambda_http::Request> for Invocation {
             };
             let (mut parts, body) = response.into_parts();
             join_repeated_headers(&mut parts.headers);
-            let body = match body.collect().await {
-                Ok(collected) => collected.to_bytes(),
+            match body.collect().await {
+                Ok(collected) => Ok(Response::from_parts(parts, Full::new(collected.to_bytes()))),
                 Err(e) => {
-                    tracing::error!(error = %e, "reading the response body failed");
-                    let mut failed = Response::new(Full::new(Bytes::new()));
-                    *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    return Ok(failed);
+                    // A body that fails while streaming: the answer is the error module's 503.
+                    let err = Error::retry(anyhow::anyhow!("reading the response body: {e}"));
+                    tracing::error!(error = %format!("{err:#}"), "the response body failed");
+                    let (parts, body) = err.into_response().into_parts();
+                    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    Ok(Response::from_parts(parts, Full::new(bytes)))
                 }
-            };
-            Ok(Response::from_parts(parts, Full::new(body)))
+            }
         })
     }
 }
