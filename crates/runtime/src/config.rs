@@ -567,6 +567,23 @@ mod tests {
     }
 
     #[test]
+    fn lambda_settings_parse_and_errors_name_the_variable() {
+        let c = BaseConfig::load(&env(&[
+            ("HEARTH_LAMBDA_DEADLINE_MARGIN_MS", "1500"),
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "8"),
+        ]))
+        .unwrap();
+        assert_eq!(c.lambda_deadline_margin, Duration::from_millis(1500));
+        assert_eq!(c.lambda_max_concurrency, Some(8));
+        let d = BaseConfig::local();
+        assert_eq!(d.lambda_deadline_margin, DEFAULT_LAMBDA_DEADLINE_MARGIN);
+        assert_eq!(d.lambda_max_concurrency, None);
+        for var in ["HEARTH_LAMBDA_DEADLINE_MARGIN_MS", "AWS_LAMBDA_MAX_CONCURRENCY"] {
+            assert_eq!(BaseConfig::load(&env(&[(var, "soon")])).unwrap_err().var(), var);
+        }
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let e = env(&[("S", "hunter2")]);
         let secret = e.secret("S").unwrap();

@@ -430,6 +430,23 @@ mod tests {
     }
 
     #[test]
+    fn the_start_up_summary_prints_what_applies_to_the_platform() {
+        let cloud_run = config_summary(&BaseConfig::local());
+        assert!(cloud_run.contains_key("port") && cloud_run.contains_key("shutdown_grace_s"));
+        assert!(!cloud_run.contains_key("max_concurrency"));
+        let lambda = BaseConfig::load(&Env::from_pairs([
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "4"),
+        ]))
+        .unwrap();
+        let lambda = config_summary(&lambda);
+        assert_eq!(lambda["platform"], "Lambda");
+        assert_eq!(lambda["max_concurrency"], "4");
+        assert_eq!(lambda["deadline_margin_ms"], "500");
+        assert!(!lambda.contains_key("port") && !lambda.contains_key("shutdown_grace_s"));
+    }
+
+    #[test]
     fn json_lines_carry_severity_message_trace_and_fields() {
         let capture = Capture::default();
         let subscriber = tracing_subscriber::registry()
