@@ -14,7 +14,7 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 
 started=$(date +%s)
 echo "-- npm ci (clients/ts, pinned in package-lock.json)"
-(cd clients/ts && npm ci --no-audit --no-fund --loglevel=error)
+(cd clients/ts && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
 
 # A private temp dir: the stack's address file and emulator logs do not meet another stack's.
 work="$(mktemp -d)"
