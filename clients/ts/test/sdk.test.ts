@@ -28,6 +28,7 @@ import {
   onSnapshot,
   serverTimestamp,
   terminate,
+  Timestamp,
 } from "firebase/firestore";
 import type { Firestore } from "firebase/firestore";
 import { getFunctions } from "firebase/functions";
@@ -357,8 +358,16 @@ describe("Hearth from the Firebase JS SDK", { concurrency: false }, () => {
     assert.equal((await buyer.api.call("recordView", { postId: post.id })).counted, false);
     await refused(buyer.api.call("likePost", { postId: `missing-${run}` }), "not-found");
 
+    const story = await addDoc(collection(vendor.db, "stories"), {
+      vendorId: vendor.uid,
+      createdAt: serverTimestamp(),
+      expiresAt: Timestamp.fromMillis(Date.now() + 3_600_000),
+      mediaUrl: `https://media.example/${run}.jpg`,
+    });
     const stories = await buyer.api.call("getStories", null);
-    assert.ok(Array.isArray(stories.storyGroups));
+    const group = stories.storyGroups.find((g) => g.vendorId === vendor.uid);
+    assert.deepEqual(group?.stories.map((s) => s.id), [story.id]);
+    assert.equal(group?.stories[0]?.mediaUrl, `https://media.example/${run}.jpg`);
 
     const unfollowed = await buyer.api.call("unfollowVendor", { vendorId: vendor.uid });
     assert.equal(unfollowed.following, false);

@@ -219,3 +219,17 @@ async fn a_data_key_retry_while_the_first_runs_gets_409() {
     assert_eq!(replay.json::<Value>().await.unwrap()["result"]["replayed"], true);
     assert_eq!(h.fake.intents().len(), 1);
 }
+
+/// A failed first request releases a data key as it does a header key: the retry runs.
+#[tokio::test]
+async fn a_failed_data_key_request_releases_the_key() {
+    let h = Harness::start(&[]).await;
+    h.product("bowl", 10).await;
+    let r = h.reserve("ada", "bowl", 1).await;
+    h.fake.fail_next(&[500, 502, 503]);
+    let down = h.call("ada", "initiatePayment", pay_sdk(&r, "stripe", "k")).await;
+    assert_eq!(down.status(), 503);
+    let retried = h.call("ada", "initiatePayment", pay_sdk(&r, "stripe", "k")).await;
+    assert_eq!(retried.status(), 200, "the key was released, the retry runs");
+    assert_eq!(retried.json::<Value>().await.unwrap()["result"]["replayed"], false);
+}
