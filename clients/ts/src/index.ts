@@ -86,7 +86,7 @@ export interface HearthClientOptions {
 
 /**
  * The api's callables for one Firebase app. `baseUrl` is the api's URL for the environment
- * (`http://127.0.0.1:8603` locally, the Cloud Run URL otherwise); the signed-in user's ID
+ * (`http://127.0.0.1:8607` locally with devstack's default ports, the Cloud Run URL otherwise); the signed-in user's ID
  * token is sent by the SDK.
  */
 export class HearthClient {
