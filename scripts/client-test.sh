@@ -23,7 +23,7 @@ state="$work/hearth-devstack/running.json"
 # The Stripe endpoint secret devstack gives payment-webhook, so the test can sign as Stripe.
 export HEARTH_STRIPE_WEBHOOK_SECRETS="whsec_client_test_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
-echo "-- building and starting the local stack (cargo run -p devstack -- up --base-port 0)"
+echo "-- starting the local stack (cargo build -p devstack, then devstack up --base-port 0)"
 cargo build --quiet -p devstack
 "$CARGO_TARGET_DIR/debug/devstack" up --base-port 0 >"$work/devstack.log" 2>&1 &
 stack_pid=$!
