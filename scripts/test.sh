@@ -21,6 +21,9 @@ mkdir -p "$HEARTH_QUERY_LOG_DIR"
 echo "== cargo test --workspace (emulator-backed tests included)"
 cargo test --workspace --all-targets --no-fail-fast "$@"
 
+echo "== client SDK test: clients/ts with the official Firebase JS SDK against the local stack (scripts/client-test.sh)"
+scripts/client-test.sh
+
 echo "== every recorded Firestore query has a serving index (firestore.indexes.json)"
 cargo run --quiet -p testkit --bin check-indexes -- "$HEARTH_QUERY_LOG_DIR" firestore.indexes.json
 

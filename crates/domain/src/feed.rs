@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::messages::FanoutAction;
 
 /// Where a feed entry came from.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedSource {

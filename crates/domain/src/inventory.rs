@@ -144,6 +144,7 @@ pub fn allocate(quantity: i64, read: &[(u32, i64)]) -> Allocation {
 }
 
 /// The life of a reservation.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationStatus {

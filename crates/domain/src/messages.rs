@@ -135,6 +135,7 @@ impl Topic for PaymentEvents {
 }
 
 /// The payment provider an event came from.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentProvider {

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::messages::PaymentEventKind;
 
 /// Where an order is.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -77,6 +78,7 @@ pub enum PaymentStatus {
 }
 
 /// The last event applied to an order.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Watermark {
     /// When the provider says the event happened (microseconds since the epoch).

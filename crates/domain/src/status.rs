@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Canonical error codes (google.rpc.Code names) with their HTTP mapping.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {

@@ -11,6 +11,7 @@
 //! onboarding message has not arrived yet. This crate only wires: rules live in `domain`,
 //! Firestore access in `store`, errors become responses in `runtime`.
 
+pub mod clients;
 pub mod feed;
 pub mod payments;
 mod signed_in;

@@ -281,12 +281,20 @@ fn dead_letter_id(service: &str, event_id: Option<&str>) -> String {
     }
 }
 
+/// A retry answer; with `retry_after`, the `Retry-After` header and, for callables (whose
+/// Firebase SDK clients never see response headers), `details.retryAfterSeconds` with the
+/// same whole seconds.
 fn render_retry(style: ErrorStyle, code: Code, retry_after: Option<Duration>) -> Response {
     let message = if code == Code::DeadlineExceeded { TIMEOUT_MESSAGE } else { RETRY_MESSAGE };
-    let mut response = render(style, status_of(code), code, message, None);
-    if let Some(after) = retry_after {
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    let secs =
+        retry_after.map(|after| (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1));
+    let details = match (style, secs) {
+        (ErrorStyle::Callable, Some(secs)) => Some(json!({ "retryAfterSeconds": secs })),
+        _ => None,
+    };
+    let mut response = render(style, status_of(code), code, message, details.as_ref());
+    if let Some(secs) = secs {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
@@ -360,6 +368,27 @@ mod tests {
         let response =
             render_retry(ErrorStyle::Plain, Code::ResourceExhausted, Some(Duration::ZERO));
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    /// SDK callers see no headers: a callable's retry answer repeats `Retry-After` in
+    /// `details.retryAfterSeconds`.
+    #[tokio::test]
+    async fn callable_retry_answers_carry_the_wait_in_details() {
+        let response = render_retry(
+            ErrorStyle::Callable,
+            Code::ResourceExhausted,
+            Some(Duration::from_millis(41_200)),
+        );
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(body["error"]["details"], json!({"retryAfterSeconds": 42}));
+        let without = render_retry(ErrorStyle::Callable, Code::Unavailable, None);
+        let body = axum::body::to_bytes(without.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].get("details").is_none(), "{body}");
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! the idempotent sharded counters of `store::counters`.
 
 mod cache;
-mod read;
-mod write;
+pub(crate) mod read;
+pub(crate) mod write;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `getFeed` and `getStories`: fan-in on read where fan-out does not reach.
 
 use axum::extract::State;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use domain::feed::{
     FeedCursor, FeedItem, FeedSource, backfill, clamp_limit, feed_item, is_high_follower,
     merge_page,
@@ -12,6 +12,7 @@ use runtime::trigger::{Callable, CallableResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::feed::{PostView, StoryView};
+use ts_rs::TS;
 
 use super::{State as FeedState, store_error};
 use crate::payments::limits;
@@ -24,45 +25,135 @@ const MAX_FOLLOWED: u32 = 500;
 /// Trending posts kept in the per-instance cache.
 const TRENDING_POOL: u32 = 50;
 
-#[derive(Debug, Default, Deserialize)]
+/// `getFeed` data (optional: no data reads the first page).
+#[derive(Debug, Default, Deserialize, TS)]
 #[serde(default, deny_unknown_fields)]
+#[ts(rename = "GetFeedRequest")]
 pub(crate) struct GetFeed {
+    /// `nextCursor` of the previous page.
+    #[ts(optional)]
     cursor: Option<String>,
+    /// Page size, default 20, at most 50.
+    #[ts(optional)]
     limit: Option<u64>,
 }
 
 /// One post of a `getFeed` answer: the post's client fields, where the entry came from and
-/// its rank. Answers are built from these types only, never from stored documents.
-#[derive(Debug, Clone, Serialize)]
+/// its rank. Answers are built from these types only, never from stored documents: the fields
+/// are copied from `store::feed::PostView` one by one, so what clients get is this type.
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FeedPost {
-    #[serde(flatten)]
-    post: PostView,
+    /// The post id.
+    id: String,
+    vendor_id: String,
+    is_active: bool,
+    /// RFC 3339.
+    #[ts(type = "string")]
+    created_at: DateTime<Utc>,
+    /// RFC 3339; only when the vendor set an end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "string")]
+    expires_at: Option<DateTime<Utc>>,
+    is_premium: bool,
+    caption: String,
+    media_urls: Vec<String>,
+    product_ids: Vec<String>,
+    /// Aggregated likes, views and shares (0 until the aggregation reached the post).
+    likes: u64,
+    views: u64,
+    shares: u64,
+    /// Where the entry came from.
     source: FeedSource,
+    /// Its rank (higher first).
     score: i64,
 }
 
+impl FeedPost {
+    fn new(post: PostView, source: FeedSource, score: i64) -> Self {
+        let PostView {
+            id,
+            vendor_id,
+            is_active,
+            created_at,
+            expires_at,
+            is_premium,
+            caption,
+            media_urls,
+            product_ids,
+            likes,
+            views,
+            shares,
+        } = post;
+        Self {
+            id,
+            vendor_id,
+            is_active,
+            created_at,
+            expires_at,
+            is_premium,
+            caption,
+            media_urls,
+            product_ids,
+            likes,
+            views,
+            shares,
+            source,
+            score,
+        }
+    }
+}
+
 /// The `getFeed` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(rename = "GetFeedResult")]
 pub(crate) struct FeedAnswer {
     posts: Vec<FeedPost>,
+    /// Pass it back as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
     has_more: bool,
 }
 
 /// The `getStories` answer (cached per user as it is).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(rename = "GetStoriesResult")]
 pub(crate) struct StoriesAnswer {
     story_groups: Vec<StoryGroup>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The unexpired stories of one followed vendor.
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoryGroup {
     vendor_id: String,
-    stories: Vec<StoryView>,
+    stories: Vec<Story>,
+}
+
+/// A story as clients get it (copied field by field from `store::feed::StoryView`).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Story {
+    /// The story id.
+    id: String,
+    vendor_id: String,
+    /// RFC 3339.
+    #[ts(type = "string")]
+    created_at: DateTime<Utc>,
+    /// RFC 3339: the end of its 24 hours.
+    #[ts(type = "string")]
+    expires_at: DateTime<Utc>,
+    media_url: String,
+    /// Aggregated unique viewers.
+    view_count: u64,
+}
+
+impl From<StoryView> for Story {
+    fn from(story: StoryView) -> Self {
+        let StoryView { id, vendor_id, created_at, expires_at, media_url, view_count } = story;
+        Self { id, vendor_id, created_at, expires_at, media_url, view_count }
+    }
 }
 
 /// `getFeed({cursor?, limit?})` -> `{posts, nextCursor, hasMore}`.
@@ -140,7 +231,7 @@ async fn hydrated(db: &store::Db, items: &[FeedItem]) -> Result<Vec<(FeedItem, F
         .filter_map(|item| {
             let (view, facts) = found.iter().find(|(v, _)| v.id == item.post_id)?;
             facts.as_ref().filter(|f| f.active)?;
-            let post = FeedPost { post: view.clone(), source: item.source, score: item.score };
+            let post = FeedPost::new(view.clone(), item.source, item.score);
             Some((item.clone(), post))
         })
         .collect())
@@ -218,6 +309,7 @@ pub(crate) async fn get_stories(
         let stories =
             store::feed::Feeds::new(db).stories(chunk, Utc::now()).await.map_err(store_error)?;
         for story in stories {
+            let story = Story::from(story);
             match groups.iter_mut().find(|g| g.vendor_id == story.vendor_id) {
                 Some(group) => group.stories.push(story),
                 None => groups

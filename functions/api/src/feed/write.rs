@@ -11,18 +11,21 @@ use runtime::Error;
 use runtime::trigger::{Callable, CallableResult};
 use serde::{Deserialize, Serialize};
 use store::{counters, paths};
+use ts_rs::TS;
 
 use super::{store_error, valid_id};
 use crate::payments::limits;
 use crate::{AppState, SignedIn};
 
-#[derive(Debug, Deserialize)]
+/// `followVendor` / `unfollowVendor` data.
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct VendorRequest {
     vendor_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// `likePost` / `unlikePost` / `recordView` data.
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PostRequest {
     post_id: String,
@@ -38,30 +41,39 @@ struct Marker<'a> {
 }
 
 /// `followVendor`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, TS)]
+#[ts(rename = "FollowVendorResult")]
 pub(crate) struct Followed {
+    /// Recent posts of the vendor copied into the caller's feed.
     backfilled: usize,
     following: bool,
 }
 
 /// `unfollowVendor`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, TS)]
+#[ts(rename = "UnfollowVendorResult")]
 pub(crate) struct Unfollowed {
     following: bool,
+    /// The vendor's entries removed from the caller's feed.
     removed: usize,
 }
 
 /// `likePost` / `unlikePost`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, TS)]
+#[ts(rename = "LikeResult")]
 pub(crate) struct Liked {
+    /// False when the call changed nothing (a repeated like or unlike).
     changed: bool,
     liked: bool,
+    /// The post's like count.
     likes: u64,
 }
 
 /// `recordView`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, TS)]
+#[ts(rename = "RecordViewResult")]
 pub(crate) struct Viewed {
+    /// False when this user's view of the post was already counted.
     counted: bool,
 }
 

@@ -7,6 +7,7 @@ use domain::inventory::Sku;
 use domain::messages::PaymentProvider;
 use domain::payments::OrderIds;
 use gcp::callable::Code;
+use http::HeaderMap;
 use providers::NewPayment;
 use runtime::Error;
 use runtime::trigger::{Callable, CallableResult};
@@ -14,24 +15,28 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use store::inventory::{EndOutcome, ReserveOutcome};
 use store::payments::{Order, OrderRefused};
+use ts_rs::TS;
 
 use super::errors::{provider_error, store_error};
-use super::idempotency::{self, IdempotencyKey};
+use super::idempotency;
 use super::limits;
 use crate::{AppState, SignedIn};
 
 /// The answers of the four callables. Fields stand in the order of their wire names, so the
 /// bytes are those the JSON maps built before them had (sorted keys).
 mod answers {
+    use domain::inventory::ReservationStatus;
     use domain::messages::PaymentProvider;
     use domain::payments::OrderStatus;
     use serde::Serialize;
-    use serde_json::Value;
+    use ts_rs::TS;
 
     /// `reserveInventory`.
-    #[derive(Debug, Serialize)]
+    #[derive(Debug, Serialize, TS)]
     #[serde(rename_all = "camelCase")]
+    #[ts(rename = "ReserveInventoryResult")]
     pub(crate) struct Reserved {
+        /// RFC 3339, milliseconds, UTC: the units return to stock then unless paid.
         pub(crate) expires_at: String,
         pub(crate) product_id: String,
         pub(crate) quantity: i64,
@@ -40,16 +45,28 @@ mod answers {
     }
 
     /// `releaseReservation`.
-    #[derive(Debug, Serialize)]
+    #[derive(Debug, Serialize, TS)]
+    #[ts(rename = "ReleaseReservationResult")]
     pub(crate) struct Released {
         pub(crate) released: bool,
         /// The reservation's status, or `not_found` / `held`.
-        pub(crate) status: Value,
+        pub(crate) status: ReleaseStatus,
+    }
+
+    /// Where a reservation is after `releaseReservation`.
+    #[derive(Debug, Serialize, TS)]
+    #[serde(untagged)]
+    pub(crate) enum ReleaseStatus {
+        /// Its status when it ended (now or before).
+        Ended(ReservationStatus),
+        /// `not_found` (no such reservation) or `held` (not due: never here for the owner).
+        Other(#[ts(type = "\"not_found\" | \"held\"")] &'static str),
     }
 
     /// `initiatePayment` (also saved in the ledger and replayed as saved).
-    #[derive(Debug, Serialize)]
+    #[derive(Debug, Serialize, TS)]
     #[serde(rename_all = "camelCase")]
+    #[ts(rename = "InitiatePaymentResult")]
     pub(crate) struct Initiated {
         pub(crate) amount_minor: i64,
         pub(crate) client_secret: Option<String>,
@@ -59,12 +76,18 @@ mod answers {
         pub(crate) provider: PaymentProvider,
         pub(crate) provider_payment_id: String,
         pub(crate) redirect_url: Option<String>,
+        /// False when this request ran; true when the answer is the saved result of an earlier
+        /// request with the same key (set by `idempotency::once`; the `Idempotent-Replayed`
+        /// header says the same to HTTP callers).
+        pub(crate) replayed: bool,
+        #[ts(type = "\"pending\"")]
         pub(crate) status: &'static str,
     }
 
     /// `getOrder`.
-    #[derive(Debug, Serialize)]
+    #[derive(Debug, Serialize, TS)]
     #[serde(rename_all = "camelCase")]
+    #[ts(rename = "GetOrderResult")]
     pub(crate) struct OrderView {
         pub(crate) amount_minor: i64,
         pub(crate) currency: String,
@@ -76,8 +99,9 @@ mod answers {
     }
 
     /// One line of an order.
-    #[derive(Debug, Serialize)]
+    #[derive(Debug, Serialize, TS)]
     #[serde(rename_all = "camelCase")]
+    #[ts(rename = "OrderItemView")]
     pub(crate) struct ItemView {
         pub(crate) product_id: String,
         pub(crate) quantity: i64,
@@ -87,22 +111,47 @@ mod answers {
     }
 
     /// One payment of an order.
-    #[derive(Debug, Serialize)]
+    #[derive(Debug, Serialize, TS)]
     #[serde(rename_all = "camelCase")]
+    #[ts(rename = "OrderPaymentView")]
     pub(crate) struct PaymentView {
         pub(crate) payment_id: String,
         pub(crate) provider: PaymentProvider,
     }
+
+    /// `reserveInventory` refused with `FAILED_PRECONDITION`, sold out: `details`.
+    #[derive(Debug, Serialize, TS)]
+    pub(crate) struct SoldOutDetails {
+        /// Units left (fewer than asked).
+        pub(crate) available: i64,
+    }
+
+    /// `reserveInventory` refused with `FAILED_PRECONDITION`, over the held-units cap: `details`.
+    #[derive(Debug, Serialize, TS)]
+    #[serde(rename_all = "camelCase")]
+    pub(crate) struct HoldCapDetails {
+        /// Units the caller holds now.
+        pub(crate) held_units: i64,
+        /// The most one user may hold at once.
+        pub(crate) max_held_units: i64,
+    }
 }
 
-use answers::{Initiated, ItemView, OrderView, PaymentView, Released, Reserved};
+pub(crate) use answers::{
+    HoldCapDetails, Initiated, ItemView, OrderView, PaymentView, ReleaseStatus, Released, Reserved,
+    SoldOutDetails,
+};
 
-#[derive(Debug, Deserialize)]
+/// `reserveInventory` data.
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(rename = "ReserveInventoryRequest")]
 pub(crate) struct ReserveRequest {
     product_id: String,
     #[serde(default)]
+    #[ts(optional)]
     variant_id: Option<String>,
+    /// 1 to 10.
     quantity: i64,
 }
 
@@ -134,7 +183,7 @@ pub(crate) async fn reserve_inventory(
             Code::FailedPrecondition,
             format!("Not enough stock: {available} left."),
         )
-        .with_details(json!({ "available": available }))),
+        .with_details(json!(SoldOutDetails { available }))),
         ReserveOutcome::UnknownSku => Err(Error::reject(Code::NotFound, "No such product.")),
         ReserveOutcome::OverHoldCap { held, max } => Err(Error::reject(
             Code::FailedPrecondition,
@@ -143,12 +192,14 @@ pub(crate) async fn reserve_inventory(
                  Pay for or release a reservation first."
             ),
         )
-        .with_details(json!({ "heldUnits": held, "maxHeldUnits": max }))),
+        .with_details(json!(HoldCapDetails { held_units: held, max_held_units: max }))),
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `releaseReservation` data.
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(rename = "ReleaseReservationRequest")]
 pub(crate) struct ReleaseRequest {
     reservation_id: String,
 }
@@ -166,30 +217,42 @@ pub(crate) async fn release_reservation(
         .await
         .map_err(store_error)?;
     let (released, status) = match outcome {
-        EndOutcome::Returned(r) => (true, json!(r.status)),
-        EndOutcome::AlreadyEnded(status) => (false, json!(status)),
-        EndOutcome::NotFound => (false, json!("not_found")),
+        EndOutcome::Returned(r) => (true, ReleaseStatus::Ended(r.status)),
+        EndOutcome::AlreadyEnded(status) => (false, ReleaseStatus::Ended(status)),
+        EndOutcome::NotFound => (false, ReleaseStatus::Other("not_found")),
         EndOutcome::NotOwner => {
             return Err(Error::reject(Code::PermissionDenied, "Not your reservation."));
         }
-        EndOutcome::NotDue => (false, json!("held")),
+        EndOutcome::NotDue => (false, ReleaseStatus::Other("held")),
     };
     Ok(CallableResult(Released { released, status }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `initiatePayment` data.
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(rename = "InitiatePaymentRequest")]
 pub(crate) struct InitiateRequest {
+    /// 1 to 20 of the caller's held reservations.
     reservation_ids: Vec<String>,
     provider: PaymentProvider,
+    /// The idempotency key of SDK callers. `idempotency::key` takes it out of `data` before
+    /// this type is parsed, so it is always `None` here; it is declared for the client types.
+    #[serde(default)]
+    #[allow(dead_code)]
+    #[ts(optional)]
+    idempotency_key: Option<String>,
 }
 
 pub(crate) async fn initiate_payment(
     State(state): State<AppState>,
     who: SignedIn,
-    IdempotencyKey(key): IdempotencyKey,
-    Callable(data): Callable<Value>,
+    headers: HeaderMap,
+    Callable(mut data): Callable<Value>,
 ) -> Result<Response, Error> {
+    // The key (header or `data.idempotencyKey`) is checked first and taken out of `data`: the
+    // fingerprint covers the payment asked for, not which carrier brought the key.
+    let key = idempotency::key(&headers, &mut data)?;
     let request: InitiateRequest = serde_json::from_value(data.clone())
         .map_err(|_| Error::reject(Code::InvalidArgument, "invalid request data"))?;
     domain::payments::check_initiate(request.reservation_ids.len())
@@ -274,6 +337,7 @@ async fn initiate(
         redirect_url: created.redirect_url,
         amount_minor: order.amount_minor,
         currency: order.currency,
+        replayed: false,
         status: "pending",
     })
 }
@@ -304,7 +368,8 @@ fn unavailable_provider(name: &str) -> Error {
     Error::reject(Code::FailedPrecondition, format!("{name} payments are not available."))
 }
 
-#[derive(Debug, Deserialize)]
+/// `getOrder` data.
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct GetOrderRequest {
     order_id: String,
@@ -386,6 +451,7 @@ mod tests {
             provider: PaymentProvider::Pesapal,
             provider_payment_id: "trk".to_owned(),
             redirect_url: None,
+            replayed: false,
             status: "pending",
         };
         let before = json!({
@@ -395,6 +461,7 @@ mod tests {
             "providerPaymentId": "trk",
             "clientSecret": "cs",
             "redirectUrl": null,
+            "replayed": false,
             "amountMinor": 500,
             "currency": "KES",
             "status": "pending",
@@ -435,7 +502,10 @@ mod tests {
             "refundRequested": false,
         });
         assert_eq!(serde_json::to_string(&order).unwrap(), before.to_string());
-        let released = Released { released: true, status: json!("released") };
+        let released = Released {
+            released: true,
+            status: ReleaseStatus::Ended(domain::inventory::ReservationStatus::Released),
+        };
         assert_eq!(
             serde_json::to_string(&released).unwrap(),
             json!({ "released": true, "status": "released" }).to_string()

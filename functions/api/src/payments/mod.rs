@@ -12,7 +12,7 @@
 //! - Providers are called through `providers` (timeouts, retries never on 4xx, a circuit
 //!   breaker per provider); base URLs are configuration.
 
-mod callables;
+pub(crate) mod callables;
 mod errors;
 mod idempotency;
 pub(crate) mod limits;

@@ -1,7 +1,9 @@
 //! Hostile callers of the api, in one place: missing, forged, tampered, expired, unsigned and
 //! wrong-project ID tokens on every callable; one user acting on another's reservation, order
 //! or like; malformed and oversized bodies; floods of follow/unfollow and every other callable
-//! hitting its per-user limit (429 `RESOURCE_EXHAUSTED`) while honest use passes.
+//! hitting its per-user limit (429 `RESOURCE_EXHAUSTED`, the wait in `details`) while honest
+//! use passes; the idempotency key in `data` (SDK callers): another user's key, a key that
+//! contradicts the header, oversized and malformed keys.
 //!
 //! Covered elsewhere, not repeated here: releasing someone else's reservation
 //! (`payments/reservations.rs`, 403), `getOrder` of someone else's order (same file,
@@ -234,6 +236,71 @@ async fn every_callable_is_rate_limited() {
         }
         let second = call_at(&h.app, &token, name, data, Some("k-second")).await;
         assert_eq!(second.status(), 429, "{name}: the second call in the minute");
-        assert_eq!(error_status(second).await, "RESOURCE_EXHAUSTED", "{name}");
+        let wait: u64 = second.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let body: Value = second.json().await.unwrap();
+        assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED", "{name}");
+        // SDK callers never see Retry-After: the same wait is in the body.
+        assert_eq!(body["error"]["details"]["retryAfterSeconds"], wait, "{name}: {body}");
+        assert!((1..=60).contains(&wait), "{name}: {wait}");
     }
+}
+
+/// The idempotency key in `data` (for SDK callers) opens no hole the header does not: another
+/// user's key runs in the caller's own scope (never their saved result), a key contradicting
+/// the header is refused, and keys over 255 characters, with spaces or control characters, or
+/// of another JSON type are refused before anything runs.
+#[tokio::test]
+async fn idempotency_keys_in_data_are_checked_and_scoped_like_the_header() {
+    let h = Harness::start(&[]).await;
+    h.product("pot", 10).await;
+    let ada_reservation = h.reserve("ada", "pot", 1).await;
+    let pay = |reservation: &str, key: Value| json!({"reservationIds": [reservation], "provider": "stripe", "idempotencyKey": key});
+    let ada = h.call("ada", "initiatePayment", pay(&ada_reservation, json!("ada-key"))).await;
+    assert_eq!(ada.status(), 200);
+    let ada: Value = ada.json().await.unwrap();
+
+    // mallory uses ada's key: it is her own key in her own scope, so she gets her own order,
+    // never ada's saved answer...
+    let own = h.reserve("mallory", "pot", 1).await;
+    let mine = h.call("mallory", "initiatePayment", pay(&own, json!("ada-key"))).await;
+    let mine: Value = mine.json().await.unwrap();
+    assert_eq!(mine["result"]["replayed"], false, "{mine}");
+    assert_ne!(mine["result"]["orderId"], ada["result"]["orderId"]);
+    // ...and replaying ada's exact request with it gets no result at all (in mallory's scope the
+    // key was used with another payload).
+    let reuse = h.call("mallory", "initiatePayment", pay(&ada_reservation, json!("ada-key"))).await;
+    assert_ne!(reuse.status(), 200);
+    let body: Value = reuse.json().await.unwrap();
+    assert!(body.get("result").is_none(), "{body}");
+    assert!(!body.to_string().contains(ada["result"]["orderId"].as_str().unwrap()));
+
+    // Header and data disagree: refused, whichever key the attacker hoped would win.
+    let token = h.token("mallory");
+    let own2 = h.reserve("mallory", "pot", 1).await;
+    let calls = h.fake.stripe_calls();
+    let mixed =
+        call_at(&h.app, &token, "initiatePayment", pay(&own2, json!("ada-key")), Some("other"))
+            .await;
+    assert_eq!(mixed.status(), 400);
+    assert_eq!(error_status(mixed).await, "INVALID_ARGUMENT");
+
+    // Oversized and malformed keys.
+    for bad in [
+        json!("k".repeat(256)),
+        json!("k".repeat(100_000)),
+        json!(""),
+        json!("with space"),
+        json!("tab\there"),
+        json!("nul\u{0}"),
+        json!("caf\u{e9}"),
+        json!(42),
+        json!({"key": "x"}),
+        json!(["x"]),
+        json!(true),
+    ] {
+        let response = h.call("mallory", "initiatePayment", pay(&own2, bad.clone())).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(error_status(response).await, "INVALID_ARGUMENT", "{bad}");
+    }
+    assert_eq!(h.fake.stripe_calls(), calls, "no refused key reached the provider");
 }

@@ -62,7 +62,10 @@ async fn replays_of_a_completed_key_cost_no_slot() {
         let replay = h.call_with_key("ada", "initiatePayment", pay.clone(), "lost-answer").await;
         assert_eq!(replay.status(), 200, "replay {i} is answered from the ledger");
         assert_eq!(replay.headers()["idempotent-replayed"], "true");
-        assert_eq!(replay.json::<Value>().await.unwrap(), first);
+        let mut replay = replay.json::<Value>().await.unwrap();
+        assert_eq!(replay["result"]["replayed"], true);
+        replay["result"]["replayed"] = json!(false);
+        assert_eq!(replay, first);
     }
     assert_eq!(h.fake.stripe_calls(), 1);
     // The first call took one slot of five: four fresh keys pass, the fifth is refused.
