@@ -15,11 +15,13 @@
 //! Map: [`plan`] (pure: what runs where, with which env), [`registry`] (manifest name ->
 //! Router builder), [`identity`] (local OIDC keys and callers), [`stack`] (bringing it up and
 //! down), [`table`] (the what-runs-where tables), [`state`] (the running-stack file),
-//! [`measure`] (RSS), [`cli`] (the commands).
+//! [`measure`] (RSS), [`fanout`] (a feed fan-out through the stack, timed), [`cli`] (the
+//! commands).
 
 pub mod cli;
 pub mod demo;
 pub mod eventarc;
+pub mod fanout;
 pub mod identity;
 pub mod invoke;
 pub mod jobs;

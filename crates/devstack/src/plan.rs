@@ -179,10 +179,10 @@ pub fn function_env(
         // Metrics for the local operator identity only, as production serves them to its readers.
         ("HEARTH_METRICS_ALLOWED_EMAILS", identity::Caller::Operator.email(project)),
     ];
-    if let Some(max_instances) = resources.max_instances {
-        // The write ramp's budget is shared as production shares it (one process here).
-        fixed.push(("HEARTH_WRITE_BUDGET_INSTANCES", max_instances.to_string()));
-    }
+    // The write ramp is a budget for the deployment, shared by the instances that can run at
+    // once (`max_instances` in production: with the manifest's 20, a share is 25 writes/s, 40 s
+    // for 1,000 followers). Here the deployment is this one process: it gets the whole budget.
+    fixed.push(("HEARTH_WRITE_BUDGET_INSTANCES", "1".to_owned()));
     let origins = spec.cors_origins("local");
     if !origins.is_empty() {
         fixed.push(("HEARTH_CORS_ORIGINS", origins.join(",")));
@@ -405,7 +405,8 @@ mod tests {
             assert_eq!(f.env["HEARTH_GOOGLE_OIDC_JWKS_URL"], "http://127.0.0.1:9/jwks");
             assert!(!f.env.contains_key("HEARTH_INSECURE_LOCAL_PUSH"), "push auth stays on");
             assert!(f.env["HEARTH_METRICS_ALLOWED_EMAILS"].starts_with("devstack-operator@"));
-            assert!(f.env.contains_key("HEARTH_WRITE_BUDGET_INSTANCES"));
+            // One local process: the whole write budget.
+            assert_eq!(f.env["HEARTH_WRITE_BUDGET_INSTANCES"], "1");
             // Never posing as Cloud Run: emulator mode is refused there.
             assert!(!f.env.contains_key("K_SERVICE"), "{}", f.name);
             assert_eq!(f.env["HEARTH_SERVICE_NAME"], f.name);

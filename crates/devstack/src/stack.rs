@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::eventarc::EventarcRetry;
-use crate::eventarc::listener::Bridge;
+use crate::eventarc::listener::{Bridge, BridgeStats};
 use crate::identity::LocalKeys;
 use crate::jobs::{self, Clock};
 use crate::plan::{self, Emulators, StackPlan};
@@ -81,6 +82,8 @@ pub struct Stack {
     pub manifest: PathBuf,
     /// From the call to [`Stack::up`] to everything answering.
     pub ready_in: Duration,
+    /// What the Eventarc bridge has read from Firestore.
+    pub eventarc: Arc<BridgeStats>,
     /// Emulator logs (testkit writes them under the temp dir).
     pub emulator_logs: PathBuf,
     cancel: CancellationToken,
@@ -171,6 +174,7 @@ impl Stack {
         for route in plan.push_routes.clone() {
             tasks.push(engine::spawn(route, rest.clone(), http.clone(), cancel.clone()));
         }
+        let eventarc = Arc::new(BridgeStats::default());
         if !plan.eventarc_routes.is_empty() {
             let db =
                 store::Db::new(store::DbConfig::emulator(&options.project, &emulators.firestore));
@@ -180,6 +184,7 @@ impl Stack {
                 routes: plan.eventarc_routes.clone(),
                 http: http.clone(),
                 retry: options.eventarc_retry,
+                stats: eventarc.clone(),
             };
             tasks.push(bridge.start(cancel.clone(), Duration::from_secs(30)).await?);
         }
@@ -229,6 +234,7 @@ impl Stack {
             provider,
             manifest: options.manifest.clone(),
             ready_in: started.elapsed(),
+            eventarc,
             emulator_logs: std::env::temp_dir().join("hearth-emulators"),
             cancel,
             tasks,

@@ -1,31 +1,43 @@
-//! The Firestore side of the Eventarc bridge: one `Listen` collection-group target per
-//! collection a trigger watches, changes tracked by [`Tracker`], matching routes served by
-//! [`super::deliver`]. Reconnects after a dropped stream and reports what changed meanwhile.
+//! The Firestore side of the Eventarc bridge: one `Listen` target per [`Scope`] the triggers
+//! watch, changes tracked by [`Tracker`], matching routes served by [`super::deliver`].
+//! Reconnects after a dropped stream and reports what changed meanwhile.
 //!
 //! The emulator answers a change by resetting the target and re-sending its whole result
-//! (`RESET`, documents, `CURRENT`), which the tracker turns back into the one change. It does
-//! not update kindless (every-document) targets after their first snapshot, so patterns whose
-//! last collection id is a wildcard are served by polling an all-descendants query instead
-//! (every [`POLL_INTERVAL`]).
+//! (`RESET`, documents, `CURRENT`), which the tracker turns back into the one change. So the
+//! target is the narrowest query that holds the pattern's documents: for `posts/{postId}`, the
+//! top-level `posts` collection, not the `posts` collection group, which also holds every feed
+//! entry (`feeds/{uid}/posts/{postId}`): with the group, each of a fan-out's writes made the
+//! emulator resend every post and feed entry, and the bridge compare them all. Writes outside
+//! a collection target are never sent; writes to a group target's collection id outside its
+//! name range still make the emulator resend the (in-range) result. [`BridgeStats`] counts
+//! what arrives. The emulator does not update kindless (every-document) targets after their
+//! first snapshot, so patterns whose last collection id is a wildcard are served by polling an
+//! all-descendants query of their scope instead (every [`POLL_INTERVAL`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use firestore::gcloud_sdk::google::firestore::v1::listen_request::TargetChange as AddOrRemove;
 use firestore::gcloud_sdk::google::firestore::v1::listen_response::ResponseType;
 use firestore::gcloud_sdk::google::firestore::v1::run_query_request::QueryType as RunQueryType;
-use firestore::gcloud_sdk::google::firestore::v1::structured_query::CollectionSelector;
+use firestore::gcloud_sdk::google::firestore::v1::structured_query::{
+    CollectionSelector, CompositeFilter, FieldFilter, FieldReference, Filter, composite_filter,
+    field_filter, filter::FilterType,
+};
 use firestore::gcloud_sdk::google::firestore::v1::target::query_target::QueryType;
 use firestore::gcloud_sdk::google::firestore::v1::target::{QueryTarget, TargetType};
 use firestore::gcloud_sdk::google::firestore::v1::target_change::TargetChangeType;
+use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
 use firestore::gcloud_sdk::google::firestore::v1::{
-    ListenRequest, RunQueryRequest, StructuredQuery, Target,
+    ListenRequest, RunQueryRequest, StructuredQuery, Target, Value,
 };
 use futures::StreamExt as _;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::pattern::fires;
+use super::pattern::{Scope, fires};
 use super::tracker::{Change, Tracker};
 use super::{EventarcRetry, EventarcRoute, build_event, convert, deliver};
 
@@ -39,6 +51,27 @@ pub enum BridgeError {
     NotReady(Duration),
 }
 
+/// What the bridge has read from Firestore (the work it does grows with these).
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    /// Document snapshots received on the Listen stream.
+    pub listened: AtomicU64,
+    /// Documents read by the polls of wildcard-collection patterns.
+    pub polled: AtomicU64,
+}
+
+impl BridgeStats {
+    /// Document snapshots received on the Listen stream so far.
+    pub fn listened(&self) -> u64 {
+        self.listened.load(Ordering::Relaxed)
+    }
+
+    /// Documents polled so far.
+    pub fn polled(&self) -> u64 {
+        self.polled.load(Ordering::Relaxed)
+    }
+}
+
 /// The bridge of one project.
 #[derive(Debug, Clone)]
 pub struct Bridge {
@@ -47,25 +80,73 @@ pub struct Bridge {
     pub routes: Vec<EventarcRoute>,
     pub http: reqwest::Client,
     pub retry: EventarcRetry,
+    /// Shared with whoever wants to watch the bridge's reads.
+    pub stats: Arc<BridgeStats>,
 }
 
 struct Watched {
-    group: String,
+    scope: Scope,
     tracker: Tracker,
 }
 
 impl Bridge {
-    /// The collection groups to watch, numbered from 1 (the Listen target ids).
-    fn targets(&self) -> BTreeMap<i32, String> {
-        let mut groups: Vec<String> =
-            self.routes.iter().map(|r| r.pattern.collection_group().to_owned()).collect();
-        groups.sort();
-        groups.dedup();
-        groups
+    /// The scopes the routes watch, each once.
+    fn scopes(&self) -> Vec<Scope> {
+        let mut scopes: Vec<Scope> = self.routes.iter().map(|r| r.pattern.scope()).collect();
+        scopes.sort();
+        scopes.dedup();
+        scopes
+    }
+
+    /// The scopes served by Listen, numbered from 1 (the Listen target ids).
+    fn targets(&self) -> BTreeMap<i32, Scope> {
+        self.scopes()
             .into_iter()
+            .filter(|s| !matches!(s, Scope::Everything { .. }))
             .enumerate()
-            .map(|(i, g)| (i32::try_from(i).unwrap_or(i32::MAX - 1) + 1, g))
+            .map(|(i, s)| (i32::try_from(i).unwrap_or(i32::MAX - 1) + 1, s))
             .collect()
+    }
+
+    /// The query of `scope`: its parent (a full resource name) and structured query.
+    fn query(&self, scope: &Scope) -> (String, StructuredQuery) {
+        let root = self.db.documents_root();
+        let parent = match scope.parent() {
+            "" => root.to_owned(),
+            path => format!("{root}/{path}"),
+        };
+        let from = match scope {
+            Scope::Collection { collection, .. } => {
+                CollectionSelector { collection_id: collection.clone(), all_descendants: false }
+            }
+            Scope::Group { collection, .. } => {
+                CollectionSelector { collection_id: collection.clone(), all_descendants: true }
+            }
+            Scope::Everything { .. } => {
+                CollectionSelector { collection_id: String::new(), all_descendants: true }
+            }
+        };
+        let r#where = scope.name_range().map(|(low, high)| {
+            let bound = |op: field_filter::Operator, path: String| Filter {
+                filter_type: Some(FilterType::FieldFilter(FieldFilter {
+                    field: Some(FieldReference { field_path: "__name__".to_owned() }),
+                    op: op as i32,
+                    value: Some(Value {
+                        value_type: Some(ValueType::ReferenceValue(format!("{root}/{path}"))),
+                    }),
+                })),
+            };
+            Filter {
+                filter_type: Some(FilterType::CompositeFilter(CompositeFilter {
+                    op: composite_filter::Operator::And as i32,
+                    filters: vec![
+                        bound(field_filter::Operator::GreaterThanOrEqual, low),
+                        bound(field_filter::Operator::LessThan, high),
+                    ],
+                })),
+            }
+        });
+        (parent, StructuredQuery { from: vec![from], r#where, ..Default::default() })
     }
 
     /// Starts listening and returns once every target has its first snapshot (so writes made
@@ -98,15 +179,14 @@ impl Bridge {
     }
 
     async fn run(self, cancel: CancellationToken, ready: watch::Sender<bool>) {
-        let mut targets = self.targets();
-        targets.retain(|_, group| !group.is_empty());
+        let targets = self.targets();
         if targets.is_empty() {
             let _ = ready.send(true);
             return;
         }
         let mut watched: BTreeMap<i32, Watched> = targets
             .iter()
-            .map(|(id, group)| (*id, Watched { group: group.clone(), tracker: Tracker::new() }))
+            .map(|(id, scope)| (*id, Watched { scope: scope.clone(), tracker: Tracker::new() }))
             .collect();
         let mut failures = 0u32;
         loop {
@@ -132,33 +212,29 @@ impl Bridge {
 
     async fn listen_once(
         &self,
-        targets: &BTreeMap<i32, String>,
+        targets: &BTreeMap<i32, Scope>,
         watched: &mut BTreeMap<i32, Watched>,
         ready: &watch::Sender<bool>,
     ) -> Result<(), String> {
         let firestore = self.db.firestore().await.map_err(|e| e.to_string())?;
         let mut client = firestore.client().get();
         let database = self.db.database_name().to_owned();
-        let parent = self.db.documents_root().to_owned();
         let requests: Vec<ListenRequest> = targets
             .iter()
-            .map(|(id, group)| ListenRequest {
-                database: database.clone(),
-                target_change: Some(AddOrRemove::AddTarget(Target {
-                    target_id: *id,
-                    target_type: Some(TargetType::Query(QueryTarget {
-                        parent: parent.clone(),
-                        query_type: Some(QueryType::StructuredQuery(StructuredQuery {
-                            from: vec![CollectionSelector {
-                                collection_id: group.clone(),
-                                all_descendants: true,
-                            }],
-                            ..Default::default()
+            .map(|(id, scope)| {
+                let (parent, query) = self.query(scope);
+                ListenRequest {
+                    database: database.clone(),
+                    target_change: Some(AddOrRemove::AddTarget(Target {
+                        target_id: *id,
+                        target_type: Some(TargetType::Query(QueryTarget {
+                            parent,
+                            query_type: Some(QueryType::StructuredQuery(query)),
                         })),
+                        ..Default::default()
                     })),
                     ..Default::default()
-                })),
-                ..Default::default()
+                }
             })
             .collect();
         // Keep the request side open: closing it ends the stream.
@@ -166,7 +242,7 @@ impl Bridge {
         let mut stream = client.listen(outbound).await.map_err(|e| e.to_string())?.into_inner();
         while let Some(response) = stream.message().await.map_err(|e| e.to_string())? {
             let Some(response) = response.response_type else { continue };
-            let mut changes: Vec<(String, Change)> = Vec::new();
+            let mut changes: Vec<(Scope, Change)> = Vec::new();
             match response {
                 ResponseType::TargetChange(tc) => {
                     let ids = if tc.target_ids.is_empty() {
@@ -182,7 +258,7 @@ impl Bridge {
                                         w.tracker
                                             .current()
                                             .into_iter()
-                                            .map(|c| (w.group.clone(), c)),
+                                            .map(|c| (w.scope.clone(), c)),
                                     );
                                 }
                             }
@@ -206,19 +282,20 @@ impl Bridge {
                 }
                 ResponseType::DocumentChange(dc) => {
                     if let Some(doc) = dc.document {
+                        self.stats.listened.fetch_add(1, Ordering::Relaxed);
                         let doc = convert::document(&doc);
                         for id in &dc.target_ids {
                             if let Some(w) = watched.get_mut(id)
                                 && let Some(c) = w.tracker.document(doc.clone())
                             {
-                                changes.push((w.group.clone(), c));
+                                changes.push((w.scope.clone(), c));
                             }
                         }
                         for id in &dc.removed_target_ids {
                             if let Some(w) = watched.get_mut(id)
                                 && let Some(c) = w.tracker.removed(&doc.name)
                             {
-                                changes.push((w.group.clone(), c));
+                                changes.push((w.scope.clone(), c));
                             }
                         }
                     }
@@ -234,40 +311,50 @@ impl Bridge {
                     return Err("existence filter mismatch; resyncing".to_owned());
                 }
             }
-            for (group, change) in changes {
-                self.dispatch(&group, &change);
+            for (scope, change) in changes {
+                self.dispatch(&scope, &change);
             }
         }
         Err("the stream closed".to_owned())
     }
 
-    /// Polls every document for the wildcard-collection patterns (see the module docs).
+    /// Polls the scopes of the wildcard-collection patterns (see the module docs).
     async fn poll(self, cancel: CancellationToken, ready: watch::Sender<bool>) {
-        if !self.targets().values().any(String::is_empty) {
+        let mut polled: Vec<(Scope, Tracker)> = self
+            .scopes()
+            .into_iter()
+            .filter(|s| matches!(s, Scope::Everything { .. }))
+            .map(|s| (s, Tracker::new()))
+            .collect();
+        if polled.is_empty() {
             let _ = ready.send(true);
             return;
         }
-        let mut tracker = Tracker::new();
         let mut failing = false;
         loop {
-            match self.query_all().await {
-                Ok(docs) => {
-                    failing = false;
-                    tracker.reset();
-                    let mut changes: Vec<Change> =
-                        docs.into_iter().filter_map(|d| tracker.document(d)).collect();
-                    changes.extend(tracker.current());
-                    for change in changes {
-                        self.dispatch("", &change);
+            let mut all_read = true;
+            for (scope, tracker) in &mut polled {
+                match self.query_all(scope).await {
+                    Ok(docs) => {
+                        tracker.reset();
+                        let mut changes: Vec<Change> =
+                            docs.into_iter().filter_map(|d| tracker.document(d)).collect();
+                        changes.extend(tracker.current());
+                        for change in changes {
+                            self.dispatch(scope, &change);
+                        }
                     }
-                    let _ = ready.send(true);
-                }
-                Err(error) => {
-                    if !failing {
-                        tracing::warn!(%error, "polling Firestore for wildcard-collection triggers failed; retrying");
+                    Err(error) => {
+                        if !failing {
+                            tracing::warn!(%error, "polling Firestore for wildcard-collection triggers failed; retrying");
+                        }
+                        all_read = false;
                     }
-                    failing = true;
                 }
+            }
+            failing = !all_read;
+            if all_read {
+                let _ = ready.send(true);
             }
             tokio::select! {
                 () = cancel.cancelled() => return,
@@ -276,17 +363,15 @@ impl Bridge {
         }
     }
 
-    async fn query_all(&self) -> Result<Vec<gcp::firestore::FirestoreDocument>, String> {
+    async fn query_all(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<gcp::firestore::FirestoreDocument>, String> {
         let firestore = self.db.firestore().await.map_err(|e| e.to_string())?;
+        let (parent, query) = self.query(scope);
         let request = RunQueryRequest {
-            parent: self.db.documents_root().to_owned(),
-            query_type: Some(RunQueryType::StructuredQuery(StructuredQuery {
-                from: vec![CollectionSelector {
-                    collection_id: String::new(),
-                    all_descendants: true,
-                }],
-                ..Default::default()
-            })),
+            parent,
+            query_type: Some(RunQueryType::StructuredQuery(query)),
             ..Default::default()
         };
         let mut stream = firestore
@@ -299,16 +384,19 @@ impl Bridge {
         let mut docs = Vec::new();
         while let Some(item) = stream.message().await.map_err(|e| e.message().to_owned())? {
             if let Some(doc) = item.document {
+                self.stats.polled.fetch_add(1, Ordering::Relaxed);
                 docs.push(convert::document(&doc));
             }
         }
         Ok(docs)
     }
 
-    fn dispatch(&self, group: &str, change: &Change) {
+    /// Delivers `change`, seen in `scope`, to the routes of that scope it concerns (a change
+    /// seen in another scope too is that scope's routes' business).
+    fn dispatch(&self, scope: &Scope, change: &Change) {
         let path = change.path();
         for route in &self.routes {
-            if route.pattern.collection_group() != group
+            if route.pattern.scope() != *scope
                 || !route.pattern.matches(path)
                 || !fires(route.event_type, change.kind())
             {
@@ -326,13 +414,13 @@ impl Bridge {
     }
 }
 
-fn removed(watched: &mut BTreeMap<i32, Watched>, name: &str, ids: &[i32]) -> Vec<(String, Change)> {
+fn removed(watched: &mut BTreeMap<i32, Watched>, name: &str, ids: &[i32]) -> Vec<(Scope, Change)> {
     let all: Vec<i32> = watched.keys().copied().collect();
     let ids = if ids.is_empty() { all.as_slice() } else { ids };
     ids.iter()
         .filter_map(|id| {
             let w = watched.get_mut(id)?;
-            w.tracker.removed(name).map(|c| (w.group.clone(), c))
+            w.tracker.removed(name).map(|c| (w.scope.clone(), c))
         })
         .collect()
 }

@@ -2,10 +2,11 @@
 //! routing of a document change to the event types a trigger asked for. Pure.
 //!
 //! Supported locally: literal segments and single-segment wildcards `{name}`, on a document
-//! path (an even number of segments). The bridge listens to the collection group of the last
-//! collection id, or, when that segment is a wildcard (`candles/{instrument}/{granularity}/{ts}`),
-//! to every document of the database. Anything else (`{name=**}`, partial-segment wildcards) is
-//! refused at start-up with a message that names the pattern, rather than silently never firing.
+//! path (an even number of segments). [`DocumentPattern::scope`] says which documents the
+//! bridge watches for a pattern: as few as the pattern allows, so that its cost does not grow
+//! with unrelated documents (the feed entries `feeds/{uid}/posts/{postId}` share the collection
+//! id of `posts/{postId}`). Anything else (`{name=**}`, partial-segment wildcards) is refused at
+//! start-up with a message that names the pattern, rather than silently never firing.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +25,51 @@ enum Segment {
 pub struct DocumentPattern {
     raw: String,
     segments: Vec<Segment>,
+}
+
+/// The documents the bridge watches for a pattern: a superset of the pattern's matches, as
+/// small as Firestore's queries allow. Paths are relative to the database's documents root.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// One collection: every segment before the last collection id is literal
+    /// (`posts/{postId}` watches `posts`; `users/u1/settings/{id}` watches `users/u1/settings`).
+    /// Writes anywhere else never reach the target.
+    Collection {
+        /// The document the collection hangs under; empty for a top-level collection.
+        parent: String,
+        collection: String,
+    },
+    /// Every collection named `collection` below `parent` (a collection-group query), when a
+    /// wildcard precedes it (`tenants/{t}/users/{uid}`), narrowed to the names under `prefix`.
+    Group { parent: String, collection: String, prefix: Option<String> },
+    /// Every document below `parent`, narrowed to the names under `prefix`, when the last
+    /// collection id is a wildcard (`candles/{instrument}/{granularity}/{ts}`). The emulator
+    /// does not update such listen targets, so these are polled.
+    Everything { parent: String, prefix: Option<String> },
+}
+
+impl Scope {
+    /// The relative path of the query's parent (empty: the documents root).
+    pub fn parent(&self) -> &str {
+        match self {
+            Scope::Collection { parent, .. }
+            | Scope::Group { parent, .. }
+            | Scope::Everything { parent, .. } => parent,
+        }
+    }
+
+    /// The document-name range `[low, high)` (relative paths) that holds exactly the documents
+    /// below `prefix`, a collection path: from its least possible document id (`\u{0}`) to the
+    /// least document of the next collection id (`prefix` + `\u{0}`). Both ends name documents
+    /// (Firestore compares references, which must), and the range is exact because references
+    /// are ordered segment by segment, whatever the encoding of the ids.
+    pub fn name_range(&self) -> Option<(String, String)> {
+        let prefix = match self {
+            Scope::Collection { .. } => return None,
+            Scope::Group { prefix, .. } | Scope::Everything { prefix, .. } => prefix.as_ref()?,
+        };
+        Some((format!("{prefix}/\u{0}"), format!("{prefix}\u{0}/\u{0}")))
+    }
 }
 
 /// Why a pattern cannot be served by the local bridge.
@@ -75,12 +121,26 @@ impl DocumentPattern {
         Ok(Self { raw: raw.to_owned(), segments })
     }
 
-    /// The collection id the bridge listens to (as a collection group); empty when the last
-    /// collection id is a wildcard, meaning every document.
-    pub fn collection_group(&self) -> &str {
-        match &self.segments[self.segments.len() - 2] {
-            Segment::Literal(id) => id,
-            Segment::Wildcard(_) => "",
+    /// The documents the bridge watches for this pattern (see [`Scope`]).
+    pub fn scope(&self) -> Scope {
+        // The literal segments before the first wildcard.
+        let literal: Vec<&str> = self
+            .segments
+            .iter()
+            .map_while(|s| if let Segment::Literal(l) = s { Some(l.as_str()) } else { None })
+            .collect();
+        let last_collection = self.segments.len() - 2;
+        // The deepest literal document: the narrowest parent a query can have.
+        let parent_len = (literal.len() / 2 * 2).min(last_collection);
+        let parent = literal[..parent_len].join("/");
+        // A literal collection id below that parent narrows the names further.
+        let prefix = (literal.len() > parent_len).then(|| literal[..=parent_len].join("/"));
+        match &self.segments[last_collection] {
+            Segment::Literal(id) if literal.len() > last_collection => {
+                Scope::Collection { parent, collection: id.clone() }
+            }
+            Segment::Literal(id) => Scope::Group { parent, collection: id.clone(), prefix },
+            Segment::Wildcard(_) => Scope::Everything { parent, prefix },
         }
     }
 
@@ -149,23 +209,98 @@ mod tests {
     #[test]
     fn patterns_match_whole_segments_only() {
         let p = DocumentPattern::parse("posts/{postId}").unwrap();
-        assert_eq!(p.collection_group(), "posts");
         assert_eq!(p.captures("posts/p1").unwrap()["postId"], "p1");
         assert!(!p.matches("posts"));
         assert!(!p.matches("posts/p1/comments/c1"));
         assert!(!p.matches("users/p1"));
         let deep = DocumentPattern::parse("tenants/{t}/users/{uid}").unwrap();
-        assert_eq!(deep.collection_group(), "users");
         let c = deep.captures("tenants/acme/users/u1").unwrap();
         assert_eq!((c["t"].as_str(), c["uid"].as_str()), ("acme", "u1"));
         assert!(!deep.matches("tenants/acme/other/u1"));
         let any = DocumentPattern::parse("candles/{instrument}/{granularity}/{ts}").unwrap();
-        assert_eq!(any.collection_group(), "", "a wildcard collection listens to everything");
         assert_eq!(any.label(), "candles");
         assert!(any.matches("candles/EURUSD/M1/1700000000"));
         assert!(!any.matches("posts/EURUSD/M1/1700000000"));
         assert_eq!(any.sample_path(), "candles/sample-instrument/sample-granularity/sample-ts");
         assert!(DocumentPattern::parse("config/signup").unwrap().matches("config/signup"));
+    }
+
+    fn scope(pattern: &str) -> Scope {
+        DocumentPattern::parse(pattern).unwrap().scope()
+    }
+
+    #[test]
+    fn each_pattern_watches_as_few_documents_as_a_query_allows() {
+        let collection = |parent: &str, collection: &str| Scope::Collection {
+            parent: parent.into(),
+            collection: collection.into(),
+        };
+        // The feed entries feeds/{uid}/posts/{postId} are outside posts/{postId}'s scope.
+        assert_eq!(scope("posts/{postId}"), collection("", "posts"));
+        assert_eq!(scope("config/signup"), collection("", "config"));
+        assert_eq!(scope("users/u1/settings/{id}"), collection("users/u1", "settings"));
+        assert_eq!(scope("users/u1/settings/s1"), collection("users/u1", "settings"));
+        assert_eq!(
+            scope("tenants/{t}/users/{uid}"),
+            Scope::Group {
+                parent: String::new(),
+                collection: "users".into(),
+                prefix: Some("tenants".into())
+            }
+        );
+        assert_eq!(
+            scope("a/b/c/{x}/d/{y}"),
+            Scope::Group {
+                parent: "a/b".into(),
+                collection: "d".into(),
+                prefix: Some("a/b/c".into())
+            }
+        );
+        assert_eq!(
+            scope("a/b/{c}/x/d/{y}"),
+            Scope::Group { parent: "a/b".into(), collection: "d".into(), prefix: None }
+        );
+        assert_eq!(
+            scope("{c}/{id}/users/{uid}"),
+            Scope::Group { parent: String::new(), collection: "users".into(), prefix: None }
+        );
+        assert_eq!(
+            scope("candles/{instrument}/{granularity}/{ts}"),
+            Scope::Everything { parent: String::new(), prefix: Some("candles".into()) }
+        );
+        assert_eq!(scope("a/b/{c}/{id}"), Scope::Everything { parent: "a/b".into(), prefix: None });
+        assert_eq!(scope("{c}/{id}"), Scope::Everything { parent: String::new(), prefix: None });
+    }
+
+    #[test]
+    fn a_name_range_holds_the_prefix_and_nothing_beside_it() {
+        let group = scope("tenants/{t}/users/{uid}");
+        let (low, high) = group.name_range().unwrap();
+        assert_eq!((low.as_str(), high.as_str()), ("tenants/\u{0}", "tenants\u{0}/\u{0}"));
+        // References are ordered segment by segment.
+        let segments = |p: &str| p.split('/').map(str::to_owned).collect::<Vec<_>>();
+        let within =
+            |name: &str| segments(&low) <= segments(name) && segments(name) < segments(&high);
+        for name in [
+            "tenants/acme/users/u1",
+            "tenants/\u{0}/users/u",
+            "tenants/\u{10FFFF}/users/u",
+            "tenants/\u{FFFF}/users/u",
+        ] {
+            assert!(within(name), "{name}");
+        }
+        for name in [
+            "tenant/a/users/u",
+            "tenants0/a/users/u",
+            "tenants-b/a/users/u",
+            "tenants\u{0}/a/users/u",
+            "users/u1",
+            "a/b/tenants/c/users/u",
+        ] {
+            assert!(!within(name), "{name}");
+        }
+        assert_eq!(scope("posts/{postId}").name_range(), None);
+        assert_eq!(scope("{c}/{id}").name_range(), None);
     }
 
     #[test]

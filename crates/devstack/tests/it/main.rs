@@ -3,6 +3,7 @@
 
 mod demo;
 mod eventarc;
+mod fanout;
 mod jobs;
 mod push;
 mod stack;
