@@ -291,7 +291,7 @@ pub struct BaseConfig {
     /// `HEARTH_CORS_ORIGINS` (comma list of exact origins; default: none allowed).
     pub cors_origins: Vec<String>,
     /// `HEARTH_WRITE_BUDGET_INSTANCES` (default 1): how many instances of this function may
-    /// run at once (the manifest's `max_instances`, set by Terraform and devstack); bulk
+    /// run at once (the manifest's `max_instances`, set by Terraform; devstack, one process, sets 1); bulk
     /// writers divide the Firestore write ramp by it (`domain::ramp::RampPolicy::shared_by`).
     pub write_budget_instances: u32,
     /// `HEARTH_BODY_LIMIT_BYTES` (default 1 MiB): the limit of routes that do not raise it.
