@@ -189,13 +189,15 @@ impl Db {
         Ok(self.firestore().await?.client().get())
     }
 
-    /// Runs one RPC under the request timeout, mapping failures to [`Error`]; what the answer
-    /// cost is counted for the current request ([`crate::ops`]).
+    /// Runs one RPC under the request timeout, mapping failures to [`Error`]; the round trip
+    /// (answered or not) and what the answer cost are counted for the current request
+    /// ([`crate::ops`]).
     pub(crate) async fn call<T, Fut>(&self, rpc: Fut) -> Result<T::Counted, Error>
     where
         T: Billable,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        metering::record(metering::OpKind::RoundTrip, 1);
         let result = match self.inner.config.request_timeout {
             Some(limit) => match tokio::time::timeout(limit, rpc).await {
                 Ok(result) => result,

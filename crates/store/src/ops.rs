@@ -11,7 +11,12 @@
 //!   by its write result, which carries no `update_time` ("not set after a delete").
 //!   Failed writes of a `BatchWrite` (a non-zero status) are not billed.
 //!
-//! Transactions' `BeginTransaction` / `Rollback` are free and not counted.
+//! Transactions' `BeginTransaction` / `Rollback` are free and not billed.
+//!
+//! Every RPC, whatever it answers, is also one round trip (`metering::OpKind::RoundTrip`,
+//! recorded by `Db::call` before it sends): a `RunQuery` or `BatchGetDocuments` stream is one,
+//! however many documents it carries; a transaction is its `BeginTransaction`, each read, and its
+//! `Commit` (or `Rollback`).
 
 use firestore::gcloud_sdk::google::firestore::v1::{
     BatchGetDocumentsResponse, BatchWriteResponse, BeginTransactionResponse, CommitResponse,
