@@ -27,6 +27,7 @@ use firestore::gcloud_sdk::google::firestore::v1::firestore_client::FirestoreCli
 use firestore::gcloud_sdk::google::firestore::v1::{
     CommitRequest, Document, GetDocumentRequest, Precondition, Write, precondition, write,
 };
+use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
@@ -262,13 +263,30 @@ impl Db {
 
     /// Commits `writes` atomically, outside any transaction.
     pub(crate) async fn commit(&self, writes: Vec<Write>) -> Result<(), Error> {
+        self.commit_timed(writes).await.map(drop)
+    }
+
+    /// [`commit`](Self::commit), answering the update time of each write (`None` for a
+    /// delete), the version a later write can be conditioned on
+    /// ([`Db::update_time_precondition`]).
+    pub(crate) async fn commit_timed(
+        &self,
+        writes: Vec<Write>,
+    ) -> Result<Vec<Option<Timestamp>>, Error> {
         let request = CommitRequest {
             database: self.database_name().to_owned(),
             writes,
             ..Default::default()
         };
         let mut client = self.client().await?;
-        self.call(client.commit(request)).await.map(drop)
+        let response = self.call(client.commit(request)).await?;
+        Ok(response.write_results.into_iter().map(|r| r.update_time).collect())
+    }
+
+    /// The precondition "the document was last written at `update_time`": the write fails
+    /// with `FAILED_PRECONDITION` (or `NOT_FOUND`) if anyone wrote or deleted it since.
+    pub(crate) fn update_time_precondition(update_time: Timestamp) -> Precondition {
+        Precondition { condition_type: Some(precondition::ConditionType::UpdateTime(update_time)) }
     }
 
     pub(crate) fn set_write<T: Serialize>(
