@@ -50,6 +50,7 @@ async fn forwarding_a_stripe_event_costs_what_the_readme_says() {
     let again = send(event).await;
     let duplicate = minus(as_cost(metrics.firestore_ops("/stripe")), middle);
     let report = format!("first {first:?}, again ({again}) {duplicate:?}");
+    assert_eq!(again, 409, "within the dedupe lease the same event is \"retry later\"");
     // [reads, writes, deletes, query results, round trips]
     assert_eq!(first, pinned("payment_webhook_event"), "a new event: {report}");
     assert_eq!(duplicate, pinned("payment_webhook_duplicate"), "the same event again: {report}");

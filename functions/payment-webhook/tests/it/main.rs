@@ -5,6 +5,7 @@
 
 mod attacks;
 mod costs;
+mod dedupe;
 mod pesapal;
 mod stripe;
 
