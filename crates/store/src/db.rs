@@ -27,11 +27,11 @@ use firestore::gcloud_sdk::google::firestore::v1::firestore_client::FirestoreCli
 use firestore::gcloud_sdk::google::firestore::v1::{
     CommitRequest, Document, GetDocumentRequest, Precondition, Write, precondition, write,
 };
-use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
 use firestore::gcloud_sdk::google_cloud_auth::errors::CredentialsError;
+use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::tonic;
 use firestore::{FirestoreDb, FirestoreDbOptions};
 use serde::Serialize;

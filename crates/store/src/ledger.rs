@@ -28,19 +28,19 @@
 //! claim     create, precondition exists = false                 1 round trip, 1 write
 //!           ALREADY_EXISTS -> one plain read of the record      +1, 1 read
 //!             done / in flight / other fingerprint: answered    (a read answers; nothing to write)
-//!             released / lease over / past expires_at / gone:   +3 (begin, read, commit), 1 read,
-//!             the transaction of the table above                1 write: the takeover
+//!             released / lease over / past expires_at / gone:   +2 (its read, which begins it,
+//!             the transaction of the table above                and its commit), 1 read, 1 write
 //!           a retryable failure of the create -> the transaction (which retries)
 //! complete  replace, precondition update_time = the claim's     1 round trip, 1 write
 //! release   the same                                            1 round trip, 1 write
 //!           precondition failed (the record changed since the claim: a later delivery took
 //!           the lease over after it ran out, or the token settled already) -> LeaseLost
-//!           a token from a transaction claim (a takeover) settles in a transaction, as before
+//!           a token from a transaction claim (a takeover) settles in a transaction (2)
 //! ```
 //!
 //! So [`Ledger::run_once`] costs 2 round trips and 2 writes on its happy path (it was 6 round
 //! trips: begin, read, commit, twice; 2 reads, 2 writes), and a replay 2 round trips and 1 read
-//! (it was 3). The answers are the table's: the plain read only answers what a transaction
+//! (it was 3). Transactions themselves begin with their first read (`crate::tx`). The answers are the table's: the plain read only answers what a transaction
 //! would have answered from the same record (a done record never changes again; an in-flight
 //! record read just before it settles answers "in flight", which a transaction reading at that
 //! moment answers too), and every claim that writes still decides inside a transaction. A
@@ -407,17 +407,20 @@ impl Ledger {
     }
 
     /// The claim of the table, decided and written in one transaction.
-    async fn claim_in_transaction(&self, path: &DocPath, fields: &Fields<'_>) -> Result<Claim, Error> {
+    async fn claim_in_transaction(
+        &self,
+        path: &DocPath,
+        fields: &Fields<'_>,
+    ) -> Result<Claim, Error> {
         self.db
             .run_transaction_with(self.backoff, |tx| {
                 Box::pin(async move {
                     let now = Utc::now();
                     let existing: Option<Record> = tx.get(path).await?;
-                    let attempts =
-                        match judge(path, existing.as_ref(), fields.fingerprint, now)? {
-                            Verdict::Answer(claim) => return Ok(claim),
-                            Verdict::Take { attempts } => attempts,
-                        };
+                    let attempts = match judge(path, existing.as_ref(), fields.fingerprint, now)? {
+                        Verdict::Answer(claim) => return Ok(claim),
+                        Verdict::Take { attempts } => attempts,
+                    };
                     let record = self.fresh_record(fields, attempts, now);
                     tx.set(path, &record)?;
                     Ok(Claim::Fresh(LeaseToken { path: path.clone(), record, version: None }))

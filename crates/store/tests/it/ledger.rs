@@ -251,14 +251,14 @@ async fn a_released_or_expired_lease_is_taken_over_in_a_transaction() {
     ledger.release(&first).await.unwrap();
     let (claim, spent) = cost(ledger.claim("fb", "rel", "fp", LEASE)).await;
     let Claim::Fresh(second) = claim.unwrap() else { panic!("a released key is taken") };
-    // create, read, then begin, read, commit.
-    assert_eq!(spent, [2, 1, 5]);
+    // create, read, then the transaction: its read (which begins it) and its commit.
+    assert_eq!(spent, [2, 1, 4]);
     let raw: serde_json::Value = db.get(second.path()).await.unwrap().unwrap();
     assert_eq!((raw["state"].as_str(), raw["attempts"].as_i64()), (Some("in_flight"), Some(2)));
-    // A token from a transaction settles in a transaction (begin, read, commit).
+    // A token from a transaction settles in a transaction (read, commit).
     let (done, spent) = cost(ledger.complete(&second, &json!(2))).await;
     done.unwrap();
-    assert_eq!(spent, [1, 1, 3]);
+    assert_eq!(spent, [1, 1, 2]);
     assert_eq!(ledger.claim("fb", "rel", "fp", LEASE).await.unwrap(), Claim::Done(json!(2)));
 
     // Lease over: the same takeover.
@@ -267,7 +267,7 @@ async fn a_released_or_expired_lease_is_taken_over_in_a_transaction() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (claim, spent) = cost(ledger.claim("fb", "gone", "fp", LEASE)).await;
     assert!(matches!(claim.unwrap(), Claim::Fresh(_)));
-    assert_eq!(spent, [2, 1, 5]);
+    assert_eq!(spent, [2, 1, 4]);
 }
 
 #[tokio::test]
@@ -307,7 +307,7 @@ async fn a_record_past_its_ttl_is_taken_over_whatever_it_says() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (claim, spent) = cost(ledger.claim("fb", "old", "fp-b", LEASE)).await;
     let Claim::Fresh(token) = claim.unwrap() else { panic!("expired: fresh") };
-    assert_eq!(spent, [2, 1, 5]);
+    assert_eq!(spent, [2, 1, 4]);
     let raw: serde_json::Value = db.get(token.path()).await.unwrap().unwrap();
     assert_eq!((raw["fingerprint"].as_str(), raw["attempts"].as_i64()), (Some("fp-b"), Some(1)));
 }
@@ -347,10 +347,11 @@ async fn run_leased_releases_on_failure_so_the_retry_runs_at_once() {
     let db = crate::fresh_db().await;
     let ledger = Ledger::new(&db);
     let payload = json!({"event": "evt_2"});
-    let (failed, spent) = cost(ledger.run_leased("lease", "evt_2", &payload, LEASE, || async {
-        Err::<u8, _>("pubsub down")
-    }))
-    .await;
+    let (failed, spent) =
+        cost(ledger.run_leased("lease", "evt_2", &payload, LEASE, || async {
+            Err::<u8, _>("pubsub down")
+        }))
+        .await;
     assert!(matches!(failed, Err(RunError::Work("pubsub down"))));
     assert_eq!(spent, [0, 2, 2], "the create, then the conditional release");
     // Well within the lease, the retry runs.
@@ -358,7 +359,10 @@ async fn run_leased_releases_on_failure_so_the_retry_runs_at_once() {
         ledger.run_leased("lease", "evt_2", &payload, LEASE, || async { Ok::<_, ()>(1u8) }).await;
     assert_eq!(retry.unwrap(), Outcome::Ran(1));
     // A key a run_once completed is a replay for run_leased too.
-    ledger.run_once("lease", "evt_3", &payload, LEASE, || async { Ok::<_, ()>(3u8) }).await.unwrap();
+    ledger
+        .run_once("lease", "evt_3", &payload, LEASE, || async { Ok::<_, ()>(3u8) })
+        .await
+        .unwrap();
     let replay =
         ledger.run_leased("lease", "evt_3", &payload, LEASE, || async { Ok::<_, ()>(4u8) }).await;
     assert_eq!(replay.unwrap(), Outcome::Replayed(json!(3)));
