@@ -68,6 +68,19 @@ impl Tx<'_> {
         &self,
         paths: &[DocPath],
     ) -> Result<Vec<Option<T>>, Error> {
+        let docs = self.get_documents(paths).await?;
+        paths
+            .iter()
+            .zip(docs)
+            .map(|(path, doc)| doc.map(|doc| decode(path, &doc)).transpose())
+            .collect()
+    }
+
+    /// [`Tx::get_all`] as raw documents (for reads of several types in one round trip).
+    pub(crate) async fn get_documents(
+        &self,
+        paths: &[DocPath],
+    ) -> Result<Vec<Option<firestore::gcloud_sdk::google::firestore::v1::Document>>, Error> {
         let names: Vec<String> =
             paths.iter().map(|p| p.full_name(self.db.documents_root())).collect();
         let docs = {
@@ -84,11 +97,7 @@ impl Tx<'_> {
             }
             docs
         };
-        paths
-            .iter()
-            .zip(docs)
-            .map(|(path, doc)| doc.map(|doc| decode(path, &doc)).transpose())
-            .collect()
+        Ok(docs)
     }
 
     /// Queues a write replacing `path` with `value`.
