@@ -337,8 +337,13 @@ impl Inventory {
         loop {
             let start: u32 = rand::random();
             let error = match self
-                .reserve_once(&stock_path, &stock, holds_read.take(), start, (uid, quantity, now), |takes| {
-                    Reservation {
+                .reserve_once(
+                    &stock_path,
+                    &stock,
+                    holds_read.take(),
+                    start,
+                    (uid, quantity, now),
+                    |takes| Reservation {
                         id: reservation_id.to_owned(),
                         uid: uid.to_owned(),
                         product_id: sku.product_id.clone(),
@@ -351,8 +356,8 @@ impl Inventory {
                         created_at: to_instant(now),
                         updated_at: to_instant(now),
                         order_id: None,
-                    }
-                })
+                    },
+                )
                 .await
             {
                 Ok(Attempt::Reserved(reservation)) => {

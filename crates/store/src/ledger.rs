@@ -150,7 +150,7 @@ pub fn fingerprint<P: Serialize + ?Sized>(payload: &P) -> String {
 #[derive(Debug, Clone)]
 pub struct LeaseToken {
     path: DocPath,
-    record: Record,
+    record: Box<Record>,
     version: Option<Timestamp>,
 }
 
@@ -387,6 +387,7 @@ impl Ledger {
         match self.db.commit_timed(vec![create]).await {
             Ok(times) => {
                 let version = times.into_iter().next().flatten();
+                let record = Box::new(record);
                 return Ok(Claim::Fresh(LeaseToken { path, record, version }));
             }
             Err(Error::Rpc { code: Code::AlreadyExists, .. }) => {
@@ -421,7 +422,7 @@ impl Ledger {
                         Verdict::Answer(claim) => return Ok(claim),
                         Verdict::Take { attempts } => attempts,
                     };
-                    let record = self.fresh_record(fields, attempts, now);
+                    let record = Box::new(self.fresh_record(fields, attempts, now));
                     tx.set(path, &record)?;
                     Ok(Claim::Fresh(LeaseToken { path: path.clone(), record, version: None }))
                 })
@@ -478,7 +479,7 @@ impl Ledger {
         };
         if let Some(version) = &token.version {
             // The fast path: replace the record if nobody wrote it since the claim.
-            let mut write = self.db.set_write(&token.path, &settled(token.record.clone()))?;
+            let mut write = self.db.set_write(&token.path, &settled((*token.record).clone()))?;
             write.current_document = Some(Db::update_time_precondition(*version));
             return match self.db.commit(vec![write]).await {
                 Ok(()) => Ok(()),

@@ -200,10 +200,7 @@ async fn attempt(
         names.push(path.full_name(root));
     }
     let mut found = crate::rpc::batch_get(db, names).await?;
-    let tenant_exists = match &targets.joined_tenant {
-        Some(_) => Some(found.pop().flatten().is_some()),
-        None => None,
-    };
+    let tenant_exists = targets.joined_tenant.as_ref().map(|_| found.pop().flatten().is_some());
     if tenant_exists == Some(false) {
         return Err(Failure::Other(Error::Invalid(format!(
             "tenant {} does not exist: a user who joins an existing tenant (invitation, company \

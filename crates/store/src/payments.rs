@@ -739,7 +739,11 @@ impl Payments {
                         payment_path.iter().chain(&reservation_paths).cloned().collect();
                     let mut docs = tx.get_documents(&wanted).await?.into_iter();
                     let payment = match &payment_path {
-                        Some(path) => docs.next().flatten().map(|d| decode::<Payment>(path, &d)).transpose()?,
+                        Some(path) => docs
+                            .next()
+                            .flatten()
+                            .map(|d| decode::<Payment>(path, &d))
+                            .transpose()?,
                         None => None,
                     };
                     let from = order.status;

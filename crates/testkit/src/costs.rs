@@ -34,7 +34,9 @@ pub fn route_ops(metrics: &str, route: &str) -> Cost {
             continue;
         }
         let n: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        for (i, kind) in ["read", "write", "delete", "query_result", "round_trip"].iter().enumerate() {
+        for (i, kind) in
+            ["read", "write", "delete", "query_result", "round_trip"].iter().enumerate()
+        {
             if line.contains(&format!(r#"kind="{kind}""#)) {
                 out[i] += n;
             }
