@@ -1,10 +1,16 @@
 //! Firestore operations per request: `store` records every document read, write, delete and
-//! query result into the counter of the request being served (a task-local that `runtime`'s
+//! query result, and every RPC it sends (a round trip), into the counter of the request being served (a task-local that `runtime`'s
 //! request span middleware installs; `runtime` re-exports this crate as `runtime::ops`).
 //! It is a crate of its own so that `store` can record without depending on `runtime`. When the request ends the counts go to
 //! `/metrics` as `hearth_firestore_ops_total{function,route,kind}` and onto the
 //! "request completed" log line (`firestore_reads`, `firestore_writes`, `firestore_deletes`,
-//! `firestore_query_results`, and `tenant` when the caller's token named one).
+//! `firestore_query_results`, `firestore_round_trips`, and `tenant` when the caller's token
+//! named one).
+//!
+//! Round trips are not billed; they are what a request waits for. One is one Firestore RPC
+//! (`Commit`, `GetDocument`, `BatchGetDocuments`, one `RunQuery` page, `BeginTransaction`,
+//! `Rollback`, `BatchWrite`), counted whether it succeeds or fails: a create refused with
+//! `ALREADY_EXISTS` costs a round trip and nothing billed.
 //!
 //! The tenant is a log field, not a metric label: one series per tenant would grow Prometheus
 //! without bound, while Cloud Logging can group the log lines by tenant when needed.
@@ -23,7 +29,8 @@ tokio::task_local! {
     static CURRENT: Arc<OpsCounts>;
 }
 
-/// What Firestore bills (reads, writes, deletes) plus the documents queries returned.
+/// What Firestore bills (reads, writes, deletes), plus the documents queries returned and the
+/// RPCs sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpKind {
     /// A document read (a lookup, found or not, a query result, or an empty query's minimum).
@@ -34,11 +41,14 @@ pub enum OpKind {
     Delete,
     /// A document a query returned (also counted as a read).
     QueryResult,
+    /// One Firestore RPC sent, answered or failed (not billed: latency, not money).
+    RoundTrip,
 }
 
 impl OpKind {
     /// Every kind, in the order of [`OpsSnapshot`]'s fields.
-    pub const ALL: [OpKind; 4] = [OpKind::Read, OpKind::Write, OpKind::Delete, OpKind::QueryResult];
+    pub const ALL: [OpKind; 5] =
+        [OpKind::Read, OpKind::Write, OpKind::Delete, OpKind::QueryResult, OpKind::RoundTrip];
 
     /// The `kind` label.
     pub fn as_str(self) -> &'static str {
@@ -47,6 +57,7 @@ impl OpKind {
             OpKind::Write => "write",
             OpKind::Delete => "delete",
             OpKind::QueryResult => "query_result",
+            OpKind::RoundTrip => "round_trip",
         }
     }
 }
@@ -58,6 +69,7 @@ pub struct OpsCounts {
     writes: AtomicU64,
     deletes: AtomicU64,
     query_results: AtomicU64,
+    round_trips: AtomicU64,
     tenant: Mutex<Option<String>>,
 }
 
@@ -68,6 +80,7 @@ pub struct OpsSnapshot {
     pub writes: u64,
     pub deletes: u64,
     pub query_results: u64,
+    pub round_trips: u64,
 }
 
 impl OpsSnapshot {
@@ -78,6 +91,7 @@ impl OpsSnapshot {
             OpKind::Write => self.writes,
             OpKind::Delete => self.deletes,
             OpKind::QueryResult => self.query_results,
+            OpKind::RoundTrip => self.round_trips,
         }
     }
 }
@@ -93,6 +107,7 @@ impl OpsCounts {
             OpKind::Write => &self.writes,
             OpKind::Delete => &self.deletes,
             OpKind::QueryResult => &self.query_results,
+            OpKind::RoundTrip => &self.round_trips,
         }
     }
 
@@ -108,6 +123,7 @@ impl OpsCounts {
             writes: self.writes.load(Ordering::Relaxed),
             deletes: self.deletes.load(Ordering::Relaxed),
             query_results: self.query_results.load(Ordering::Relaxed),
+            round_trips: self.round_trips.load(Ordering::Relaxed),
         }
     }
 
@@ -154,13 +170,20 @@ mod tests {
                 record(OpKind::Read, 2);
                 record(OpKind::Write, 1);
                 record(OpKind::QueryResult, 3);
+                record(OpKind::RoundTrip, 2);
                 note_tenant("t1");
                 let inner = current().unwrap();
                 tokio::spawn(inner.scope(async { record(OpKind::Delete, 4) })).await.unwrap();
             })
             .await;
         let snap = counts.snapshot();
-        assert_eq!(snap, OpsSnapshot { reads: 2, writes: 1, deletes: 4, query_results: 3 });
+        assert_eq!(
+            snap,
+            OpsSnapshot { reads: 2, writes: 1, deletes: 4, query_results: 3, round_trips: 2 }
+        );
+        for kind in OpKind::ALL {
+            assert!(snap.get(kind) > 0, "{kind:?} is kept apart");
+        }
         assert_eq!(counts.tenant().as_deref(), Some("t1"));
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Firestore operations per request ([`crate::ops`]):
 //! `hearth_firestore_ops_total{function, route, kind}` (`read`, `write`, `delete`,
-//! `query_result`); the tenant goes on the request's log line instead of a label.
+//! `query_result`, and `round_trip`: one per Firestore RPC, not billed); the tenant goes on the request's log line instead of a label.
 //!
 //! Batch work (the scheduled cleanup jobs) adds its own counts with [`Metrics::record_job`]:
 //! `hearth_job_runs_total{job, remaining}` and `hearth_job_documents_total{job, outcome}`
@@ -68,7 +68,7 @@ struct JobDocLabels {
 struct OpsLabels {
     function: String,
     route: String,
-    /// `read`, `write`, `delete` or `query_result` ([`crate::ops::OpKind`]).
+    /// `read`, `write`, `delete`, `query_result` or `round_trip` ([`crate::ops::OpKind`]).
     kind: String,
 }
 
@@ -146,7 +146,7 @@ impl Metrics {
         let firestore_ops = Family::<OpsLabels, Counter>::default();
         registry.register(
             "firestore_ops",
-            "Firestore document reads, writes, deletes and query results, per route",
+            "Firestore document reads, writes, deletes, query results and RPC round trips, per route",
             firestore_ops.clone(),
         );
         Self {
@@ -209,6 +209,7 @@ impl Metrics {
             total.writes += ops.writes;
             total.deletes += ops.deletes;
             total.query_results += ops.query_results;
+            total.round_trips += ops.round_trips;
         }
         for kind in crate::ops::OpKind::ALL {
             let n = ops.get(kind);

@@ -198,6 +198,7 @@ pub(crate) async fn observe(State(metrics): State<Metrics>, req: Request, next: 
         firestore_writes = counted.writes,
         firestore_deletes = counted.deletes,
         firestore_query_results = counted.query_results,
+        firestore_round_trips = counted.round_trips,
         tenant = tenant.as_deref(),
         "request completed"
     );

@@ -31,6 +31,7 @@ use firestore::gcloud_sdk::google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
 use firestore::gcloud_sdk::google_cloud_auth::errors::CredentialsError;
+use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::tonic;
 use firestore::{FirestoreDb, FirestoreDbOptions};
 use serde::Serialize;
@@ -189,13 +190,15 @@ impl Db {
         Ok(self.firestore().await?.client().get())
     }
 
-    /// Runs one RPC under the request timeout, mapping failures to [`Error`]; what the answer
-    /// cost is counted for the current request ([`crate::ops`]).
+    /// Runs one RPC under the request timeout, mapping failures to [`Error`]; the round trip
+    /// (answered or not) and what the answer cost are counted for the current request
+    /// ([`crate::ops`]).
     pub(crate) async fn call<T, Fut>(&self, rpc: Fut) -> Result<T::Counted, Error>
     where
         T: Billable,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        metering::record(metering::OpKind::RoundTrip, 1);
         let result = match self.inner.config.request_timeout {
             Some(limit) => match tokio::time::timeout(limit, rpc).await {
                 Ok(result) => result,
@@ -260,13 +263,30 @@ impl Db {
 
     /// Commits `writes` atomically, outside any transaction.
     pub(crate) async fn commit(&self, writes: Vec<Write>) -> Result<(), Error> {
+        self.commit_timed(writes).await.map(drop)
+    }
+
+    /// [`commit`](Self::commit), answering the update time of each write (`None` for a
+    /// delete), the version a later write can be conditioned on
+    /// ([`Db::update_time_precondition`]).
+    pub(crate) async fn commit_timed(
+        &self,
+        writes: Vec<Write>,
+    ) -> Result<Vec<Option<Timestamp>>, Error> {
         let request = CommitRequest {
             database: self.database_name().to_owned(),
             writes,
             ..Default::default()
         };
         let mut client = self.client().await?;
-        self.call(client.commit(request)).await.map(drop)
+        let response = self.call(client.commit(request)).await?;
+        Ok(response.write_results.into_iter().map(|r| r.update_time).collect())
+    }
+
+    /// The precondition "the document was last written at `update_time`": the write fails
+    /// with `FAILED_PRECONDITION` (or `NOT_FOUND`) if anyone wrote or deleted it since.
+    pub(crate) fn update_time_precondition(update_time: Timestamp) -> Precondition {
+        Precondition { condition_type: Some(precondition::ConditionType::UpdateTime(update_time)) }
     }
 
     pub(crate) fn set_write<T: Serialize>(

@@ -321,17 +321,29 @@ impl Inventory {
         let stock_path = stock_path(sku)?;
         // Validate the id before any I/O.
         paths::reservation(reservation_id)?;
-        let Some(stock) = self.db.get::<StockDoc>(&stock_path).await? else {
+        // The stock and the buyer's holds in one round trip; a retry reads the holds again.
+        let holds_path = paths::holds(uid)?;
+        let root = self.db.documents_root();
+        let names = vec![stock_path.full_name(root), holds_path.full_name(root)];
+        let mut first = crate::rpc::batch_get(&self.db, names).await?.into_iter();
+        let Some(stock) = first.next().flatten() else {
             return Ok(ReserveOutcome::UnknownSku);
         };
+        let stock: StockDoc = decode(&stock_path, &stock)?;
+        let mut holds_read = Some(first.next().flatten());
         let mut conflicts = 0u32;
         let mut failures = 0u32;
         let backoff = self.db.config().transaction_backoff;
         loop {
             let start: u32 = rand::random();
             let error = match self
-                .reserve_once(&stock_path, &stock, start, (uid, quantity, now), |takes| {
-                    Reservation {
+                .reserve_once(
+                    &stock_path,
+                    &stock,
+                    holds_read.take(),
+                    start,
+                    (uid, quantity, now),
+                    |takes| Reservation {
                         id: reservation_id.to_owned(),
                         uid: uid.to_owned(),
                         product_id: sku.product_id.clone(),
@@ -344,8 +356,8 @@ impl Inventory {
                         created_at: to_instant(now),
                         updated_at: to_instant(now),
                         order_id: None,
-                    }
-                })
+                    },
+                )
                 .await
             {
                 Ok(Attempt::Reserved(reservation)) => {
@@ -382,13 +394,18 @@ impl Inventory {
         &self,
         stock_path: &DocPath,
         stock: &StockDoc,
+        holds_read: Option<Option<Document>>,
         start: u32,
         (uid, quantity, now): (&str, i64, DateTime<Utc>),
         make: impl FnOnce(Vec<Take>) -> Reservation,
     ) -> Result<Attempt, Error> {
-        // The user's holds first: over the cap, nothing else is read.
+        // The user's holds first (read with the stock on the first attempt): over the cap,
+        // nothing else is read.
         let holds_path = paths::holds(uid)?;
-        let holds_doc = self.db.get_document(&holds_path, None).await?;
+        let holds_doc = match holds_read {
+            Some(doc) => doc,
+            None => self.db.get_document(&holds_path, None).await?,
+        };
         let mut holds: HoldsDoc = match &holds_doc {
             Some(doc) => decode(&holds_path, doc)?,
             None => HoldsDoc { uid: uid.to_owned(), ..HoldsDoc::default() },

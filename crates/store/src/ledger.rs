@@ -1,6 +1,6 @@
-//! The idempotency ledger: one document per scoped key in `idempotency/`, claimed and settled in
-//! Firestore transactions, so that an event or request is processed once in effect however
-//! often it is delivered.
+//! The idempotency ledger: one document per scoped key in `idempotency/`, claimed and settled
+//! with conditional writes (a transaction only when a claim finds a record), so that an event or
+//! request is processed once in effect however often it is delivered.
 //!
 //! ```text
 //! claim(scope, key, fingerprint, lease)
@@ -19,6 +19,49 @@
 //! fingerprint is [`fingerprint`] of the payload: the SHA-256 of its serde JSON form, so renaming
 //! a Rust item never changes it (only a change of the wire form does).
 //!
+//! # Round trips: the fast path and its fallbacks
+//!
+//! Most claims find no record, and most settles find the record as their claim left it, so
+//! neither needs a transaction:
+//!
+//! ```text
+//! claim     create, precondition exists = false                 1 round trip, 1 write
+//!           ALREADY_EXISTS -> one plain read of the record      +1, 1 read
+//!             done / in flight / other fingerprint: answered    (a read answers; nothing to write)
+//!             released / lease over / past expires_at / gone:   +2 (its read, which begins it,
+//!             the transaction of the table above                and its commit), 1 read, 1 write
+//!           a retryable failure of the create -> the transaction (which retries)
+//! complete  replace, precondition update_time = the claim's     1 round trip, 1 write
+//! release   the same                                            1 round trip, 1 write
+//!           precondition failed (the record changed since the claim: a later delivery took
+//!           the lease over after it ran out, or the token settled already) -> LeaseLost
+//!           a token from a transaction claim (a takeover) settles in a transaction (2)
+//! ```
+//!
+//! So [`Ledger::run_once`] costs 2 round trips and 2 writes on its happy path (it was 6 round
+//! trips: begin, read, commit, twice; 2 reads, 2 writes), and a replay 2 round trips and 1 read
+//! (it was 3). Transactions themselves begin with their first read (`crate::tx`). The answers are the table's: the plain read only answers what a transaction
+//! would have answered from the same record (a done record never changes again; an in-flight
+//! record read just before it settles answers "in flight", which a transaction reading at that
+//! moment answers too), and every claim that writes still decides inside a transaction. A
+//! settle conditioned on the claim's update time succeeds exactly when nobody wrote the record
+//! since the claim, which is what the token check of the transactional settle proved.
+//!
+//! # The leased mode: one round trip, for work that is idempotent downstream
+//!
+//! [`Ledger::run_leased`] claims as above and runs the work, but never completes: the claim's
+//! create is the only Firestore call of its happy path. The record then says "in flight" until
+//! its lease ends, so a delivery of the same key within the lease answers [`Outcome::Busy`]
+//! (the caller answers "retry later"), and one after the lease takes it over and runs the work
+//! again. A failed work releases the key, so a retry runs at once. That is at least once, with
+//! duplicates only for deliveries that arrive after the lease; it fits a caller whose work is
+//! itself deduplicated further on, and only such a caller. `payment-webhook` uses it: the
+//! payment processor applies each provider event once by its event id, so the webhook's dedupe
+//! only keeps duplicate publishes rare. Crash safety: a crash after the create and before the
+//! publish leaves an in-flight record and no 2xx to the provider, whose retries are answered
+//! "busy" until the lease ends and then publish; the event is never lost as long as the
+//! provider retries for longer than the lease (Stripe retries for days).
+//!
 //! Every record carries `expires_at`, a Firestore timestamp, for a TTL policy on the
 //! `idempotency` collection group (default 24 h after the last change; TTL deletes within about
 //! 24 h of that, so the ledger itself also treats a record past `expires_at` as absent).
@@ -26,11 +69,12 @@
 //! makes it unique and safe whatever the key holds, the prefix keeps it readable.
 
 use crate::db::Db;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::paths::{self, DocPath};
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::backoff::Backoff;
 use firestore::FirestoreInstant;
+use firestore::gcloud_sdk::prost_types::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -101,12 +145,22 @@ pub fn fingerprint<P: Serialize + ?Sized>(payload: &P) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
-/// Proof of holding the lease on a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Proof of holding the lease on a key: the record as the claim wrote it and, when the claim
+/// was a plain create, the update time it got (what settling is conditioned on).
+#[derive(Debug, Clone)]
 pub struct LeaseToken {
     path: DocPath,
-    token: String,
+    record: Box<Record>,
+    version: Option<Timestamp>,
 }
+
+impl PartialEq for LeaseToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.record.token == other.record.token
+    }
+}
+
+impl Eq for LeaseToken {}
 
 impl LeaseToken {
     /// The ledger document this token holds.
@@ -141,6 +195,42 @@ struct Record {
     /// The saved response, as JSON text (exact round trip of any JSON value).
     #[serde(default)]
     response: Option<String>,
+}
+
+/// What the record found by a claim means (the table of the module docs).
+enum Verdict {
+    /// Answer without writing.
+    Answer(Claim),
+    /// Take the key: no live record, or its holder failed or vanished.
+    Take {
+        /// The attempt this claim is.
+        attempts: u32,
+    },
+}
+
+fn judge(
+    path: &DocPath,
+    existing: Option<&Record>,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<Verdict, Error> {
+    let live = existing.filter(|r| to_chrono(r.expires_at) > now);
+    Ok(match live {
+        None => Verdict::Take { attempts: 1 },
+        Some(r) if r.fingerprint != fingerprint => Verdict::Answer(Claim::Mismatch),
+        Some(r) if r.state == State::Done => {
+            let saved = r.response.as_deref().unwrap_or("null");
+            let value = serde_json::from_str(saved)
+                .map_err(|e| Error::Decode { path: path.relative(), message: e.to_string() })?;
+            Verdict::Answer(Claim::Done(value))
+        }
+        Some(r) if r.state == State::InFlight && to_chrono(r.lease_until) > now => {
+            let left = (to_chrono(r.lease_until) - now).to_std().unwrap_or_default();
+            Verdict::Answer(Claim::InFlight { retry_after: left })
+        }
+        // Released, or in flight with the lease over: take it over.
+        Some(r) => Verdict::Take { attempts: r.attempts.saturating_add(1) },
+    })
 }
 
 /// The ledger on one database.
@@ -208,6 +298,47 @@ impl Ledger {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.run(scope, key, payload, lease, work, true).await
+    }
+
+    /// Runs `work` for `key` in `scope` unless a delivery ran it, or is running it, within the
+    /// last `lease`: the leased mode of the module docs. Its happy path is one create and
+    /// nothing else; the key is never completed, so a delivery after the lease runs the work
+    /// again. Use it only when the work is deduplicated further on. Failure releases the key,
+    /// as [`Ledger::run_once`] does. A record a [`Ledger::run_once`] completed is still
+    /// [`Outcome::Replayed`].
+    pub async fn run_leased<P, T, E, F, Fut>(
+        &self,
+        scope: &str,
+        key: &str,
+        payload: &P,
+        lease: Duration,
+        work: F,
+    ) -> Result<Outcome<T>, RunError<E>>
+    where
+        P: Serialize + ?Sized,
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run(scope, key, payload, lease, work, false).await
+    }
+
+    async fn run<P, T, E, F, Fut>(
+        &self,
+        scope: &str,
+        key: &str,
+        payload: &P,
+        lease: Duration,
+        work: F,
+        complete: bool,
+    ) -> Result<Outcome<T>, RunError<E>>
+    where
+        P: Serialize + ?Sized,
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let claim =
             self.claim(scope, key, &fingerprint(payload), lease).await.map_err(RunError::Ledger)?;
         let token = match claim {
@@ -218,9 +349,11 @@ impl Ledger {
         };
         match work().await {
             Ok(output) => {
-                let saved = serde_json::to_value(&output).unwrap_or_default();
-                if let Err(error) = self.complete(&token, &saved).await {
-                    tracing::warn!(scope, key, %error, "could not settle the idempotency record");
+                if complete {
+                    let saved = serde_json::to_value(&output).unwrap_or_default();
+                    if let Err(error) = self.complete(&token, &saved).await {
+                        tracing::warn!(scope, key, %error, "could not settle the idempotency record");
+                    }
                 }
                 Ok(Outcome::Ran(output))
             }
@@ -246,51 +379,70 @@ impl Ledger {
             return Err(Error::Invalid("idempotency scope and key must not be empty".to_owned()));
         }
         let path = Self::path(scope, key)?;
-        let path = &path;
-        let retention = self.retention;
+        let fields = Fields { scope, key, fingerprint, lease };
+
+        // The fast path: create the record; nobody had the key.
+        let record = self.fresh_record(&fields, 1, Utc::now());
+        let create = self.db.create_write(&path, &record)?;
+        match self.db.commit_timed(vec![create]).await {
+            Ok(times) => {
+                let version = times.into_iter().next().flatten();
+                let record = Box::new(record);
+                return Ok(Claim::Fresh(LeaseToken { path, record, version }));
+            }
+            Err(Error::Rpc { code: Code::AlreadyExists, .. }) => {
+                // A record is there: one plain read answers every case that writes nothing.
+                if let Ok(existing) = self.db.get::<Record>(&path).await
+                    && let Verdict::Answer(claim) =
+                        judge(&path, existing.as_ref(), fingerprint, Utc::now())?
+                {
+                    return Ok(claim);
+                }
+            }
+            Err(error) if error.is_retryable() => {
+                tracing::debug!(%error, "ledger create failed; claiming in a transaction");
+            }
+            Err(error) => return Err(error),
+        }
+        self.claim_in_transaction(&path, &fields).await
+    }
+
+    /// The claim of the table, decided and written in one transaction.
+    async fn claim_in_transaction(
+        &self,
+        path: &DocPath,
+        fields: &Fields<'_>,
+    ) -> Result<Claim, Error> {
         self.db
             .run_transaction_with(self.backoff, |tx| {
                 Box::pin(async move {
                     let now = Utc::now();
                     let existing: Option<Record> = tx.get(path).await?;
-                    let live = existing.filter(|r| to_chrono(r.expires_at) > now);
-                    let attempts = match &live {
-                        None => 1,
-                        Some(r) if r.fingerprint != fingerprint => return Ok(Claim::Mismatch),
-                        Some(r) if r.state == State::Done => {
-                            let saved = r.response.as_deref().unwrap_or("null");
-                            let value = serde_json::from_str(saved).map_err(|e| Error::Decode {
-                                path: path.relative(),
-                                message: e.to_string(),
-                            })?;
-                            return Ok(Claim::Done(value));
-                        }
-                        Some(r) if r.state == State::InFlight && to_chrono(r.lease_until) > now => {
-                            let left =
-                                (to_chrono(r.lease_until) - now).to_std().unwrap_or_default();
-                            return Ok(Claim::InFlight { retry_after: left });
-                        }
-                        // Released, or in flight with the lease over: take it over.
-                        Some(r) => r.attempts.saturating_add(1),
+                    let attempts = match judge(path, existing.as_ref(), fields.fingerprint, now)? {
+                        Verdict::Answer(claim) => return Ok(claim),
+                        Verdict::Take { attempts } => attempts,
                     };
-                    let token = new_token();
-                    let record = Record {
-                        scope: scope.to_owned(),
-                        key: key.to_owned(),
-                        fingerprint: fingerprint.to_owned(),
-                        state: State::InFlight,
-                        token: token.clone(),
-                        attempts,
-                        lease_until: to_instant(now + delta(lease)),
-                        updated_at: to_instant(now),
-                        expires_at: to_instant(now + delta(retention)),
-                        response: None,
-                    };
+                    let record = Box::new(self.fresh_record(fields, attempts, now));
                     tx.set(path, &record)?;
-                    Ok(Claim::Fresh(LeaseToken { path: path.clone(), token }))
+                    Ok(Claim::Fresh(LeaseToken { path: path.clone(), record, version: None }))
                 })
             })
             .await
+    }
+
+    fn fresh_record(&self, fields: &Fields<'_>, attempts: u32, now: DateTime<Utc>) -> Record {
+        Record {
+            scope: fields.scope.to_owned(),
+            key: fields.key.to_owned(),
+            fingerprint: fields.fingerprint.to_owned(),
+            state: State::InFlight,
+            token: new_token(),
+            attempts,
+            lease_until: to_instant(now + delta(fields.lease)),
+            updated_at: to_instant(now),
+            expires_at: to_instant(now + delta(self.retention)),
+            response: None,
+        }
     }
 
     /// Settles a claim: saves `response`, so later claims answer [`Claim::Done`].
@@ -315,28 +467,50 @@ impl Ledger {
         state: State,
         response: Option<String>,
     ) -> Result<(), Error> {
-        let retention = self.retention;
-        let response = &response;
+        let lost = || Error::LeaseLost { key: token.path.relative() };
+        let settled = |mut record: Record| {
+            let now = Utc::now();
+            record.state = state;
+            record.response.clone_from(&response);
+            record.lease_until = to_instant(now);
+            record.updated_at = to_instant(now);
+            record.expires_at = to_instant(now + delta(self.retention));
+            record
+        };
+        if let Some(version) = &token.version {
+            // The fast path: replace the record if nobody wrote it since the claim.
+            let mut write = self.db.set_write(&token.path, &settled((*token.record).clone()))?;
+            write.current_document = Some(Db::update_time_precondition(*version));
+            return match self.db.commit(vec![write]).await {
+                Ok(()) => Ok(()),
+                Err(Error::Rpc { code: Code::FailedPrecondition | Code::NotFound, .. }) => {
+                    Err(lost())
+                }
+                Err(error) => Err(error),
+            };
+        }
+        let settled = &settled;
         self.db
             .run_transaction_with(self.backoff, |tx| {
                 Box::pin(async move {
-                    let now = Utc::now();
-                    let lost = || Error::LeaseLost { key: token.path.relative() };
-                    let mut record: Record = tx.get(&token.path).await?.ok_or_else(lost)?;
-                    if record.token != token.token || record.state != State::InFlight {
+                    let record: Record = tx.get(&token.path).await?.ok_or_else(lost)?;
+                    if record.token != token.record.token || record.state != State::InFlight {
                         return Err(lost());
                     }
-                    record.state = state;
-                    record.response.clone_from(response);
-                    record.lease_until = to_instant(now);
-                    record.updated_at = to_instant(now);
-                    record.expires_at = to_instant(now + delta(retention));
-                    tx.set(&token.path, &record)?;
+                    tx.set(&token.path, &settled(record))?;
                     Ok(())
                 })
             })
             .await
     }
+}
+
+/// What a claim writes besides its state, token and times.
+struct Fields<'a> {
+    scope: &'a str,
+    key: &'a str,
+    fingerprint: &'a str,
+    lease: Duration,
 }
 
 /// `{scope}:{key prefix}:{hex sha-256(scope NUL key)}`, safe as a document id for any input.

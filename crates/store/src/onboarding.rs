@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! provision(db, req)
-//!   read every planned document (and, for an existing tenant, the tenant document)
+//!   read every planned document (and, for an existing tenant, the tenant document), in one
+//!   `BatchGetDocuments` round trip
 //!   invited user whose tenant is missing     -> Error::Invalid (permanent; tenants are never invented)
 //!   all present, root says complete at this plan version -> no-op, nothing written
 //!   otherwise ONE Commit:
@@ -40,7 +41,6 @@ use firestore::gcloud_sdk::google::firestore::v1::document_transform::field_tran
 };
 use firestore::gcloud_sdk::google::firestore::v1::precondition::ConditionType;
 use firestore::gcloud_sdk::google::firestore::v1::{Document, DocumentMask, Precondition, Write};
-use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -193,14 +193,14 @@ async fn attempt(
     targets: &Targets,
     refuse_removed: bool,
 ) -> Result<ProvisionReport, Failure> {
-    let reads = targets.docs.iter().map(|t| db.get_document(&t.path, None));
-    let tenant_read = async {
-        match &targets.joined_tenant {
-            Some(path) => db.get_document(path, None).await.map(|doc| Some(doc.is_some())),
-            None => Ok(None),
-        }
-    };
-    let (found, tenant_exists) = futures::try_join!(try_join_all(reads), tenant_read)?;
+    // Every target and the joined tenant in one round trip (one `BatchGetDocuments`).
+    let root = db.documents_root();
+    let mut names: Vec<String> = targets.docs.iter().map(|t| t.path.full_name(root)).collect();
+    if let Some(path) = &targets.joined_tenant {
+        names.push(path.full_name(root));
+    }
+    let mut found = crate::rpc::batch_get(db, names).await?;
+    let tenant_exists = targets.joined_tenant.as_ref().map(|_| found.pop().flatten().is_some());
     if tenant_exists == Some(false) {
         return Err(Failure::Other(Error::Invalid(format!(
             "tenant {} does not exist: a user who joins an existing tenant (invitation, company \

@@ -11,11 +11,16 @@
 //!   by its write result, which carries no `update_time` ("not set after a delete").
 //!   Failed writes of a `BatchWrite` (a non-zero status) are not billed.
 //!
-//! Transactions' `BeginTransaction` / `Rollback` are free and not counted.
+//! Transactions' `BeginTransaction` / `Rollback` are free and not billed.
+//!
+//! Every RPC, whatever it answers, is also one round trip (`metering::OpKind::RoundTrip`,
+//! recorded by `Db::call` before it sends): a `RunQuery` or `BatchGetDocuments` stream is one,
+//! however many documents it carries; a transaction is each of its reads (the first begins it,
+//! `crate::tx`) and its `Commit` (or `Rollback`).
 
 use firestore::gcloud_sdk::google::firestore::v1::{
-    BatchGetDocumentsResponse, BatchWriteResponse, BeginTransactionResponse, CommitResponse,
-    Document, RunQueryResponse, WriteResult,
+    BatchGetDocumentsResponse, BatchWriteResponse, CommitResponse, Document, RunQueryResponse,
+    WriteResult,
 };
 use firestore::gcloud_sdk::tonic::{Status, Streaming};
 use metering::{OpKind, record};
@@ -79,13 +84,6 @@ impl Billable for BatchWriteResponse {
             .filter(|(i, _)| self.status.get(*i).is_none_or(|s| s.code == 0))
             .map(|(_, r)| r);
         bill_results(applied);
-        self
-    }
-}
-
-impl Billable for BeginTransactionResponse {
-    type Counted = BeginTransactionResponse;
-    fn bill(self) -> Self {
         self
     }
 }

@@ -41,10 +41,10 @@ use firestore::FirestoreInstant;
 use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
 use serde::{Deserialize, Serialize};
 
-use crate::db::Db;
+use crate::db::{Db, decode};
 use crate::error::Error;
 use crate::inventory::{Inventory, Reservation, ReserveOutcome, to_instant};
-use crate::paths;
+use crate::paths::{self, DocPath};
 use crate::rpc;
 
 /// How long after a Pesapal payment is created the reconcile job first asks about it.
@@ -725,8 +725,25 @@ impl Payments {
                         Some(p) => Some(paths::payment(&p.payment_id)?),
                         None => None,
                     };
+                    let reservation_paths = if commit_stock && !out_of_stock {
+                        order
+                            .items
+                            .iter()
+                            .map(|item| paths::reservation(&item.reservation_id))
+                            .collect::<Result<Vec<_>, _>>()?
+                    } else {
+                        Vec::new()
+                    };
+                    // The payment and the reservations in one round trip.
+                    let wanted: Vec<DocPath> =
+                        payment_path.iter().chain(&reservation_paths).cloned().collect();
+                    let mut docs = tx.get_documents(&wanted).await?.into_iter();
                     let payment = match &payment_path {
-                        Some(path) => tx.get::<Payment>(path).await?,
+                        Some(path) => docs
+                            .next()
+                            .flatten()
+                            .map(|d| decode::<Payment>(path, &d))
+                            .transpose()?,
                         None => None,
                     };
                     let from = order.status;
@@ -738,9 +755,9 @@ impl Payments {
                     } else if commit_stock {
                         let mut reservations = Vec::new();
                         let mut lost = Vec::new();
-                        for (i, item) in order.items.iter().enumerate() {
-                            let path = paths::reservation(&item.reservation_id)?;
-                            match tx.get::<Reservation>(&path).await? {
+                        for (i, path) in reservation_paths.into_iter().enumerate() {
+                            let found = docs.next().flatten();
+                            match found.map(|d| decode::<Reservation>(&path, &d)).transpose()? {
                                 Some(r) if r.status == ReservationStatus::Held => {
                                     reservations.push((path, r));
                                 }

@@ -11,7 +11,8 @@ use crate::error::Error;
 use chrono::{DateTime, Utc};
 use firestore::gcloud_sdk::google::firestore::v1::{
     ArrayValue, BatchGetDocumentsRequest, Cursor, Document, RunQueryRequest, StructuredQuery,
-    Value, batch_get_documents_response, run_query_request, structured_query, value::ValueType,
+    Value, batch_get_documents_request, batch_get_documents_response, run_query_request,
+    structured_query, value::ValueType,
 };
 use firestore::gcloud_sdk::prost_types::Timestamp;
 use structured_query::{
@@ -150,20 +151,35 @@ pub(crate) async fn batch_get(db: &Db, names: Vec<String>) -> Result<Vec<Option<
     if names.is_empty() {
         return Ok(Vec::new());
     }
+    Ok(batch_get_in(db, names, None).await?.0)
+}
+
+/// [`batch_get`] under `selector` (a transaction, or a new one to begin); also answers the id
+/// of the transaction the call began, if it began one.
+pub(crate) async fn batch_get_in(
+    db: &Db,
+    names: Vec<String>,
+    selector: Option<batch_get_documents_request::ConsistencySelector>,
+) -> Result<(Vec<Option<Document>>, Option<Vec<u8>>), Error> {
     let request = BatchGetDocumentsRequest {
         database: db.database_name().to_owned(),
         documents: names.clone(),
+        consistency_selector: selector,
         ..Default::default()
     };
     let mut client = db.client().await?;
     let mut stream = db.call(client.batch_get_documents(request)).await?;
     let mut found = std::collections::HashMap::new();
+    let mut begun = None;
     while let Some(response) = stream.message().await.map_err(Error::from)? {
+        if !response.transaction.is_empty() {
+            begun = Some(response.transaction);
+        }
         if let Some(batch_get_documents_response::Result::Found(doc)) = response.result {
             found.insert(doc.name.clone(), doc);
         }
     }
-    Ok(names.iter().map(|name| found.remove(name)).collect())
+    Ok((names.iter().map(|name| found.remove(name)).collect(), begun))
 }
 
 /// The last segment of a document name (its id).

@@ -3,9 +3,12 @@
 //! Why not the firestore crate's own `run_transaction`: it retries every error the closure
 //! returns through `?` (a `NOT_FOUND` or a business rule as much as `ABORTED`), never retries a
 //! failed `BeginTransaction` (an `UNAVAILABLE` on the first call is final), and its backoff is
-//! the `backoff` crate's, not the policy in `domain`. This helper drives the RPCs itself:
-//! `BeginTransaction` (naming the previous attempt in `retry_transaction`), reads under the
-//! transaction id, `Commit`; a failed attempt is always rolled back. It runs again only for the
+//! the `backoff` crate's, not the policy in `domain`. This helper drives the RPCs itself: the
+//! first read begins the transaction (`BatchGetDocuments` with `new_transaction`, naming the
+//! previous attempt in `retry_transaction`), so no `BeginTransaction` round trip is spent; later
+//! reads go under the transaction id it answered; then `Commit`. A transaction whose closure
+//! read nothing commits its writes as one plain atomic commit. A failed attempt is always
+//! rolled back. It runs again only for the
 //! retryable codes of the official Node client's transactions (ABORTED, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED,
 //! INTERNAL, UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT "transaction has
 //! expired"), with the bounded jittered [`Backoff`] of `domain` (RESOURCE_EXHAUSTED waits the
@@ -19,8 +22,9 @@ use crate::db::{Db, decode};
 use crate::error::{Code, Error, TransactionError};
 use crate::paths::DocPath;
 use domain::backoff::Backoff;
+use firestore::gcloud_sdk::google::firestore::v1::batch_get_documents_request::ConsistencySelector as Selector;
 use firestore::gcloud_sdk::google::firestore::v1::{
-    BeginTransactionRequest, DocumentTransform, RollbackRequest, TransactionOptions, Value, Write,
+    DocumentTransform, RollbackRequest, TransactionOptions, Value, Write,
     document_transform::FieldTransform, document_transform::field_transform::TransformType,
     transaction_options, value::ValueType, write,
 };
@@ -28,6 +32,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// An open read-write transaction: reads go through it, writes are queued and committed when
 /// the closure returns `Ok`.
@@ -35,7 +40,11 @@ use std::marker::PhantomData;
 /// The `'env` lifetime lets the closure's future borrow from the caller's scope.
 pub struct Tx<'env> {
     db: Db,
-    id: Vec<u8>,
+    /// The transaction id, once the first read began it (shared with the attempt's rollback
+    /// guard); the lock also makes concurrent first reads begin it once.
+    id: Arc<tokio::sync::Mutex<Option<Vec<u8>>>>,
+    /// The attempt this one retries, named when the first read begins the transaction.
+    retrying: Option<Vec<u8>>,
     writes: Vec<Write>,
     _env: PhantomData<&'env ()>,
 }
@@ -49,8 +58,46 @@ impl std::fmt::Debug for Tx<'_> {
 impl Tx<'_> {
     /// Reads `path` in the transaction (locks it until commit); `None` when it does not exist.
     pub async fn get<T: DeserializeOwned>(&self, path: &DocPath) -> Result<Option<T>, Error> {
-        let doc = self.db.get_document(path, Some(&self.id)).await?;
-        doc.map(|doc| decode(path, &doc)).transpose()
+        let mut found = self.get_all::<T>(std::slice::from_ref(path)).await?;
+        Ok(found.pop().flatten())
+    }
+
+    /// Reads every document of `paths` in the transaction, in one round trip (one
+    /// `BatchGetDocuments`); `None` for a missing one, in the order asked.
+    pub async fn get_all<T: DeserializeOwned>(
+        &self,
+        paths: &[DocPath],
+    ) -> Result<Vec<Option<T>>, Error> {
+        let docs = self.get_documents(paths).await?;
+        paths
+            .iter()
+            .zip(docs)
+            .map(|(path, doc)| doc.map(|doc| decode(path, &doc)).transpose())
+            .collect()
+    }
+
+    /// [`Tx::get_all`] as raw documents (for reads of several types in one round trip).
+    pub(crate) async fn get_documents(
+        &self,
+        paths: &[DocPath],
+    ) -> Result<Vec<Option<firestore::gcloud_sdk::google::firestore::v1::Document>>, Error> {
+        let names: Vec<String> =
+            paths.iter().map(|p| p.full_name(self.db.documents_root())).collect();
+        let docs = {
+            let mut id = self.id.lock().await;
+            let selector = match id.as_ref() {
+                Some(id) => Selector::Transaction(id.clone()),
+                None => Selector::NewTransaction(read_write(self.retrying.clone())),
+            };
+            let (docs, begun) = crate::rpc::batch_get_in(&self.db, names, Some(selector)).await?;
+            if id.is_none() {
+                *id = Some(begun.ok_or_else(|| {
+                    Error::rpc(Code::Internal, "the first read began no transaction")
+                })?);
+            }
+            docs
+        };
+        Ok(docs)
     }
 
     /// Queues a write replacing `path` with `value`.
@@ -106,33 +153,54 @@ impl Tx<'_> {
     }
 }
 
-/// Rolls the transaction back if it was neither committed nor rolled back (the caller's
-/// future was dropped mid-way), so its locks do not linger until the 60 s idle expiry.
+/// Rolls the transaction back if it was begun and neither committed nor rolled back (the
+/// caller's future was dropped mid-way), so its locks do not linger until the 60 s idle expiry.
 struct OpenTransaction {
     db: Db,
-    id: Option<Vec<u8>>,
+    id: Arc<tokio::sync::Mutex<Option<Vec<u8>>>>,
+    done: bool,
 }
 
 impl OpenTransaction {
+    /// The transaction id, if a read began it.
+    async fn id(&self) -> Option<Vec<u8>> {
+        self.id.lock().await.clone()
+    }
+
     async fn rollback(mut self) {
-        if let Some(id) = self.id.take() {
+        self.done = true;
+        if let Some(id) = self.id().await {
             rollback(&self.db, id).await;
         }
     }
 
     fn finish(mut self) {
-        self.id = None;
+        self.done = true;
     }
 }
 
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take()
+        if self.done {
+            return;
+        }
+        let id = self.id.try_lock().ok().and_then(|id| id.clone());
+        if let Some(id) = id
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
             let db = self.db.clone();
             handle.spawn(async move { rollback(&db, id).await });
         }
+    }
+}
+
+/// Read-write transaction options, naming the attempt this one retries.
+fn read_write(retry_transaction: Option<Vec<u8>>) -> TransactionOptions {
+    TransactionOptions {
+        mode: Some(transaction_options::Mode::ReadWrite(transaction_options::ReadWrite {
+            retry_transaction: retry_transaction.unwrap_or_default(),
+            ..Default::default()
+        })),
     }
 }
 
@@ -230,15 +298,26 @@ impl Db {
         F: for<'a> FnMut(&'a mut Tx<'env>) -> BoxFuture<'a, Result<T, E>> + Send,
         E: TransactionError + Send,
     {
-        let id = self.begin(previous.clone()).await.map_err(|e| (E::from(e), previous))?;
-        let guard = OpenTransaction { db: self.clone(), id: Some(id.clone()) };
-        let mut tx = Tx { db: self.clone(), id: id.clone(), writes: Vec::new(), _env: PhantomData };
-        match f(&mut tx).await {
+        let id = Arc::new(tokio::sync::Mutex::new(None));
+        let guard = OpenTransaction { db: self.clone(), id: id.clone(), done: false };
+        let mut tx = Tx {
+            db: self.clone(),
+            id,
+            retrying: previous.clone(),
+            writes: Vec::new(),
+            _env: PhantomData,
+        };
+        let outcome = f(&mut tx).await;
+        // The id of this attempt if a read began it, else the one it would have retried.
+        let id = guard.id().await;
+        let named = id.clone().or(previous);
+        match outcome {
             Ok(value) => {
+                // Without a read there is no transaction: the writes commit atomically alone.
                 let request = firestore::gcloud_sdk::google::firestore::v1::CommitRequest {
                     database: self.database_name().to_owned(),
                     writes: std::mem::take(&mut tx.writes),
-                    transaction: id.clone(),
+                    transaction: id.unwrap_or_default(),
                     ..Default::default()
                 };
                 let committed = match self.client().await {
@@ -254,30 +333,15 @@ impl Db {
                         // A failed commit normally ends the transaction already; rolling back
                         // is harmless and releases locks if it did not.
                         guard.rollback().await;
-                        Err((E::from(error), Some(id)))
+                        Err((E::from(error), named))
                     }
                 }
             }
             Err(error) => {
                 guard.rollback().await;
-                Err((error, Some(id)))
+                Err((error, named))
             }
         }
-    }
-
-    async fn begin(&self, retry_transaction: Option<Vec<u8>>) -> Result<Vec<u8>, Error> {
-        let request = BeginTransactionRequest {
-            database: self.database_name().to_owned(),
-            options: Some(TransactionOptions {
-                mode: Some(transaction_options::Mode::ReadWrite(transaction_options::ReadWrite {
-                    retry_transaction: retry_transaction.unwrap_or_default(),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        };
-        let mut client = self.client().await?;
-        Ok(self.call(client.begin_transaction(request)).await?.transaction)
     }
 }
 

@@ -1,14 +1,15 @@
 //! The pinned Firestore cost of each business event: `docs/costs.json` holds them (the one
 //! copy: the cost tests compare what they measure with it, `scripts/cost-model` prices it, the
-//! README's table repeats it), and `/metrics` text is read back into the same four numbers.
+//! README's table repeats it), and `/metrics` text is read back into the same five numbers.
 
 use std::path::Path;
 
-/// `[reads, writes, deletes, query results]`, as Firestore bills them (query results are
-/// included in reads) plus the documents queries returned.
-pub type Cost = [u64; 4];
+/// `[reads, writes, deletes, query results, round trips]`: what Firestore bills (query results
+/// are included in reads), the documents queries returned, and the Firestore RPCs sent (not
+/// billed; what the request waits for).
+pub type Cost = [u64; 5];
 
-const KINDS: [&str; 4] = ["reads", "writes", "deletes", "query_results"];
+const KINDS: [&str; 5] = ["reads", "writes", "deletes", "query_results", "round_trips"];
 
 /// The pinned cost of `event` in `docs/costs.json`; panics naming the event when it is missing.
 pub fn pinned(event: &str) -> Cost {
@@ -27,13 +28,15 @@ pub fn pinned(event: &str) -> Cost {
 /// The `hearth_firestore_ops_total` counts of `route` in a `/metrics` text.
 pub fn route_ops(metrics: &str, route: &str) -> Cost {
     let route = format!(r#"route="{route}""#);
-    let mut out = [0; 4];
+    let mut out = [0; 5];
     for line in metrics.lines().filter(|l| l.starts_with("hearth_firestore_ops_total{")) {
         if !line.contains(&route) {
             continue;
         }
         let n: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        for (i, kind) in ["read", "write", "delete", "query_result"].iter().enumerate() {
+        for (i, kind) in
+            ["read", "write", "delete", "query_result", "round_trip"].iter().enumerate()
+        {
             if line.contains(&format!(r#"kind="{kind}""#)) {
                 out[i] += n;
             }
@@ -44,7 +47,7 @@ pub fn route_ops(metrics: &str, route: &str) -> Cost {
 
 /// `after - before`, per kind.
 pub fn minus(after: Cost, before: Cost) -> Cost {
-    [0, 1, 2, 3].map(|i| after[i] - before[i])
+    [0, 1, 2, 3, 4].map(|i| after[i] - before[i])
 }
 
 #[cfg(test)]
@@ -56,14 +59,15 @@ mod tests {
         let text = "# HELP x\n\
             hearth_firestore_ops_total{function=\"f\",route=\"/a\",kind=\"read\"} 3\n\
             hearth_firestore_ops_total{function=\"f\",route=\"/a\",kind=\"write\"} 2\n\
+            hearth_firestore_ops_total{function=\"f\",route=\"/a\",kind=\"round_trip\"} 4\n\
             hearth_firestore_ops_total{function=\"f\",route=\"/b\",kind=\"read\"} 7\n";
-        assert_eq!(route_ops(text, "/a"), [3, 2, 0, 0]);
-        assert_eq!(route_ops(text, "/b"), [7, 0, 0, 0]);
-        assert_eq!(minus([3, 2, 1, 0], [1, 2, 0, 0]), [2, 0, 1, 0]);
+        assert_eq!(route_ops(text, "/a"), [3, 2, 0, 0, 4]);
+        assert_eq!(route_ops(text, "/b"), [7, 0, 0, 0, 0]);
+        assert_eq!(minus([3, 2, 1, 0, 5], [1, 2, 0, 0, 2]), [2, 0, 1, 0, 3]);
     }
 
     #[test]
-    fn every_pinned_event_has_four_numbers() {
+    fn every_pinned_event_has_five_numbers() {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/costs.json"),
         )

@@ -31,6 +31,11 @@ pub struct Config {
     pub ipn_rate_per_source: NonZeroU32,
     /// Twice the rate.
     pub ipn_burst_per_source: NonZeroU32,
+    /// `HEARTH_WEBHOOK_DEDUPE_LEASE_MS` (default 30000, more than the publish deadline): how
+    /// long an event id is held after its first delivery; a delivery of the same id within it
+    /// is answered "in flight, retry", one after it publishes again (`store::ledger`'s leased
+    /// mode; the processor dedupes).
+    pub lease: Duration,
 }
 
 impl Config {
@@ -60,6 +65,15 @@ impl Config {
                 "0",
             ));
         }
+        const LEASE: &str = "HEARTH_WEBHOOK_DEDUPE_LEASE_MS";
+        let lease_ms: u64 = env.parse_or(LEASE, "milliseconds", 30_000)?;
+        if lease_ms <= deadline_ms {
+            return Err(ConfigError::invalid(
+                LEASE,
+                "milliseconds, more than HEARTH_WEBHOOK_PUBLISH_DEADLINE_MS",
+                &lease_ms.to_string(),
+            ));
+        }
         const RATE: &str = "HEARTH_PESAPAL_IPN_RATE_PER_SOURCE";
         let rate: u32 = env.parse_or(RATE, "a positive number of requests per second", 20)?;
         let ipn_rate_per_source = NonZeroU32::new(rate).ok_or_else(|| {
@@ -71,6 +85,7 @@ impl Config {
             stripe_secrets,
             tolerance,
             publish_deadline: Duration::from_millis(deadline_ms),
+            lease: Duration::from_millis(lease_ms),
             ipn_rate_per_source,
             ipn_burst_per_source: ipn_rate_per_source
                 .saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)),
@@ -109,5 +124,13 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(bad.var(), "HEARTH_WEBHOOK_PUBLISH_DEADLINE_MS");
+        assert_eq!(config.lease, Duration::from_secs(30));
+        let short = load(&[
+            ("GOOGLE_CLOUD_PROJECT", "demo-p"),
+            ("HEARTH_STRIPE_WEBHOOK_SECRETS", "whsec_a"),
+            ("HEARTH_WEBHOOK_DEDUPE_LEASE_MS", "2000"),
+        ])
+        .unwrap_err();
+        assert_eq!(short.var(), "HEARTH_WEBHOOK_DEDUPE_LEASE_MS", "not beyond the deadline");
     }
 }

@@ -1,13 +1,25 @@
-//! Dedupe and forward: claim the provider's event id in the ledger, publish the
-//! `PaymentEvent` to `payment-events` (ordering key: the order id), settle the claim.
+//! Dedupe and forward: claim the provider's event id in the ledger's leased mode, publish the
+//! `PaymentEvent` to `payment-events` (ordering key: the order id), and stop there.
 //!
 //! ```text
-//! run_once(scope, event id)  Ran      -> published, outcome saved -> Forwarded
-//!                            publish failed / timed out -> released -> Unavailable (503)
-//!                            Replayed -> Duplicate (acknowledged, nothing published)
-//!                            Busy     -> Busy (409: the provider retries later)
-//!                            Conflict -> Conflict (same id, other content: refused)
+//! run_leased(scope, event id, lease)
+//!   Ran      published (the claim's create was the only Firestore call) -> Forwarded
+//!            publish failed / timed out -> claim released -> Unavailable (503)
+//!   Busy     the id was claimed less than a lease ago: published, being published, or its
+//!            holder crashed -> Busy (Stripe: 409, retried later; after the lease it publishes)
+//!   Replayed a record the former run_once protocol completed -> Duplicate (nothing published)
+//!   Conflict same id, other content -> Conflict (refused)
 //! ```
+//!
+//! Why the leased mode and not `run_once`: the payment processor applies each event once by its
+//! provider event id (its own ledger, then the order's watermark), so this dedupe only has to
+//! keep duplicate publishes rare, and its happy path is then one Firestore round trip (the
+//! claim's create) instead of two (create, then complete). A provider's resend within the lease
+//! is answered "retry", and one after the lease is published again: both rare, both harmless.
+//! Crash between the claim and the publish: the provider got no 2xx and retries; within the
+//! lease it is told to retry again, after it the event is published. It is never lost while
+//! the provider retries for longer than the lease (Stripe: days; Pesapal also gets the status
+//! from the processor's reconciliation).
 
 use domain::messages::{PaymentEvent, PaymentEventKind, PaymentEvents, PaymentProvider};
 use serde::Serialize;
@@ -29,9 +41,9 @@ pub const PESAPAL_SCOPE: &str = "webhook:pesapal:v2";
 pub(crate) enum Forwarded {
     /// Published now.
     Published,
-    /// Seen before: nothing published.
+    /// Forwarded and saved as done by the former protocol: nothing published.
     Duplicate,
-    /// Another delivery of the same event is being forwarded.
+    /// The same event id was claimed less than a lease ago: nothing published now.
     Busy,
     /// The id was seen with different content.
     Conflict,
@@ -48,11 +60,9 @@ pub(crate) async fn forward(state: &AppState, event: &PaymentEvent) -> Forwarded
     let attributes = bus::Attributes::new()
         .with("provider", provider)
         .with("provider_event_id", key.chars().take(512).collect::<String>());
-    // If the outcome cannot be saved after publishing, a retry of the provider finds the lease
-    // over and publishes again, which the processor dedupes by the same event id.
     let outcome = state
         .ledger
-        .run_once(scope, key, &Fingerprint::of(event), state.lease, || async {
+        .run_leased(scope, key, &Fingerprint::of(event), state.lease, || async {
             let message_id = state
                 .bus
                 .publish_within::<PaymentEvents>(event, attributes, state.publish_deadline)
@@ -77,7 +87,7 @@ pub(crate) async fn forward(state: &AppState, event: &PaymentEvent) -> Forwarded
     }
 }
 
-/// What the ledger keeps of a forwarded event.
+/// What a forwarded event answers the ledger (the leased mode saves nothing).
 #[derive(Debug, Serialize)]
 struct Saved {
     message_id: String,

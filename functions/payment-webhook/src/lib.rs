@@ -10,7 +10,8 @@
 //!
 //! Forged, stale, malformed and oversized requests are refused before anything is claimed or
 //! published. Dedupe goes through the idempotency ledger (scopes `webhook:stripe:v2`,
-//! `webhook:pesapal:v2`), shared with the api's Idempotency-Key records and Pub/Sub message ids.
+//! `webhook:pesapal:v2`), shared with the api's Idempotency-Key records and Pub/Sub message ids,
+//! in its leased mode: one create per event (`forward.rs` says why that is enough).
 
 mod config;
 mod forward;
@@ -66,7 +67,7 @@ impl AppState {
             secrets: Arc::new(config.stripe_secrets.clone()),
             tolerance: config.tolerance,
             publish_deadline: config.publish_deadline,
-            lease: Duration::from_secs(30),
+            lease: config.lease,
         })
     }
 

@@ -5,6 +5,7 @@ use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use store::ledger::{Outcome, RunError};
 use store::{Claim, Ledger};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -151,7 +152,6 @@ async fn a_record_past_its_ttl_counts_as_absent() {
 
 #[tokio::test]
 async fn run_once_runs_replays_refuses_and_releases() {
-    use store::ledger::{Outcome, RunError};
     let db = crate::fresh_db().await;
     let ledger = Ledger::new(&db);
     let payload = json!({"order": "o1"});
@@ -187,4 +187,188 @@ async fn run_once_runs_replays_refuses_and_releases() {
         Ok(Outcome::Busy { retry_after }) => assert!(retry_after <= LEASE),
         other => panic!("expected busy, got {other:?}"),
     }
+}
+
+/// What `f` cost: `[reads, writes, round trips]`, counted as a request's are. (`f` is boxed:
+/// the ledger's futures are large.)
+async fn cost<F: std::future::Future>(f: std::pin::Pin<Box<F>>) -> (F::Output, [u64; 3]) {
+    let counts = metering::OpsCounts::new();
+    let out = counts.clone().scope(f).await;
+    let s = counts.snapshot();
+    (out, [s.reads, s.writes, s.round_trips])
+}
+
+#[tokio::test]
+async fn the_happy_path_is_one_create_and_one_conditional_write() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    let (claim, claimed) = cost(Box::pin(ledger.claim("fast", "k", "fp", LEASE))).await;
+    let Claim::Fresh(token) = claim.unwrap() else { panic!("fresh") };
+    assert_eq!(claimed, [0, 1, 1], "[reads, writes, round trips] of a claim");
+    let (done, settled) = cost(Box::pin(ledger.complete(&token, &json!({"ok": true})))).await;
+    done.unwrap();
+    assert_eq!(settled, [0, 1, 1], "[reads, writes, round trips] of a settle");
+    let raw: serde_json::Value = db.get(token.path()).await.unwrap().unwrap();
+    assert_eq!((raw["state"].as_str(), raw["attempts"].as_i64()), (Some("done"), Some(1)));
+
+    // run_once: two round trips in all, where it took six (begin, read, commit, twice).
+    let payload = json!({"order": "o1"});
+    let (ran, total) = cost(Box::pin(
+        ledger.run_once("fast", "k2", &payload, LEASE, || async { Ok::<_, ()>(1u8) }),
+    ))
+    .await;
+    assert_eq!(ran.unwrap(), Outcome::Ran(1));
+    assert_eq!(total, [0, 2, 2]);
+}
+
+#[tokio::test]
+async fn a_done_in_flight_or_mismatched_record_is_answered_by_one_read() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    let Claim::Fresh(token) = ledger.claim("fb", "k", "fp-a", LEASE).await.unwrap() else {
+        panic!("fresh");
+    };
+    // In flight: the create fails, one read answers.
+    let (claim, spent) = cost(Box::pin(ledger.claim("fb", "k", "fp-a", LEASE))).await;
+    assert!(matches!(claim.unwrap(), Claim::InFlight { retry_after } if retry_after <= LEASE));
+    assert_eq!(spent, [1, 0, 2]);
+    // Another payload: a mismatch, the same price.
+    let (claim, spent) = cost(Box::pin(ledger.claim("fb", "k", "fp-b", LEASE))).await;
+    assert_eq!(claim.unwrap(), Claim::Mismatch);
+    assert_eq!(spent, [1, 0, 2]);
+    // Done: the replay, the same price (it was 3 round trips: begin, read, commit).
+    ledger.complete(&token, &json!("saved")).await.unwrap();
+    let (claim, spent) = cost(Box::pin(ledger.claim("fb", "k", "fp-a", LEASE))).await;
+    assert_eq!(claim.unwrap(), Claim::Done(json!("saved")));
+    assert_eq!(spent, [1, 0, 2]);
+}
+
+#[tokio::test]
+async fn a_released_or_expired_lease_is_taken_over_in_a_transaction() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    // Released: the create fails, the read sees it released, the transaction takes it over.
+    let Claim::Fresh(first) = ledger.claim("fb", "rel", "fp", LEASE).await.unwrap() else {
+        panic!("fresh");
+    };
+    ledger.release(&first).await.unwrap();
+    let (claim, spent) = cost(Box::pin(ledger.claim("fb", "rel", "fp", LEASE))).await;
+    let Claim::Fresh(second) = claim.unwrap() else { panic!("a released key is taken") };
+    // create, read, then the transaction: its read (which begins it) and its commit.
+    assert_eq!(spent, [2, 1, 4]);
+    let raw: serde_json::Value = db.get(second.path()).await.unwrap().unwrap();
+    assert_eq!((raw["state"].as_str(), raw["attempts"].as_i64()), (Some("in_flight"), Some(2)));
+    // A token from a transaction settles in a transaction (read, commit).
+    let (done, spent) = cost(Box::pin(ledger.complete(&second, &json!(2)))).await;
+    done.unwrap();
+    assert_eq!(spent, [1, 1, 2]);
+    assert_eq!(ledger.claim("fb", "rel", "fp", LEASE).await.unwrap(), Claim::Done(json!(2)));
+
+    // Lease over: the same takeover.
+    let short = Duration::from_millis(200);
+    assert!(matches!(ledger.claim("fb", "gone", "fp", short).await.unwrap(), Claim::Fresh(_)));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (claim, spent) = cost(Box::pin(ledger.claim("fb", "gone", "fp", LEASE))).await;
+    assert!(matches!(claim.unwrap(), Claim::Fresh(_)));
+    assert_eq!(spent, [2, 1, 4]);
+}
+
+#[tokio::test]
+async fn a_settle_after_a_takeover_fails_its_precondition_and_changes_nothing() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    let Claim::Fresh(slow) =
+        ledger.claim("fb", "k", "fp", Duration::from_millis(200)).await.unwrap()
+    else {
+        panic!("fresh");
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let Claim::Fresh(taker) = ledger.claim("fb", "k", "fp", LEASE).await.unwrap() else {
+        panic!("the lease ran out: taken over");
+    };
+    // The slow holder finishes late: its write is conditioned on its claim's update time,
+    // which the takeover changed. One round trip, refused, nothing written.
+    for settle in [ledger.complete(&slow, &json!("late")).await, ledger.release(&slow).await] {
+        assert!(matches!(settle, Err(store::Error::LeaseLost { .. })), "{settle:?}");
+    }
+    let (late, spent) = cost(Box::pin(ledger.complete(&slow, &json!("late")))).await;
+    assert!(matches!(late, Err(store::Error::LeaseLost { .. })));
+    assert_eq!(spent, [0, 0, 1]);
+    let raw: serde_json::Value = db.get(taker.path()).await.unwrap().unwrap();
+    assert_eq!((raw["state"].as_str(), raw["attempts"].as_i64()), (Some("in_flight"), Some(2)));
+    // The taker still holds it, and settles.
+    ledger.complete(&taker, &json!("taker")).await.unwrap();
+    assert_eq!(ledger.claim("fb", "k", "fp", LEASE).await.unwrap(), Claim::Done(json!("taker")));
+}
+
+#[tokio::test]
+async fn a_record_past_its_ttl_is_taken_over_whatever_it_says() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db).with_retention(Duration::from_millis(100));
+    // An in-flight record with a long lease, past its TTL: absent for the ledger.
+    assert!(matches!(ledger.claim("fb", "old", "fp-a", LEASE).await.unwrap(), Claim::Fresh(_)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (claim, spent) = cost(Box::pin(ledger.claim("fb", "old", "fp-b", LEASE))).await;
+    let Claim::Fresh(token) = claim.unwrap() else { panic!("expired: fresh") };
+    assert_eq!(spent, [2, 1, 4]);
+    let raw: serde_json::Value = db.get(token.path()).await.unwrap().unwrap();
+    assert_eq!((raw["fingerprint"].as_str(), raw["attempts"].as_i64()), (Some("fp-b"), Some(1)));
+}
+
+#[tokio::test]
+async fn run_leased_is_one_create_busy_within_the_lease_and_runs_again_after_it() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    let payload = json!({"event": "evt_1"});
+    let lease = Duration::from_millis(600);
+    let runs = std::sync::atomic::AtomicU32::new(0);
+    let work = || async {
+        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, &str>("published")
+    };
+
+    let (first, spent) =
+        cost(Box::pin(ledger.run_leased("lease", "evt_1", &payload, lease, work))).await;
+    assert_eq!(first.unwrap(), Outcome::Ran("published"));
+    assert_eq!(spent, [0, 1, 1], "one create and nothing else");
+    // Within the lease: busy (the holder may not have published yet), nothing runs.
+    let (again, spent) =
+        cost(Box::pin(ledger.run_leased("lease", "evt_1", &payload, lease, work))).await;
+    assert!(matches!(again.unwrap(), Outcome::Busy { retry_after } if retry_after <= lease));
+    assert_eq!(spent, [1, 0, 2]);
+    // Other content under the same key: refused, nothing runs.
+    let other = ledger.run_leased("lease", "evt_1", &json!({"event": "x"}), lease, work).await;
+    assert_eq!(other.unwrap(), Outcome::Conflict);
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // After the lease (the holder finished, or crashed before publishing): it runs again.
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+    let late = ledger.run_leased("lease", "evt_1", &payload, lease, work).await;
+    assert_eq!(late.unwrap(), Outcome::Ran("published"));
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn run_leased_releases_on_failure_so_the_retry_runs_at_once() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    let payload = json!({"event": "evt_2"});
+    let (failed, spent) =
+        cost(Box::pin(ledger.run_leased("lease", "evt_2", &payload, LEASE, || async {
+            Err::<u8, _>("pubsub down")
+        })))
+        .await;
+    assert!(matches!(failed, Err(RunError::Work("pubsub down"))));
+    assert_eq!(spent, [0, 2, 2], "the create, then the conditional release");
+    // Well within the lease, the retry runs.
+    let retry =
+        ledger.run_leased("lease", "evt_2", &payload, LEASE, || async { Ok::<_, ()>(1u8) }).await;
+    assert_eq!(retry.unwrap(), Outcome::Ran(1));
+    // A key a run_once completed is a replay for run_leased too.
+    ledger
+        .run_once("lease", "evt_3", &payload, LEASE, || async { Ok::<_, ()>(3u8) })
+        .await
+        .unwrap();
+    let replay =
+        ledger.run_leased("lease", "evt_3", &payload, LEASE, || async { Ok::<_, ()>(4u8) }).await;
+    assert_eq!(replay.unwrap(), Outcome::Replayed(json!(3)));
 }

@@ -166,3 +166,48 @@ async fn caller_errors_and_retryable_errors_are_told_apart() {
     assert!(error.is_retryable());
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
+
+/// The first read begins the transaction (no `BeginTransaction` round trip), `get_all` reads
+/// several documents in one round trip, and a transaction that reads nothing is one commit.
+#[tokio::test]
+async fn transactions_begin_with_their_first_read() {
+    let db = crate::fresh_db().await;
+    let a = paths::config("tx-a").unwrap();
+    let b = paths::config("tx-b").unwrap();
+    db.set(&a, &Counter { value: 1 }).await.unwrap();
+    let counts = metering::OpsCounts::new();
+    let (a, b) = (&a, &b);
+    let total = counts
+        .clone()
+        .scope(db.run_transaction(|tx| {
+            Box::pin(async move {
+                let both = tx.get_all::<Counter>(&[a.clone(), b.clone()]).await?;
+                let again: Option<Counter> = tx.get(a).await?;
+                let total = both.iter().flatten().map(|c| c.value).sum::<i64>()
+                    + again.map_or(0, |c| c.value);
+                tx.set(b, &Counter { value: total })?;
+                Ok::<_, Error>(total)
+            })
+        }))
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    let spent = counts.snapshot();
+    // The batch read (which began it), the second read, the commit; 3 reads (b was missing).
+    assert_eq!((spent.round_trips, spent.reads, spent.writes), (3, 3, 1));
+    assert_eq!(db.get::<Counter>(b).await.unwrap(), Some(Counter { value: 2 }));
+
+    let counts = metering::OpsCounts::new();
+    counts
+        .clone()
+        .scope(db.run_transaction(|tx| {
+            Box::pin(async move {
+                tx.set(a, &Counter { value: 7 })?;
+                Ok::<_, Error>(())
+            })
+        }))
+        .await
+        .unwrap();
+    assert_eq!(counts.snapshot().round_trips, 1, "no read: one commit");
+    assert_eq!(db.get::<Counter>(a).await.unwrap(), Some(Counter { value: 7 }));
+}

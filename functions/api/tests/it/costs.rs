@@ -32,7 +32,7 @@ async fn instance(vars: &HashMap<String, String>) -> (TestApp, Metrics) {
 }
 
 fn as_cost(s: OpsSnapshot) -> Cost {
-    [s.reads, s.writes, s.deletes, s.query_results]
+    [s.reads, s.writes, s.deletes, s.query_results, s.round_trips]
 }
 
 /// Calls `name` as `uid` and returns what that one request cost.

@@ -9,7 +9,7 @@ use testkit::costs::{Cost, minus, pinned, route_ops};
 
 use crate::{Harness, PUSH_SA, oidc, post_event, post_fields, seed_followers, write_post};
 
-/// `[reads, writes, deletes, query results]` of the Eventarc route so far.
+/// `[reads, writes, deletes, query results, round trips]` of the Eventarc route so far.
 async fn ops(h: &Harness) -> Cost {
     let response = h.app.client.get(h.app.url("/metrics")).bearer_auth(oidc(PUSH_SA)).send();
     route_ops(&response.await.unwrap().text().await.unwrap(), "/")

@@ -9,7 +9,7 @@ use testkit::costs::{Cost, minus, pinned, route_ops};
 use crate::push::{PATH, push, signup_envelope};
 use crate::{Harness, OPERATOR_SA, oidc, signup};
 
-/// `[reads, writes, deletes, query results]` of `route` so far.
+/// `[reads, writes, deletes, query results, round trips]` of `route` so far.
 async fn ops(h: &Harness, route: &str) -> Cost {
     let response = h.app.client.get(h.app.url("/metrics")).bearer_auth(oidc(OPERATOR_SA));
     route_ops(&response.send().await.unwrap().text().await.unwrap(), route)
@@ -29,7 +29,7 @@ async fn onboarding_a_sign_up_costs_what_the_readme_says() {
     let first = delivery_cost(&h, "m-1", &body).await;
     let again = delivery_cost(&h, "m-1", &body).await;
     let report = format!("first delivery {first:?}, redelivery {again:?}");
-    // [reads, writes, deletes, query results]
+    // [reads, writes, deletes, query results, round trips]
     assert_eq!(first, pinned("signup_onboarding"), "a new owner's tenant and user: {report}");
     assert_eq!(again, pinned("signup_onboarding_redelivery"), "the same message: {report}");
 }

@@ -12,7 +12,7 @@ use crate::{AUDIENCE, Harness, METRICS_SA, stripe_event};
 
 const ROUTE: &str = "/pubsub/payment-events";
 
-/// `[reads, writes, deletes, query results]` of the push route so far.
+/// `[reads, writes, deletes, query results, round trips]` of the push route so far.
 async fn ops(h: &Harness) -> Cost {
     let token = tokens::sign(&tokens::google_oidc_claims(AUDIENCE, METRICS_SA), keys::primary());
     let response = h.app.client.get(h.app.url("/metrics")).bearer_auth(token).send().await;
@@ -33,7 +33,7 @@ async fn applying_a_payment_costs_what_the_readme_says() {
     let after = ops(&h).await;
     let (applied, duplicate) = (minus(middle, before), minus(after, middle));
     let report = format!("applied {applied:?}, duplicate {duplicate:?}");
-    // [reads, writes, deletes, query results]
+    // [reads, writes, deletes, query results, round trips]
     assert_eq!(applied, pinned("payment_applied"), "a succeeded one-item order: {report}");
     assert_eq!(duplicate, pinned("payment_event_duplicate"), "the same delivery: {report}");
 }

@@ -4,6 +4,8 @@
 //! which proves the refused request published nothing.
 
 mod attacks;
+mod costs;
+mod dedupe;
 mod pesapal;
 mod stripe;
 
@@ -30,6 +32,8 @@ pub(crate) struct Harness {
     pub(crate) project: String,
     pub(crate) pubsub: &'static str,
     pub(crate) db: store::Db,
+    /// The environment the app was built from.
+    pub(crate) vars: HashMap<String, String>,
 }
 
 impl Harness {
@@ -65,9 +69,10 @@ impl Harness {
         .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let built = payment_webhook::build("payment-webhook", &Env::from_map(vars)).await.unwrap();
+        let built =
+            payment_webhook::build("payment-webhook", &Env::from_map(vars.clone())).await.unwrap();
         let db = built.state.db().clone();
-        Self { app: testkit::spawn_app(built.router).await, project, pubsub, db }
+        Self { app: testkit::spawn_app(built.router).await, project, pubsub, db, vars }
     }
 
     /// An order `order_id` of 1 unit (10.00 KES) whose Pesapal payment has the tracking id

@@ -7,7 +7,7 @@ use testkit::costs::{Cost, minus, pinned, route_ops};
 
 use crate::{harness, scheduler_token, seed};
 
-/// `[reads, writes, deletes, query results]` of route `/jobs/{job}` so far.
+/// `[reads, writes, deletes, query results, round trips]` of route `/jobs/{job}` so far.
 fn ops(text: &str) -> Cost {
     route_ops(text, "/jobs/{job}")
 }

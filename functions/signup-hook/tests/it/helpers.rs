@@ -14,6 +14,9 @@ use testkit::jwks::JwksServer;
 use testkit::keys;
 use testkit::tokens;
 
+/// The service account that may read `/metrics`.
+pub(crate) const METRICS_SA: &str = "metrics-reader@hearth-test.iam.gserviceaccount.com";
+
 /// The topic subscription every test pulls announcements from.
 pub(crate) const SUBSCRIPTION: &str = "signups-test";
 
@@ -83,6 +86,10 @@ pub(crate) async fn start(setup: Setup) -> Hook {
         ("HEARTH_SECURETOKEN_JWKS_URL".into(), jwks.url()),
         ("HEARTH_BLOCKING_AUDIENCE".into(), base_url.clone()),
         ("HEARTH_LOG_FORMAT".into(), "pretty".into()),
+        // `/metrics` for the cost test: Google OIDC tokens of METRICS_SA, audience the hook's URL.
+        ("HEARTH_GOOGLE_OIDC_JWKS_URL".into(), jwks.url()),
+        ("HEARTH_OIDC_AUDIENCE".into(), base_url.clone()),
+        ("HEARTH_METRICS_ALLOWED_EMAILS".into(), METRICS_SA.into()),
     ];
     if let Some(auth) = &setup.auth_emulator {
         vars.push(("FIREBASE_AUTH_EMULATOR_HOST".into(), auth.clone()));
@@ -164,6 +171,16 @@ impl Hook {
         let value = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("the hook answers JSON, got {status} {text:?}"));
         (status, value)
+    }
+
+    /// The `/metrics` text, read as [`METRICS_SA`].
+    pub(crate) async fn metrics_text(&self) -> String {
+        let claims = tokens::google_oidc_claims(&self.base_url, METRICS_SA);
+        let token = tokens::sign(&claims, keys::primary());
+        let response = self.client.get(self.url("/metrics")).bearer_auth(token).send().await;
+        let response = response.expect("metrics answer");
+        assert_eq!(response.status(), 200, "metrics readable as {METRICS_SA}");
+        response.text().await.unwrap()
     }
 
     /// Announcements received so far (waits up to `wait` for at least `n`).

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod bad_input;
+mod costs;
 mod e2e;
 mod helpers;
 mod signed;
