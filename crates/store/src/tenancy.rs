@@ -343,6 +343,13 @@ impl Tenancy {
             .await
     }
 
+    /// Drops the cached membership of `uid` in `tenant_id`, so the next
+    /// [`Tenancy::membership`] reads Firestore: a refusal must not rest on an answer older than
+    /// the user root that prompted it (provisioning writes both in one commit).
+    pub async fn forget_membership(&self, tenant_id: &str, uid: &str) {
+        self.memberships.invalidate(&(tenant_id.to_owned(), uid.to_owned())).await;
+    }
+
     /// The user root `users/{uid}` (`None` also when the uid cannot name a document), cached.
     pub async fn user_root(&self, uid: &str) -> Result<Option<UserRoot>, Error> {
         let Ok(path) = paths::user(uid) else { return Ok(None) };

@@ -161,6 +161,13 @@ impl AppState {
         // The decision is `domain::admission::admit_sign_in`; this loop reads what it asks for.
         let mut facts =
             SignInFacts::new(claim_str(existing, "tenant_id"), claim_str(existing, "role"));
+        // The tenant whose membership was read, and whether a refusal was confirmed: the
+        // membership is read before the user root, so onboarding can land between the two
+        // reads (or the membership can come from the cache); the root then proves onboarding
+        // while the membership answer predates it. Provisioning writes both in one commit, so a
+        // fresh membership read after the root is the consistent answer.
+        let mut read_tenant: Option<String> = None;
+        let mut confirmed = false;
         let decision = loop {
             match admit_sign_in(&facts) {
                 SignIn::Read(Need::UserRoot) => {
@@ -181,6 +188,14 @@ impl AppState {
                         suspended: status == Some(TenantStatus::Suspended),
                         membership: membership.map(|m| m.role),
                     });
+                    read_tenant = Some(tenant_id);
+                }
+                SignIn::Refuse(Refusal::MembershipRemoved) if !confirmed => {
+                    confirmed = true;
+                    if let Some(tenant_id) = &read_tenant {
+                        tenancy.forget_membership(tenant_id, uid).await;
+                    }
+                    facts.tenant = Fact::Unread;
                 }
                 decision => break decision,
             }

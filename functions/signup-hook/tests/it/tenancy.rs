@@ -231,6 +231,33 @@ async fn sign_in_is_blocked_once_an_onboarded_membership_is_removed() {
 }
 
 #[tokio::test]
+async fn onboarding_landing_between_the_membership_and_root_reads_is_not_a_removal() {
+    // Caching on (the default). The sign-in that follows a sign-up reads the membership first;
+    // onboarding can commit the membership and the root together right after that read, so the
+    // root then says "onboarded into acme" while the membership answer (here: cached) predates
+    // it. That is not a removal: the refusal is confirmed with a fresh membership read.
+    let hook = start(Setup::default()).await;
+    let db = hook.db();
+    assert!(hook.tenancy().membership("acme", "uid-race").await.unwrap().is_none());
+    db.set(&paths::tenant_member("acme", "uid-race").unwrap(), &json!({"role": "member"}))
+        .await
+        .unwrap();
+    db.set(&paths::user("uid-race").unwrap(), &json!({"tenant_id": "acme", "onboarded": true}))
+        .await
+        .unwrap();
+    let claims = json!({"tenant_id": "acme", "role": "member"});
+    let (status, body) = sign_in(&hook, "uid-race", claims.clone()).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})), "a fresh member is let in");
+
+    // A real removal is still refused, with the cache on.
+    db.delete(&paths::tenant_member("acme", "uid-race").unwrap()).await.unwrap();
+    hook.tenancy().forget_membership("acme", "uid-race").await;
+    let (status, body) = sign_in(&hook, "uid-race", claims).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(error_of(&body), ("PERMISSION_DENIED".to_owned(), REMOVED_MESSAGE.to_owned()));
+}
+
+#[tokio::test]
 async fn a_changed_role_refreshes_the_claims_at_sign_in() {
     let hook = start(Setup::default()).await;
     let db = hook.db();
