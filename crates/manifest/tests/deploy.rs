@@ -7,18 +7,16 @@
 //! test wants them, the fakes: nothing here can reach a real cloud project.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{install_tools, logged_calls, logging_script, root, run_script};
 use manifest::Manifest;
 
 const PROJECT: &str = "demo-hearth";
 const TAG: &str = "t0123abc";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 /// Three functions: a public one with blocking triggers, a private one, and one in its own
 /// region whose crate is named differently from the function.
@@ -107,9 +105,7 @@ impl Sandbox {
         let dir = self.path().join("fakes");
         std::fs::create_dir(&dir).unwrap();
         let log = self.log();
-        let script = |body: &str| {
-            format!("#!/bin/sh\nprintf '%s\\n' \"${{0##*/}} $*\" >> '{}'\n{body}\n", log.display())
-        };
+        let script = |body: &str| logging_script(&log, body);
         let gcloud = script(
             r#"case "$*" in
   "auth print-access-token"*) [ -z "$FAKE_NO_LOGIN" ] || exit 1; echo access-token ;;
@@ -126,16 +122,15 @@ exit 0"#,
 esac
 exit 0"#,
         );
-        for (name, body) in [
-            ("gcloud", gcloud),
-            ("terraform", terraform),
-            ("firebase", script("exit 0")),
-            ("curl", script("exit 0")),
-        ] {
-            let path = dir.join(name);
-            std::fs::write(&path, body).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        install_tools(
+            &dir,
+            vec![
+                ("gcloud", gcloud),
+                ("terraform", terraform),
+                ("firebase", script("exit 0")),
+                ("curl", script("exit 0")),
+            ],
+        );
         dir
     }
 
@@ -144,22 +139,13 @@ exit 0"#,
     }
 
     fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.log()).unwrap_or_default().lines().map(str::to_owned).collect()
+        logged_calls(&self.log())
     }
 }
 
 /// Runs the script with a clean environment: PATH, HOME and the given variables only.
 fn deploy(path: &[&Path], home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let path = path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-    Command::new(root().join("scripts/deploy.sh"))
-        .args(args)
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", home)
-        .envs(env.iter().copied())
-        .current_dir(home)
-        .output()
-        .unwrap()
+    run_script("deploy.sh", path, home, args, env)
 }
 
 fn settings(manifest: &Path) -> Vec<(&'static str, String)> {

@@ -7,6 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{install_tools, logged_calls, logging_script, root, run_script};
 use manifest::{FunctionSpec, HttpAuth, Manifest, Trigger};
 
 const PROJECT: &str = "demo-hearth";
@@ -55,10 +58,6 @@ functions:
       - {kind: http, path: /a, methods: [POST], auth: firebase}
       - {kind: http, path: /b, methods: [POST], auth: oidc}
 "#;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 /// The rule: public, and every trigger is HTTP that the app authenticates itself.
 fn lambda_capable(f: &FunctionSpec) -> bool {
@@ -163,9 +162,7 @@ impl Sandbox {
         let dir = self.path().join("fakes");
         std::fs::create_dir(&dir).unwrap();
         let log = self.log();
-        let script = |body: &str| {
-            format!("#!/bin/sh\nprintf '%s\\n' \"${{0##*/}} $*\" >> '{}'\n{body}\n", log.display())
-        };
+        let script = |body: &str| logging_script(&log, body);
         let aws = script(
             r#"case "$*" in
   "lambda get-function-url-config"*) echo "https://$4.lambda-url.eu-west-1.on.aws/" ;;
@@ -179,17 +176,16 @@ exit 0"#,
 esac
 exit 0"#,
         );
-        for (name, body) in [
-            ("cargo", script("exit 0")),
-            ("cargo-lambda", script("exit 0")),
-            ("aws", aws),
-            ("gcloud", gcloud),
-            ("curl", script("exit 0")),
-        ] {
-            let path = dir.join(name);
-            std::fs::write(&path, body).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        install_tools(
+            &dir,
+            vec![
+                ("cargo", script("exit 0")),
+                ("cargo-lambda", script("exit 0")),
+                ("aws", aws),
+                ("gcloud", gcloud),
+                ("curl", script("exit 0")),
+            ],
+        );
         dir
     }
 
@@ -198,22 +194,13 @@ exit 0"#,
     }
 
     fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.log()).unwrap_or_default().lines().map(str::to_owned).collect()
+        logged_calls(&self.log())
     }
 }
 
 /// Runs the script with PATH, HOME and the given variables only, from `home`.
 fn deploy(path: &[&Path], home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let path = path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-    Command::new(root().join("scripts/deploy-lambda.sh"))
-        .args(args)
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", home)
-        .envs(env.iter().copied())
-        .current_dir(home)
-        .output()
-        .unwrap()
+    run_script("deploy-lambda.sh", path, home, args, env)
 }
 
 fn settings<'a>(manifest: &'a str, work: &'a str, creds: &'a str) -> Vec<(&'static str, &'a str)> {
