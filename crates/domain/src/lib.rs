@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod backoff;
+pub mod catalogue;
 pub mod cleanup;
 pub mod counters;
 pub mod dead_letter;
