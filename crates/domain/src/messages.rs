@@ -291,6 +291,100 @@ pub struct RefundRequest {
     pub reason: RefundReason,
 }
 
+/// Schema version of [`OrderRefunded`] bodies.
+pub const ORDER_REFUNDED_VERSION: u32 = 1;
+
+/// `order-refunded`: the provider confirmed a refund of an order (whole or partial) and the
+/// order records it (receipts and notifications subscribe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRefundedTopic;
+
+impl Topic for OrderRefundedTopic {
+    const NAME: &'static str = "order-refunded";
+    const DEAD_LETTER: &'static str = "order-refunded-dead-letter";
+    const SCHEMA_VERSION: u32 = ORDER_REFUNDED_VERSION;
+    type Message = OrderRefunded;
+
+    fn ordering_key(msg: &OrderRefunded) -> Option<String> {
+        Some(msg.order_id.clone())
+    }
+}
+
+/// A confirmed refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRefunded {
+    /// Schema version ([`ORDER_REFUNDED_VERSION`]).
+    pub v: Version<ORDER_REFUNDED_VERSION>,
+    /// The order.
+    pub order_id: String,
+    /// The buyer.
+    pub uid: String,
+    /// The vendors of the order's items.
+    pub vendor_ids: Vec<String>,
+    /// The provider event (or refund id) that confirmed it; unique per refund.
+    pub refund_id: String,
+    /// This refund, minor units.
+    pub amount_minor: i64,
+    /// Refunded so far on the order, this refund included, minor units.
+    pub refunded_total_minor: i64,
+    /// ISO 4217 currency, lower case.
+    pub currency: String,
+    /// The whole amount is back with the buyer (the order is `refunded`).
+    pub fully_refunded: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// stream-alerts
+// ---------------------------------------------------------------------------------------------
+
+/// Schema version of [`StreamAlert`] bodies.
+pub const STREAM_ALERT_VERSION: u32 = 1;
+
+/// `stream-alerts`: a market-data stream went silent or recovered (operators are notified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamAlerts;
+
+impl Topic for StreamAlerts {
+    const NAME: &'static str = "stream-alerts";
+    const DEAD_LETTER: &'static str = "stream-alerts-dead-letter";
+    const SCHEMA_VERSION: u32 = STREAM_ALERT_VERSION;
+    type Message = StreamAlert;
+
+    fn ordering_key(msg: &StreamAlert) -> Option<String> {
+        Some(msg.stream_id.clone())
+    }
+}
+
+/// What happened to a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamAlertKind {
+    /// No complete candle within the stream's granularity plus its grace period.
+    Silent,
+    /// Complete candles arrive again after a silence.
+    Recovered,
+}
+
+/// A stream's silence or recovery, announced once per transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamAlert {
+    /// Schema version ([`STREAM_ALERT_VERSION`]).
+    pub v: Version<STREAM_ALERT_VERSION>,
+    /// `{instrument}_{granularity}` (the `stream_health/{streamId}` document).
+    pub stream_id: String,
+    /// The instrument (`EUR_USD`).
+    pub instrument: String,
+    /// The granularity (`H1`).
+    pub granularity: String,
+    /// The stream's priority (`critical`, `high`, `medium`, `low`).
+    pub priority: String,
+    pub kind: StreamAlertKind,
+    /// Start time of the last complete candle seen, if any.
+    pub last_candle_at: Option<DateTime<Utc>>,
+    /// When the transition was detected. With `stream_id` and `kind` it identifies the alert.
+    pub detected_at: DateTime<Utc>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // fanout-tasks
 // ---------------------------------------------------------------------------------------------
