@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod messages;
 pub mod onboarding;
 pub mod payments;
+pub mod pulse;
 pub mod ramp;
 pub mod ratelimit;
 pub mod repair;
