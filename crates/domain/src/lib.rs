@@ -12,6 +12,7 @@ pub mod counters;
 pub mod dead_letter;
 pub mod feed;
 pub mod inventory;
+pub mod market;
 pub mod messages;
 pub mod onboarding;
 pub mod payments;
