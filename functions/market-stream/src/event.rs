@@ -44,12 +44,12 @@ pub fn dead_letter_id(instrument: &str, granularity: &str, ts: &str) -> String {
     format!("candle:{instrument}:{granularity}:{ts}")
 }
 
-/// The candle path a dead-letter id names.
-pub(crate) fn candle_of_dead_letter(id: &str) -> Option<(&str, &str, &str)> {
+/// The candle document (relative path) a dead-letter id names.
+pub(crate) fn candle_of_dead_letter(id: &str) -> Option<String> {
     let rest = id.strip_prefix("candle:")?;
     let (instrument, rest) = rest.split_once(':')?;
     let (granularity, ts) = rest.split_once(':')?;
-    Some((instrument, granularity, ts))
+    store::paths::candle(instrument, granularity, ts).ok().map(|p| p.relative())
 }
 
 /// What an event id stands for in the ledger: the candle and its values (`None`: deleted).
@@ -83,7 +83,10 @@ pub(crate) fn name(
             Some(fallback_id.to_owned()),
         ));
     };
-    let path = format!("candles/{instrument}/{granularity}/{ts_id}");
+    // `candle_of` checked that the three ids make a candle path.
+    let path = store::paths::candle(instrument, granularity, ts_id)
+        .map(|p| p.relative())
+        .unwrap_or_default();
     let dead_letter = dead_letter_id(instrument, granularity, ts_id);
     let refuse = |why: String| {
         Error::permanent(format!("{path}: {why}"), anyhow!("{why}"), Some(dead_letter.clone()))

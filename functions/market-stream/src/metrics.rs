@@ -99,7 +99,7 @@ impl StreamMetrics {
             .map(|(id, s)| {
                 let secs = s.first.elapsed().as_secs_f64().max(1e-3);
                 let quantile =
-                    |q| (s.latency_ms.len() > 0).then(|| s.latency_ms.value_at_quantile(q));
+                    |q| (!s.latency_ms.is_empty()).then(|| s.latency_ms.value_at_quantile(q));
                 (
                     id,
                     json!({

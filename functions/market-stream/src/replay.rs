@@ -61,8 +61,7 @@ pub(crate) async fn list(
             let candle = dl
                 .event_id
                 .as_deref()
-                .and_then(candle_of_dead_letter)
-                .map(|(i, g, ts)| format!("candles/{i}/{g}/{ts}"));
+                .and_then(candle_of_dead_letter);
             json!({"id": dl.id, "candle": candle, "reason": dl.reason, "recorded_at": dl.recorded_at})
         })
         .collect();
@@ -77,17 +76,14 @@ pub(crate) async fn replay(
     let request: ReplayRequest = serde_json::from_slice(&body).map_err(|_| {
         Error::reject(
             Code::InvalidArgument,
-            "expected {\"candle\": \"candles/...\"} or {\"dead_letter_id\": \"candle:...\"}",
+            "expected {\"candle\": <candle document path>} or {\"dead_letter_id\": \"candle:...\"}",
         )
     })?;
     let path = match (&request.candle, &request.dead_letter_id) {
         (Some(path), None) => path.clone(),
-        (None, Some(id)) => {
-            let (i, g, ts) = candle_of_dead_letter(id).ok_or_else(|| {
-                Error::reject(Code::InvalidArgument, "not the dead letter of a candle")
-            })?;
-            format!("candles/{i}/{g}/{ts}")
-        }
+        (None, Some(id)) => candle_of_dead_letter(id).ok_or_else(|| {
+            Error::reject(Code::InvalidArgument, "not the dead letter of a candle")
+        })?,
         _ => {
             return Err(Error::reject(
                 Code::InvalidArgument,

@@ -28,7 +28,7 @@ async fn an_impossible_candle_is_dead_lettered_then_replayed_after_the_fix() {
         .expect("dead letter");
     assert!(letter.reason.contains("candles/EUR_USD/M1/2026-01-05T00:03:00Z"), "{}", letter.reason);
     assert!(letter.reason.contains("h "), "{}", letter.reason);
-    let health = Market::new(&h.db).health(&[key.clone()]).await.unwrap();
+    let health = Market::new(&h.db).health(std::slice::from_ref(&key)).await.unwrap();
     assert_eq!(health[0].as_ref().unwrap().failed, 1);
 
     // Operators list it.
