@@ -26,6 +26,7 @@ mod error;
 pub mod feed;
 pub mod inventory;
 pub mod ledger;
+pub mod market;
 pub mod onboarding;
 mod ops;
 pub mod paths;

@@ -76,6 +76,10 @@ pub mod names {
     pub const DEAD_LETTERS: &str = "dead_letters";
     /// `stream_health/{streamId}`
     pub const STREAM_HEALTH: &str = "stream_health";
+    /// `streams/{streamId}`: a market-data stream's processed data.
+    pub const STREAMS: &str = "streams";
+    /// `streams/{streamId}/bars/{ts}`: a processed candle with its features and label.
+    pub const BARS: &str = "bars";
     /// `invitations/{email}`
     pub const INVITATIONS: &str = "invitations";
     /// `tenant_domains/{domain}`
@@ -404,6 +408,37 @@ pub fn candle(instrument: &str, granularity: &str, ts: &str) -> Result<DocPath, 
     Ok(DocPath { collection: series, id: ts.to_owned() })
 }
 
+/// The `(instrument, granularity, ts)` of a relative document path
+/// `candles/{instrument}/{granularity}/{ts}` (as an Eventarc event names its document); `None`
+/// for any other document.
+pub fn candle_of(relative: &str) -> Option<(&str, &str, &str)> {
+    let rest = relative.strip_prefix(names::CANDLES)?.strip_prefix('/')?;
+    let mut parts = rest.split('/');
+    let (instrument, granularity, ts) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    candle(instrument, granularity, ts).ok()?;
+    Some((instrument, granularity, ts))
+}
+
+/// `streams/{stream_id}`: the processed data of one market-data stream
+/// (`{instrument}_{granularity}`).
+pub fn stream(stream_id: &str) -> Result<DocPath, PathError> {
+    root_doc(names::STREAMS, "stream", stream_id)
+}
+
+/// `streams/{stream_id}/bars`: the stream's processed candles, one per candle start time.
+pub fn stream_bars(stream_id: &str) -> Result<CollectionPath, PathError> {
+    stream(stream_id)?.sub(names::BARS)
+}
+
+/// `streams/{stream_id}/bars/{ts}`: a processed candle with its features and, once resolved,
+/// its label (`ts` is the candle's document id).
+pub fn stream_bar(stream_id: &str, ts: &str) -> Result<DocPath, PathError> {
+    sub_doc(stream(stream_id)?, names::BARS, "candle timestamp", ts)
+}
+
 // ---- marketplace --------------------------------------------------------------------------
 
 /// `vendors/{vendor_id}`
@@ -603,6 +638,19 @@ mod tests {
         assert_eq!(post_id_of("posts/__p__"), None);
     }
 
+    #[test]
+    fn candles_come_only_from_four_segment_candle_paths() {
+        assert_eq!(
+            candle_of("candles/EUR_USD/H1/2026-01-05T13:00:00Z"),
+            Some(("EUR_USD", "H1", "2026-01-05T13:00:00Z"))
+        );
+        assert_eq!(candle_of("candles/EUR_USD/H1"), None);
+        assert_eq!(candle_of("candles/EUR_USD/H1/t/x/y"), None);
+        assert_eq!(candle_of("candlesx/EUR_USD/H1/t"), None);
+        assert_eq!(candle_of("candles/EUR_USD/H1/__t__"), None);
+        assert_eq!(candle_of("streams/EUR_USD_H1/bars/t"), None);
+    }
+
     use super::*;
 
     const ROOT: &str = "projects/p/databases/(default)/documents";
@@ -642,6 +690,7 @@ mod tests {
             (idempotency("s:k:abc").unwrap(), "idempotency/s:k:abc"),
             (dead_letter("d1").unwrap(), "dead_letters/d1"),
             (stream_health("st").unwrap(), "stream_health/st"),
+            (stream_bar("EUR_USD_H1", "t").unwrap(), "streams/EUR_USD_H1/bars/t"),
             (invitation("a@b.example").unwrap(), "invitations/a@b.example"),
             (tenant_domain("b.example").unwrap(), "tenant_domains/b.example"),
             (config("flags").unwrap(), "config/flags"),

@@ -194,8 +194,8 @@ pub fn label(
     }
     let start = bars[i];
     let vertical_at = start.ts + granularity.length() * i32::try_from(policy.vertical).ok()?;
-    let upper = (policy.profit_take > 0.0).then(|| policy.profit_take * target);
-    let lower = (policy.stop_loss > 0.0).then(|| -policy.stop_loss * target);
+    let upper = (policy.profit_take > 0.0).then_some(policy.profit_take * target);
+    let lower = (policy.stop_loss > 0.0).then_some(-policy.stop_loss * target);
     for bar in &bars[i + 1..] {
         let ret = bar.close / start.close - 1.0;
         let resolved = |value, barrier| Label { value, barrier, resolved_at: bar.ts, ret, target };

@@ -55,7 +55,7 @@ pub fn is_silent(
     grace: TimeDelta,
     now: DateTime<Utc>,
 ) -> bool {
-    let since = last_arrival_at.map_or(watched_since, |at| at.max(watched_since));
+    let since = last_arrival_at.unwrap_or(watched_since);
     now - since > granularity.length() + grace
 }
 
@@ -96,6 +96,8 @@ mod tests {
         // M1: 60 s + 600 s.
         assert!(!is_silent(Some(t(0)), t(0), Granularity::M1, grace, t(660)));
         assert!(is_silent(Some(t(0)), t(0), Granularity::M1, grace, t(661)));
+        // The last arrival counts, even when it predates the first watch.
+        assert!(is_silent(Some(t(0)), t(500), Granularity::M1, grace, t(661)));
         // Never a candle: counted from the first watch.
         assert!(!is_silent(None, t(100), Granularity::M1, grace, t(700)));
         assert!(is_silent(None, t(100), Granularity::M1, grace, t(761)));
