@@ -64,6 +64,7 @@ impl Registry {
             .with("scheduled-cleanup", function!(scheduled_cleanup::router))
             .with("feed-fanout", function!(feed_fanout::router))
             .with("market-stream", function!(market_stream::router))
+            .with("pulse", function!(pulse::router))
     }
 
     /// Adds (or replaces) the builder of `name`.

@@ -386,6 +386,47 @@ pub struct StreamAlert {
 }
 
 // ---------------------------------------------------------------------------------------------
+// pulse-tasks
+// ---------------------------------------------------------------------------------------------
+
+/// Schema version of [`PulseTask`] bodies.
+pub const PULSE_TASK_VERSION: u32 = 1;
+
+/// `pulse-tasks`: one page of a minute's pulse (a few strategies, each run for its assigned
+/// users), so a minute of many users is spread over many instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PulseTasks;
+
+impl Topic for PulseTasks {
+    const NAME: &'static str = "pulse-tasks";
+    const DEAD_LETTER: &'static str = "pulse-tasks-dead-letter";
+    const SCHEMA_VERSION: u32 = PULSE_TASK_VERSION;
+    type Message = PulseTask;
+}
+
+/// A strategy of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StrategyRef {
+    /// `tenants/{tenant_id}`.
+    pub tenant_id: String,
+    /// `tenants/{tenant_id}/strategies/{strategy_id}`.
+    pub strategy_id: String,
+}
+
+/// One page of a pulse minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulseTask {
+    /// Schema version ([`PULSE_TASK_VERSION`]).
+    pub v: Version<PULSE_TASK_VERSION>,
+    /// The minute (seconds zero) the task runs.
+    pub minute: DateTime<Utc>,
+    /// How many (user, strategy) runs the whole minute holds (drives the start jitter).
+    pub runs_in_minute: u64,
+    /// The strategies of this page.
+    pub strategies: Vec<StrategyRef>,
+}
+
+// ---------------------------------------------------------------------------------------------
 // fanout-tasks
 // ---------------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ pub mod onboarding;
 mod ops;
 pub mod paths;
 pub mod payments;
+pub mod pulse;
 pub mod query_log;
 pub mod ratelimit;
 mod rpc;
