@@ -4,6 +4,7 @@
 //! processed candles are written as the market stream stores them (`store::market::BarRecord`).
 
 mod attacks;
+mod costs;
 mod job;
 mod trades;
 
