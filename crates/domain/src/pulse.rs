@@ -49,7 +49,8 @@ pub const MAX_CANDLES_PER_STEP: usize = 500;
 
 /// What makes a strategy enter.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum EntrySignal {
     /// Enter when the latest volatility-scaled return (log return / sigma) crosses
     /// `threshold`: long at `>= threshold`, short at `<= -threshold`.
@@ -65,6 +66,7 @@ pub enum EntrySignal {
 /// Which sides a strategy may trade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Sides {
     /// Long only.
     Long,
@@ -102,10 +104,10 @@ impl Side {
 }
 
 /// `tenants/{t}/strategies/{id}`: a rule set, assigned to users of the tenant.
-///
-/// Stored documents may carry fields this type does not know (the Firestore decoder adds its
-/// own); what a client may send is checked by the callable that writes strategies.
+/// Unknown fields are refused: a strategy is exactly these rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Strategy {
     /// What users see.
     pub name: String,
@@ -743,6 +745,16 @@ mod tests {
             s.validate(known),
             Err(StrategyError::OutOfRange { field: "entry.threshold", .. })
         ));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut json = serde_json::to_value(strategy()).unwrap();
+        json["leverage"] = serde_json::json!(100);
+        assert!(serde_json::from_value::<Strategy>(json).is_err());
+        let mut json = serde_json::to_value(strategy()).unwrap();
+        json["entry"]["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<Strategy>(json).is_err());
     }
 
     #[test]

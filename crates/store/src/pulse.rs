@@ -148,8 +148,7 @@ impl Pulse {
                 // Only tenants' strategies (a `strategies` collection elsewhere is not ours).
                 let tenant_id = tenant_of(doc)?;
                 let at = StrategyRef { tenant_id, strategy_id: rpc::doc_id(doc).to_owned() };
-                let strategy =
-                    FirestoreDb::deserialize_doc_to::<Strategy>(doc).map_err(|e| e.to_string());
+                let strategy = decode_strategy(doc);
                 Some(StoredStrategy { at, strategy })
             })
             .collect();
@@ -178,13 +177,39 @@ impl Pulse {
             .zip(&names)
             .map(|(at, name)| {
                 let doc = name.as_ref().and_then(|_| docs.next()).flatten()?;
-                Some(StoredStrategy {
-                    at: at.clone(),
-                    strategy: FirestoreDb::deserialize_doc_to::<Strategy>(&doc)
-                        .map_err(|e| e.to_string()),
-                })
+                Some(StoredStrategy { at: at.clone(), strategy: decode_strategy(&doc) })
             })
             .collect())
+    }
+
+    /// Of `uids`, those that are not members of `tenant_id` (one batched read).
+    pub async fn not_members(
+        &self,
+        tenant_id: &str,
+        uids: &[String],
+    ) -> Result<Vec<String>, Error> {
+        let db = &self.db;
+        let names = uids
+            .iter()
+            .map(|uid| Ok(paths::tenant_member(tenant_id, uid)?.full_name(db.documents_root())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let found = rpc::batch_get(db, names).await?;
+        Ok(uids
+            .iter()
+            .zip(found)
+            .filter(|(_, doc)| doc.is_none())
+            .map(|(uid, _)| uid.clone())
+            .collect())
+    }
+
+    /// Writes `tenants/{tenant_id}/strategies/{strategy_id}` (the whole strategy).
+    pub async fn save_strategy(
+        &self,
+        tenant_id: &str,
+        strategy_id: &str,
+        strategy: &Strategy,
+    ) -> Result<(), Error> {
+        self.db.set(&paths::strategy(tenant_id, strategy_id)?, strategy).await
     }
 
     /// `uid`'s open trade of `strategy_id`, if any (at most one is open at a time; the query
@@ -323,6 +348,17 @@ impl Pulse {
     }
 }
 
+/// A stored strategy, strictly: the Firestore decoder's own `_firestore_*` fields are dropped,
+/// any other unknown field refuses it.
+fn decode_strategy(doc: &Document) -> Result<Strategy, String> {
+    let mut value: serde_json::Value =
+        FirestoreDb::deserialize_doc_to(doc).map_err(|e| e.to_string())?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.retain(|k, _| !k.starts_with("_firestore"));
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
 /// Commits `writes`; a failed precondition (the trade moved, or a created document exists)
 /// means another run of the minute already did it.
 async fn commit_guarded(db: &Db, writes: Vec<Write>) -> Result<Committed, Error> {
@@ -364,7 +400,11 @@ mod tests {
             &strategy,
         )
         .unwrap();
-        let back: Result<Strategy, _> = FirestoreDb::deserialize_doc_to(&doc);
-        assert_eq!(back.map_err(|e| e.to_string()), Ok(strategy));
+        assert_eq!(decode_strategy(&doc), Ok(strategy.clone()));
+        let mut extra = serde_json::to_value(&strategy).unwrap();
+        extra["leverage"] = serde_json::json!(100);
+        let path = "projects/p/databases/(default)/documents/tenants/t/strategies/s";
+        let doc = FirestoreDb::serialize_to_doc(path, &extra).unwrap();
+        assert!(decode_strategy(&doc).is_err(), "an unknown field refuses the strategy");
     }
 }
