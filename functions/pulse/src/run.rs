@@ -120,7 +120,7 @@ pub(crate) async fn run_user(
         let signal = close.as_ref().map(|(id, record)| (id.as_str(), record));
         match state
             .pulse
-            .record_advance(trade, open.version.clone(), entry.as_ref(), signal)
+            .record_advance(trade, open.version, entry.as_ref(), signal)
             .await?
         {
             Committed::Raced => return Ok(RunOutcome::Raced),

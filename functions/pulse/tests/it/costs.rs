@@ -40,7 +40,11 @@ async fn a_pulse_task_costs_a_fixed_part_plus_a_part_per_user_run() {
     let idle10 = minute(&h, "i10", 1, "ten", 10).await;
     let idle30 = minute(&h, "i30", 1, "thirty", 30).await;
     let per_idle = minus(idle30, idle10).map(|n| n / 20);
-    assert_eq!(minus(idle30, idle10), per_idle.map(|n| n * 20), "idle runs are linear: {idle10:?} {idle30:?}");
+    assert_eq!(
+        minus(idle30, idle10),
+        per_idle.map(|n| n * 20),
+        "idle runs are linear: {idle10:?} {idle30:?}"
+    );
     let fixed = minus(idle10, per_idle.map(|n| n * 10));
     // Minute 2: candle 1 signals: every run opens a trade.
     h.seed_bar(&stream, &bar(1, 100.2, 99.8, 100.0, 2.0)).await;
@@ -48,7 +52,8 @@ async fn a_pulse_task_costs_a_fixed_part_plus_a_part_per_user_run() {
     // Minute 3: candle 2 inside the barriers: every run marks its trade.
     h.seed_bar(&stream, &bar(2, 100.5, 99.5, 100.3, 0.0)).await;
     let marked = minus(minute(&h, "k10", 3, "ten", 10).await, fixed).map(|n| n / 10);
-    let report = format!("fixed {fixed:?}, idle {per_idle:?}, opened {opened:?}, marked {marked:?}");
+    let report =
+        format!("fixed {fixed:?}, idle {per_idle:?}, opened {opened:?}, marked {marked:?}");
     assert_eq!(fixed, pinned("pulse_task_fixed"), "{report}");
     assert_eq!(per_idle, pinned("pulse_user_minute_idle"), "{report}");
     assert_eq!(opened, pinned("pulse_user_minute_opened"), "{report}");
