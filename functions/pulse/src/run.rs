@@ -118,11 +118,7 @@ pub(crate) async fn run_user(
         let writes = 1 + u32::from(entry.is_some()) + u32::from(close.is_some());
         state.pacer.take(writes).await;
         let signal = close.as_ref().map(|(id, record)| (id.as_str(), record));
-        match state
-            .pulse
-            .record_advance(trade, open.version, entry.as_ref(), signal)
-            .await?
-        {
+        match state.pulse.record_advance(trade, open.version, entry.as_ref(), signal).await? {
             Committed::Raced => return Ok(RunOutcome::Raced),
             Committed::Applied => {
                 outcome =
