@@ -15,6 +15,8 @@ import type { ReleaseReservationRequest } from "./ReleaseReservationRequest.js";
 import type { ReleaseReservationResult } from "./ReleaseReservationResult.js";
 import type { ReserveInventoryRequest } from "./ReserveInventoryRequest.js";
 import type { ReserveInventoryResult } from "./ReserveInventoryResult.js";
+import type { SaveStrategyData } from "./SaveStrategyData.js";
+import type { SaveStrategyResult } from "./SaveStrategyResult.js";
 import type { UnfollowVendorResult } from "./UnfollowVendorResult.js";
 import type { VendorRequest } from "./VendorRequest.js";
 
@@ -31,6 +33,7 @@ export interface Callables {
   likePost: { request: PostRequest; result: LikeResult };
   unlikePost: { request: PostRequest; result: LikeResult };
   recordView: { request: PostRequest; result: RecordViewResult };
+  saveStrategy: { request: SaveStrategyData; result: SaveStrategyResult };
 }
 
 /** The callable names, in route order. */
@@ -46,4 +49,5 @@ export const CALLABLE_NAMES = [
   "likePost",
   "unlikePost",
   "recordView",
+  "saveStrategy",
 ] as const satisfies readonly (keyof Callables)[];

@@ -118,6 +118,7 @@ pub struct CallableTypes {
 pub fn callables() -> Vec<CallableTypes> {
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
+    use crate::strategies as strat;
     let cfg = config();
     let entry = |name, request: String, result: String| CallableTypes { name, request, result };
     vec![
@@ -136,6 +137,7 @@ pub fn callables() -> Vec<CallableTypes> {
         entry("likePost", write::PostRequest::name(&cfg), write::Liked::name(&cfg)),
         entry("unlikePost", write::PostRequest::name(&cfg), write::Liked::name(&cfg)),
         entry("recordView", write::PostRequest::name(&cfg), write::Viewed::name(&cfg)),
+        entry("saveStrategy", strat::SaveStrategy::name(&cfg), strat::Saved::name(&cfg)),
     ]
 }
 
@@ -151,6 +153,7 @@ fn config() -> ts_rs::Config {
 pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, ts_rs::ExportError> {
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
+    use crate::strategies as strat;
     use std::collections::BTreeMap;
 
     let cfg = config();
@@ -190,6 +193,11 @@ pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, t
         write::Unfollowed,
         write::Liked,
         write::Viewed,
+        strat::SaveStrategy,
+        strat::Saved,
+        domain::pulse::Strategy,
+        domain::pulse::EntrySignal,
+        domain::pulse::Sides,
         OrderDocument,
         OrderDocumentItem,
         OrderDocumentPayment,
@@ -319,6 +327,7 @@ mod tests {
         let mut served: Vec<String> = crate::payments::PATHS
             .iter()
             .chain(crate::feed::PATHS.iter())
+            .chain(crate::strategies::PATHS.iter())
             .map(|p| (*p).to_owned())
             .collect();
         typed.sort();

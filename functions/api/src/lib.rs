@@ -2,10 +2,11 @@
 //! Firebase ID token, `{"data":...}` in, `{"result":...}` or `{"error":...}` out) so
 //! `httpsCallable` in the client SDKs works unchanged.
 //!
-//! Two groups of callables, each in its own module with its own config and state:
+//! Three groups of callables, each in its own module with its own config and state:
 //! - [`payments`]: `reserveInventory`, `releaseReservation`, `initiatePayment`, `getOrder`;
 //! - [`feed`]: `getFeed`, `followVendor`, `unfollowVendor`, `getStories`, `likePost`,
-//!   `unlikePost`, `recordView`.
+//!   `unlikePost`, `recordView`;
+//! - [`strategies`]: `saveStrategy` (tenant admins; the trading pulse runs what it stores).
 //!
 //! Every callable takes a [`SignedIn`] user, which provisions the user lazily when the
 //! onboarding message has not arrived yet. This crate only wires: rules live in `domain`,
@@ -15,6 +16,7 @@ pub mod clients;
 pub mod feed;
 pub mod payments;
 mod signed_in;
+pub mod strategies;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub struct Config {
     pub firebase_auth: FirebaseAuth,
     pub payments: payments::Config,
     pub feed: feed::Config,
+    pub strategies: strategies::Config,
 }
 
 impl Config {
@@ -45,7 +48,8 @@ impl Config {
         let firebase_auth = FirebaseAuth::from_config(&base)?;
         let payments = payments::Config::load(&base, env)?;
         let feed = feed::Config::load(&base, env)?;
-        Ok(Self { base, db, firebase_auth, payments, feed })
+        let strategies = strategies::Config::load(env)?;
+        Ok(Self { base, db, firebase_auth, payments, feed, strategies })
     }
 }
 
@@ -58,6 +62,7 @@ pub struct AppState {
     pub signed_in: signed_in::Provisioned,
     pub payments: payments::State,
     pub feed: feed::State,
+    pub strategies: strategies::Config,
 }
 
 impl AppState {
@@ -67,6 +72,7 @@ impl AppState {
         Ok(Self {
             payments: payments::State::build(&config.payments, &db).await?,
             feed: feed::State::build(&config.feed, &db).await?,
+            strategies: config.strategies.clone(),
             signed_in: signed_in::Provisioned::default(),
             firebase_auth: config.firebase_auth.clone(),
             db,
@@ -100,6 +106,7 @@ pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(payments::routes(state.clone()))
-        .merge(feed::routes(state))
+        .merge(feed::routes(state.clone()))
+        .merge(strategies::routes(state))
         .layer(runtime::callable_style())
 }

@@ -15,9 +15,14 @@
 //!    to payment-processor -> the order is paid and the reservation committed; an abandoned
 //!    reservation is left alone by `expire-reservations` while held and returned to stock by it
 //!    once its hold has ended.
+//! 4. [`pulse`]: the demo user saves a strategy (`saveStrategy`); hourly candles go through
+//!    market-stream; the pulse job, run for the minute after each new candle, opens a shadow
+//!    trade on a jump, marks its P&L on the next candle and closes it at the profit-take, and
+//!    the tenant's ledger holds it.
 
 pub mod feed;
 pub mod payments;
+pub mod pulse;
 pub mod signup;
 
 use std::collections::BTreeMap;
@@ -282,6 +287,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     let Some(user) = signup::run(&ctx, &mut report).await else { return report };
     feed::run(&ctx, &mut report, &user).await;
     payments::run(&ctx, &mut report, &user).await;
+    pulse::run(&ctx, &mut report, &user).await;
     report
 }
 

@@ -39,6 +39,7 @@ impl Default for Limits {
             ("likePost".to_owned(), Limit::per_secs(60, 60)),
             ("unlikePost".to_owned(), Limit::per_secs(60, 60)),
             ("recordView".to_owned(), Limit::per_secs(120, 60)),
+            ("saveStrategy".to_owned(), Limit::per_secs(30, 60)),
         ]))
     }
 }
@@ -99,7 +100,11 @@ mod tests {
     #[test]
     fn every_callable_has_a_default_limit() {
         let limits = Limits::default();
-        for path in crate::payments::PATHS.iter().chain(crate::feed::PATHS.iter()) {
+        for path in crate::payments::PATHS
+            .iter()
+            .chain(crate::feed::PATHS.iter())
+            .chain(crate::strategies::PATHS.iter())
+        {
             let name = path.trim_start_matches('/');
             assert!(limits.of(name).is_some(), "{name} has no rate limit");
         }

@@ -9,3 +9,4 @@ mod costs;
 mod feed;
 mod payments;
 mod signed_in;
+mod strategies;
