@@ -1,5 +1,5 @@
 //! `devstack demo`: the end-to-end scenario over real HTTP through the running functions, every
-//! step checked against the emulators, with a summary and a verdict. Three stages, one file
+//! step checked against the emulators, with a summary and a verdict. Four stages, one file
 //! each:
 //!
 //! 1. [`signup`]: sign-up through the Auth emulator -> the blocking hook's tenant and role
@@ -15,8 +15,12 @@
 //!    to payment-processor -> the order is paid and the reservation committed; an abandoned
 //!    reservation is left alone by `expire-reservations` while held and returned to stock by it
 //!    once its hold has ended.
+//! 4. [`market`]: hourly candles written as a market-data feed writes them -> the Eventarc
+//!    bridge delivers them to market-stream -> features and labels under the stream; an
+//!    impossible candle is dead-lettered, fixed and replayed (idempotently); the stream's health.
 
 pub mod feed;
+pub mod market;
 pub mod payments;
 pub mod signup;
 
@@ -282,6 +286,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     let Some(user) = signup::run(&ctx, &mut report).await else { return report };
     feed::run(&ctx, &mut report, &user).await;
     payments::run(&ctx, &mut report, &user).await;
+    market::run(&ctx, &mut report).await;
     report
 }
 

@@ -35,7 +35,8 @@ async fn a_redelivery_or_an_identical_rewrite_changes_nothing() {
     }
     let before = h.bars(&key).await;
     assert_eq!(derived(&before), expected(&candles));
-    let health_before = store::market::Market::new(&h.db).health(std::slice::from_ref(&key)).await.unwrap();
+    let health_before =
+        store::market::Market::new(&h.db).health(std::slice::from_ref(&key)).await.unwrap();
 
     // The same CloudEvent again: the ledger answers it.
     let c = candles[6];
@@ -49,7 +50,8 @@ async fn a_redelivery_or_an_identical_rewrite_changes_nothing() {
     assert_eq!(h.send(&again).await.status(), 204);
 
     assert_eq!(h.bars(&key).await, before);
-    let health_after = store::market::Market::new(&h.db).health(std::slice::from_ref(&key)).await.unwrap();
+    let health_after =
+        store::market::Market::new(&h.db).health(std::slice::from_ref(&key)).await.unwrap();
     assert_eq!(health_after, health_before, "not even the health document was written");
     assert_eq!(h.state.metrics().count("EUR_USD_M1", "processed"), 12);
     assert_eq!(h.state.metrics().count("EUR_USD_M1", "unchanged"), 1);
