@@ -34,6 +34,8 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Run the end-to-end scenario (on the running stack, or on a new one) and check it.
     Demo(DemoArgs),
+    /// Write synthetic market-data candles into the running stack (market-stream processes them).
+    Candles(CandlesArgs),
 }
 
 /// Where and how the stack runs.
@@ -95,6 +97,31 @@ pub struct DemoArgs {
     pub fresh: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct CandlesArgs {
+    /// Instruments (comma list; market-stream must be configured for them).
+    #[arg(long, default_value = "EUR_USD,GBP_USD", value_delimiter = ',')]
+    pub instruments: Vec<String>,
+    /// Granularity (M1, M5, M15, M30, H1, H4, D, W).
+    #[arg(long, default_value = "H1")]
+    pub granularity: String,
+    /// Candles per instrument.
+    #[arg(long, default_value_t = 100)]
+    pub count: usize,
+    /// Candles written per second over all instruments (0: as fast as Firestore takes them).
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Leave one period in N without a candle (0: no gaps).
+    #[arg(long, default_value_t = 0)]
+    pub gap_every: usize,
+    /// Make one candle in N impossible (h < l), to see it dead-lettered (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub bad_every: usize,
+    /// Seed of the random walk.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
 fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
@@ -119,6 +146,7 @@ pub async fn run(cli: Cli, started: Instant) -> ExitCode {
         Some(Command::Up(args)) => up(args, started).await.map(|()| true),
         Some(Command::Invoke(args)) => invoke_cmd(args).await,
         Some(Command::Demo(args)) => demo_cmd(args).await,
+        Some(Command::Candles(args)) => candles_cmd(args).await,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -242,4 +270,39 @@ async fn demo_cmd(args: DemoArgs) -> anyhow::Result<bool> {
     };
     out(&report.render());
     Ok(report.passed())
+}
+
+async fn candles_cmd(args: CandlesArgs) -> anyhow::Result<bool> {
+    let running = RunningStack::load()
+        .context("no running stack: start one with `cargo run -p devstack` first")?;
+    let granularity: domain::market::Granularity =
+        args.granularity.parse().map_err(|e| anyhow::anyhow!("--granularity: {e}"))?;
+    let plan = crate::candles::Plan {
+        instruments: args.instruments.clone(),
+        granularity,
+        count: args.count,
+        rate: args.rate,
+        start: crate::candles::default_start(granularity, args.count),
+        gap_every: args.gap_every,
+        bad_every: args.bad_every,
+        seed: args.seed,
+    };
+    let db =
+        store::Db::new(store::DbConfig::emulator(&running.project, &running.emulators.firestore));
+    let written = crate::candles::write(&db, &plan).await?;
+    let health = running.functions.get("market-stream").map_or_else(
+        || "market-stream is not running".to_owned(),
+        |url| format!("{url}/health/streams"),
+    );
+    out(&format!(
+        "Wrote {} candles ({} impossible, {} periods left empty) for {} at {} in {:.1} s.\n\
+         market-stream processes them through the Eventarc bridge; stream health: {health}",
+        written.candles,
+        written.bad,
+        written.gaps,
+        args.instruments.join(", "),
+        granularity,
+        written.elapsed.as_secs_f64()
+    ));
+    Ok(true)
 }

@@ -15,9 +15,10 @@
 //! Map: [`plan`] (pure: what runs where, with which env), [`registry`] (manifest name ->
 //! Router builder), [`identity`] (local OIDC keys and callers), [`stack`] (bringing it up and
 //! down), [`table`] (the what-runs-where tables), [`state`] (the running-stack file),
-//! [`measure`] (RSS), [`fanout`] (a feed fan-out through the stack, timed), [`cli`] (the
-//! commands).
+//! [`measure`] (RSS), [`fanout`] (a feed fan-out through the stack, timed), [`candles`]
+//! (synthetic market data written into the stack), [`cli`] (the commands).
 
+pub mod candles;
 pub mod cli;
 pub mod demo;
 pub mod eventarc;

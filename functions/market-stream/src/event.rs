@@ -137,6 +137,8 @@ pub(crate) async fn apply(
     change: CandleChange,
 ) -> Result<Applied, Error> {
     let priority = state.config.priority(&named.key).unwrap_or(domain::market::Priority::Low);
+    let lock = state.stream_lock(&named.key.id());
+    let _serialized = lock.lock().await;
     let now = Utc::now();
     let applied = state
         .market

@@ -20,6 +20,7 @@ mod health;
 mod metrics;
 mod replay;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -54,6 +55,10 @@ pub struct AppState {
     market: Market,
     bus: Bus,
     flow: Arc<Mutex<FlowControl>>,
+    /// One lock per stream: an instance applies one change of a stream at a time (the
+    /// transactions would otherwise contend on the stream's health document; across instances
+    /// they still serialize the changes).
+    streams: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     metrics: StreamMetrics,
 }
 
@@ -74,6 +79,7 @@ impl AppState {
             db,
             bus,
             flow: Arc::new(Mutex::new(FlowControl::new(config.budgets))),
+            streams: Arc::default(),
             metrics: StreamMetrics::default(),
         })
     }
@@ -86,6 +92,11 @@ impl AppState {
     /// The Firestore handle.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The lock of one stream in this instance.
+    fn stream_lock(&self, stream: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.streams.lock().entry(stream.to_owned()).or_default().clone()
     }
 
     /// The per-stream metrics of this instance.

@@ -1,5 +1,5 @@
 //! `devstack demo`: the end-to-end scenario over real HTTP through the running functions, every
-//! step checked against the emulators, with a summary and a verdict. Three stages, one file
+//! step checked against the emulators, with a summary and a verdict. Four stages, one file
 //! each:
 //!
 //! 1. [`signup`]: sign-up through the Auth emulator -> the blocking hook's tenant and role
@@ -15,12 +15,16 @@
 //!    to payment-processor -> the order is paid and the reservation committed; an abandoned
 //!    reservation is left alone by `expire-reservations` while held and returned to stock by it
 //!    once its hold has ended.
-//! 4. [`pulse`]: the demo user saves a strategy (`saveStrategy`); hourly candles go through
+//! 4. [`market`]: hourly candles written as a market-data feed writes them -> the Eventarc
+//!    bridge delivers them to market-stream -> features and labels under the stream; an
+//!    impossible candle is dead-lettered, fixed and replayed (idempotently); the stream's health.
+//! 5. [`pulse`]: the demo user saves a strategy (`saveStrategy`); hourly candles go through
 //!    market-stream; the pulse job, run for the minute after each new candle, opens a shadow
 //!    trade on a jump, marks its P&L on the next candle and closes it at the profit-take, and
 //!    the tenant's ledger holds it.
 
 pub mod feed;
+pub mod market;
 pub mod payments;
 pub mod pulse;
 pub mod signup;
@@ -287,6 +291,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     let Some(user) = signup::run(&ctx, &mut report).await else { return report };
     feed::run(&ctx, &mut report, &user).await;
     payments::run(&ctx, &mut report, &user).await;
+    market::run(&ctx, &mut report).await;
     pulse::run(&ctx, &mut report, &user).await;
     report
 }
