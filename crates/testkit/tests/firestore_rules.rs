@@ -301,10 +301,13 @@ async fn a_forged_role_claim_grants_nothing_without_a_matching_membership() {
         403
     );
     assert_eq!(db.write(&BOB, "tenants/t1/strategies/x", strategy.clone(), false, &[]).await, 403);
+    // Not even the tenant's owner writes a strategy directly: only the api's saveStrategy does,
+    // after validating it.
     assert_eq!(
         db.write(&ALICE, "tenants/t1/strategies/x", strategy.clone(), false, &[]).await,
-        200
+        403
     );
+    db.seed("tenants/t1/strategies/x", strategy.clone()).await;
     let removed = As::user("dave", "t1", "owner"); // no membership document at all
     assert_eq!(db.write(&removed, "tenants/t1/strategies/y", strategy, false, &[]).await, 403);
     assert_eq!(db.get(&BOB, "tenants/t1/strategies/x").await, 200, "members read strategies");
