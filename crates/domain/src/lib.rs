@@ -18,5 +18,6 @@ pub mod payments;
 pub mod ramp;
 pub mod ratelimit;
 pub mod repair;
+pub mod search;
 pub mod status;
 pub mod tenancy;

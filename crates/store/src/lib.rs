@@ -33,6 +33,7 @@ pub mod payments;
 pub mod query_log;
 pub mod ratelimit;
 mod rpc;
+pub mod search;
 pub mod tenancy;
 mod tx;
 

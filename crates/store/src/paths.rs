@@ -406,6 +406,11 @@ pub fn candle(instrument: &str, granularity: &str, ts: &str) -> Result<DocPath, 
 
 // ---- marketplace --------------------------------------------------------------------------
 
+/// The `vendors` collection.
+pub fn vendors() -> CollectionPath {
+    root_collection(names::VENDORS)
+}
+
 /// `vendors/{vendor_id}`
 pub fn vendor(vendor_id: &str) -> Result<DocPath, PathError> {
     root_doc(names::VENDORS, "vendor", vendor_id)
