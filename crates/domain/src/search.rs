@@ -359,6 +359,72 @@ pub fn may_delete(held: Option<Held>, at: DateTime<Utc>) -> bool {
     }
 }
 
+/// The versions a replica holds for one collection, applying [`may_upsert`] and [`may_delete`],
+/// and resolving a resend: after [`Versions::reset`], every id not upserted again before
+/// [`Versions::current`] is gone.
+///
+/// Delete markers are kept until a consistent point passes them ([`Versions::forget_before`]):
+/// after that the stream resumes from a later point, so no event older than the marker can come.
+#[derive(Debug, Clone, Default)]
+pub struct Versions {
+    held: std::collections::HashMap<String, Held>,
+    resent: Option<std::collections::HashSet<String>>,
+}
+
+impl Versions {
+    /// Whether the version of `id` updated at `update_time` is applied (and is now held).
+    pub fn upsert(&mut self, id: &str, update_time: DateTime<Utc>) -> bool {
+        if let Some(resent) = &mut self.resent {
+            resent.insert(id.to_owned());
+        }
+        let apply = may_upsert(self.held.get(id).copied(), update_time);
+        if apply {
+            self.held.insert(id.to_owned(), Held::Version(update_time));
+        }
+        apply
+    }
+
+    /// Whether a delete of `id` observed at `at` is applied.
+    pub fn delete(&mut self, id: &str, at: DateTime<Utc>) -> bool {
+        let apply = may_delete(self.held.get(id).copied(), at);
+        if apply {
+            self.held.insert(id.to_owned(), Held::Deleted(at));
+        }
+        apply
+    }
+
+    /// The collection is being resent whole.
+    pub fn reset(&mut self) {
+        self.resent = Some(std::collections::HashSet::new());
+    }
+
+    /// The collection is current as of `read_time`: after a reset, the ids held but not resent
+    /// are deleted (as of `read_time`) and returned.
+    pub fn current(&mut self, read_time: DateTime<Utc>) -> Vec<String> {
+        let Some(resent) = self.resent.take() else { return Vec::new() };
+        let gone: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(id, held)| matches!(held, Held::Version(t) if *t <= read_time) && !resent.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.held.insert(id.clone(), Held::Deleted(read_time));
+        }
+        gone
+    }
+
+    /// Drops delete markers older than `point`.
+    pub fn forget_before(&mut self, point: DateTime<Utc>) {
+        self.held.retain(|_, held| !matches!(held, Held::Deleted(t) if *t < point));
+    }
+
+    /// Ids held as live versions.
+    pub fn live(&self) -> usize {
+        self.held.values().filter(|h| matches!(h, Held::Version(_))).count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +524,24 @@ mod tests {
         assert!(may_upsert(Some(Held::Deleted(t0)), t1), "re-created after the delete");
         assert!(may_delete(Some(Held::Version(t0)), t1));
         assert!(!may_delete(Some(Held::Version(t1)), t0), "a late delete of an older version");
+    }
+
+
+    #[test]
+    fn a_resend_deletes_what_it_does_not_resend() {
+        let t = |ms| DateTime::from_timestamp_millis(1_000_000 + ms).unwrap();
+        let mut v = Versions::default();
+        assert!(v.upsert("a", t(1)));
+        assert!(v.upsert("b", t(1)));
+        v.reset();
+        assert!(!v.upsert("a", t(1)), "the same version again is a no-op");
+        assert!(v.upsert("c", t(3)));
+        assert_eq!(v.current(t(4)), ["b"]);
+        assert!(!v.upsert("b", t(2)), "a late event of the vanished document");
+        assert_eq!(v.current(t(5)), Vec::<String>::new(), "only after a reset");
+        v.forget_before(t(5));
+        assert!(v.upsert("b", t(2)), "markers older than a consistent point are forgotten");
+        assert_eq!(v.live(), 3);
     }
 
     proptest! {

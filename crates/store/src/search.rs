@@ -165,6 +165,11 @@ impl Tail {
         self.events.recv().await
     }
 
+    /// The next event if one is already waiting.
+    pub fn try_next(&mut self) -> Option<FeedEvent> {
+        self.events.try_recv().ok()
+    }
+
     /// Stops the stream.
     pub async fn stop(mut self) {
         if let Err(error) = self.listener.shutdown().await {
