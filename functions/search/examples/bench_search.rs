@@ -25,9 +25,9 @@ use runtime::Env;
 use store::{BulkWriter, Db, DbConfig, RampPolicy, paths};
 
 const WORDS: [&str; 24] = [
-    "leather", "running", "shoes", "boots", "wool", "socks", "linen", "shirt", "denim",
-    "jacket", "silver", "ring", "ceramic", "mug", "oak", "table", "brass", "lantern", "cotton",
-    "scarf", "canvas", "bag", "copper", "kettle",
+    "leather", "running", "shoes", "boots", "wool", "socks", "linen", "shirt", "denim", "jacket",
+    "silver", "ring", "ceramic", "mug", "oak", "table", "brass", "lantern", "cotton", "scarf",
+    "canvas", "bag", "copper", "kettle",
 ];
 
 fn arg(name: &str, default: usize) -> usize {
@@ -228,7 +228,8 @@ async fn main() -> anyhow::Result<()> {
         p.title = format!("zeppelin{i} model");
         let written = Instant::now();
         db.set(&paths::product(&format!("lag{i}"))?, &p).await?;
-        let query = SearchInput { query: format!("zeppelin{i}"), ..Default::default() }.validate()?;
+        let query =
+            SearchInput { query: format!("zeppelin{i}"), ..Default::default() }.validate()?;
         loop {
             let id = format!("lag{i}");
             if engine.search(&query).await?.hits.iter().any(|h| h.id == id) {

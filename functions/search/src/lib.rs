@@ -21,6 +21,7 @@ pub mod cache;
 pub mod embedded;
 pub mod engine;
 pub mod sync;
+pub mod typesense;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -149,7 +150,9 @@ impl AppState {
         let db = Db::new(config.db.clone());
         let engine: Arc<dyn Engine> = match &config.backend {
             Backend::Embedded => Arc::new(embedded::Embedded::new()?),
-            Backend::Typesense { .. } => anyhow::bail!("typesense"),
+            Backend::Typesense { url, api_key } => {
+                Arc::new(typesense::Typesense::new(url, api_key.clone())?)
+            }
         };
         let cache = QueryCache::new(config.cache_ttl);
         let status = Arc::new(sync::Status::default());

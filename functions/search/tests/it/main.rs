@@ -6,6 +6,7 @@
 mod attacks;
 mod queries;
 mod replica;
+mod typesense;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -51,11 +52,6 @@ impl Harness {
         Self { app, db, project, vars, _jwks: jwks }
     }
 
-    /// Another instance on the same project: a replica built from Firestore on its own.
-    pub(crate) async fn another_instance(&self) -> TestApp {
-        serve(&self.vars).await
-    }
-
     pub(crate) fn token(&self, uid: &str) -> String {
         tokens::sign(&tokens::firebase_id_claims(&self.project, uid), keys::primary())
     }
@@ -83,11 +79,6 @@ impl Harness {
             .send()
             .await
             .unwrap()
-    }
-
-    /// The result of a successful call.
-    pub(crate) async fn ok(&self, name: &str, data: Value) -> Value {
-        ok_on(self, &self.app, name, data).await
     }
 
     /// Waits until `search` for `data` (on `app`) satisfies `check`; the last result.
