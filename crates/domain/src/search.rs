@@ -405,7 +405,9 @@ impl Versions {
         let gone: Vec<String> = self
             .held
             .iter()
-            .filter(|(id, held)| matches!(held, Held::Version(t) if *t <= read_time) && !resent.contains(*id))
+            .filter(|(id, held)| {
+                matches!(held, Held::Version(t) if *t <= read_time) && !resent.contains(*id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in &gone {
@@ -526,10 +528,9 @@ mod tests {
         assert!(!may_delete(Some(Held::Version(t1)), t0), "a late delete of an older version");
     }
 
-
     #[test]
     fn a_resend_deletes_what_it_does_not_resend() {
-        let t = |ms| DateTime::from_timestamp_millis(1_000_000 + ms).unwrap();
+        let t = |ms: i64| DateTime::from_timestamp_millis(1_000_000 + ms).unwrap();
         let mut v = Versions::default();
         assert!(v.upsert("a", t(1)));
         assert!(v.upsert("b", t(1)));

@@ -98,7 +98,7 @@ pub struct Versioned {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
     /// A document was created or changed to this version.
-    Upsert(Versioned),
+    Upsert(Box<Versioned>),
     /// A document was deleted; observed at `at` (at or after the delete).
     Delete {
         /// Its collection.
@@ -296,7 +296,7 @@ impl CatalogueFeed {
                         .into_iter()
                         .collect();
                 }
-                self.versioned(&doc).map(FeedEvent::Upsert).into_iter().collect()
+                self.versioned(&doc).map(|v| FeedEvent::Upsert(Box::new(v))).into_iter().collect()
             }
             ResponseType::DocumentDelete(delete) => {
                 self.delete(&delete.document, delete.read_time.as_ref()).into_iter().collect()

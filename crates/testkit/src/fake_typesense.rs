@@ -23,6 +23,11 @@
 //! transpositions), or with `prefix=true` the start of one; `text_match` counts exact words.
 //! Every request is recorded ([`FakeTypesense::requests`]) for contract checks.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers and their helpers answer the error as the axum Response itself"
+)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -383,8 +388,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

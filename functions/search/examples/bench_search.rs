@@ -70,7 +70,7 @@ fn generated(i: usize, draw: &mut Draw) -> Product {
         currency: "usd".into(),
         variants: vec![],
         status: ProductStatus::Active,
-        in_stock: i % 7 != 0,
+        in_stock: !i.is_multiple_of(7),
     }
 }
 
@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         let input = SearchInput {
             query: text.join(" "),
             category: (i % 3 == 1).then(|| format!("c{}", draw.next() % 20)),
-            sort: if i % 4 == 0 { Sort::PriceAsc } else { Sort::Relevance },
+            sort: if i.is_multiple_of(4) { Sort::PriceAsc } else { Sort::Relevance },
             ..Default::default()
         };
         searches.push(input.validate()?);

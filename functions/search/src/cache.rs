@@ -48,11 +48,14 @@ impl OwnedFacts {
     }
 }
 
+/// Cached answers by query, with when they were computed.
+type Entries = HashMap<ProductQuery, (Instant, Arc<Found>)>;
+
 /// The cache; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct QueryCache {
     ttl: Duration,
-    entries: Arc<Mutex<HashMap<ProductQuery, (Instant, Arc<Found>)>>>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 impl QueryCache {

@@ -258,7 +258,7 @@ mod tests {
     }
 
     fn upsert(id: &str, title: &str, status: ProductStatus, ms: i64) -> FeedEvent {
-        FeedEvent::Upsert(Versioned {
+        FeedEvent::Upsert(Box::new(Versioned {
             kind: Kind::Product,
             id: id.into(),
             update_time: at(ms),
@@ -277,7 +277,7 @@ mod tests {
                 status,
                 in_stock: true,
             }),
-        })
+        }))
     }
 
     async fn run(events: Vec<FeedEvent>) -> Vec<String> {

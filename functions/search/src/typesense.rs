@@ -377,7 +377,7 @@ impl Typesense {
                 popularity: 0,
             });
         }
-        out.sort_by(|a, b| b.popularity.cmp(&a.popularity));
+        out.sort_by_key(|s| std::cmp::Reverse(s.popularity));
         out.truncate(query.limit as usize);
         Ok(out)
     }
