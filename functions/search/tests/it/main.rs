@@ -4,6 +4,7 @@
 //! documents the catalogue callables write), one project per test.
 
 mod attacks;
+mod costs;
 mod queries;
 mod replica;
 mod typesense;
