@@ -257,37 +257,34 @@ impl Replica {
     fn suggest(&self, query: &SuggestQuery) -> Vec<Suggestion> {
         let data = self.data.read();
         let from = (query.prefix.clone(), 0, String::new());
-        let mut seen = std::collections::HashSet::new();
-        let mut found: Vec<Suggestion> = Vec::new();
+        // Borrowed candidates first (a short prefix matches thousands of word starts); only
+        // the few suggestions answered are copied.
+        let mut candidates: Vec<(i64, &str, SuggestionKind, &str)> = Vec::new();
         for (text, kind, id) in data.suggest.range((Bound::Included(from), Bound::Unbounded)) {
             if !text.starts_with(&query.prefix) {
                 break;
             }
-            let suggestion = if *kind == PRODUCT {
+            if *kind == PRODUCT {
                 let Some(stored) = data.products.get(id) else { continue };
                 let popularity =
                     data.vendors.get(&stored.product.vendor_id).map_or(0, |v| v.follower_count);
-                Suggestion {
-                    text: stored.product.title.clone(),
-                    kind: SuggestionKind::Product,
-                    id: id.clone(),
-                    popularity,
-                }
+                candidates.push((popularity, &stored.product.title, SuggestionKind::Product, id));
             } else {
                 let Some(vendor) = data.vendors.get(id) else { continue };
-                Suggestion {
-                    text: vendor.name.clone(),
-                    kind: SuggestionKind::Vendor,
-                    id: id.clone(),
-                    popularity: vendor.follower_count,
-                }
-            };
-            if seen.insert((suggestion.kind, suggestion.text.to_lowercase())) {
-                found.push(suggestion);
+                candidates.push((vendor.follower_count, &vendor.name, SuggestionKind::Vendor, id));
             }
         }
-        found.sort_by(|a, b| b.popularity.cmp(&a.popularity).then_with(|| a.text.cmp(&b.text)));
-        found.truncate(query.limit as usize);
+        candidates.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let mut seen = std::collections::HashSet::new();
+        let mut found = Vec::new();
+        for (popularity, text, kind, id) in candidates {
+            if found.len() == query.limit as usize {
+                break;
+            }
+            if seen.insert((kind, text.to_lowercase())) {
+                found.push(Suggestion { text: text.to_owned(), kind, id: id.to_owned(), popularity });
+            }
+        }
         found
     }
 }
