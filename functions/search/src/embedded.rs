@@ -282,7 +282,12 @@ impl Replica {
                 break;
             }
             if seen.insert((kind, text.to_lowercase())) {
-                found.push(Suggestion { text: text.to_owned(), kind, id: id.to_owned(), popularity });
+                found.push(Suggestion {
+                    text: text.to_owned(),
+                    kind,
+                    id: id.to_owned(),
+                    popularity,
+                });
             }
         }
         found

@@ -47,6 +47,11 @@ async fn search_calls_cost_what_the_readme_says() {
     got.push(("search_suggest", measured(&h, &app, &metrics, "suggest", prefix).await));
     let report: Vec<String> = got.iter().map(|(event, c)| format!("{event}: {c:?}")).collect();
     for (event, c) in &got {
-        assert_eq!(c, &pinned(event), "{event} costs changed; all measured:\n{}", report.join("\n"));
+        assert_eq!(
+            c,
+            &pinned(event),
+            "{event} costs changed; all measured:\n{}",
+            report.join("\n")
+        );
     }
 }
