@@ -7,7 +7,8 @@
 # A function goes to Lambda when it is public and every trigger is HTTP authenticated by the
 # app itself (`auth: firebase` or `auth: provider`): a function URL (auth type NONE) then serves
 # it as Cloud Run does. Pub/Sub push, Scheduler, Eventarc, blocking functions and Google OIDC
-# callers stay on Google Cloud; the plan lists them and why. For each function, by name
+# callers stay on Google Cloud, and so does a function with `min_instances` (it works between
+# requests, which a frozen Lambda instance cannot); the plan lists them and why. For each function, by name
 # (docs/deploy.md, "AWS Lambda"):
 #   1. cargo lambda build: a release arm64 bootstrap zip of the function's binary, with the
 #      Google credential configuration (workload identity federation) inside;
@@ -114,8 +115,12 @@ try:
             blockers.insert(0, "private")
         if not triggers:
             blockers.append("no triggers")
-        verdict = "lambda" if not blockers else ", ".join(blockers)
         res = {**defaults, **(f.get("resources") or {})}
+        # Lambda freezes an instance between invocations: work that must keep running between
+        # requests (search's listen stream) asks for warm instances and stays on Cloud Run.
+        if int(res.get("min_instances") or 0) > 0:
+            blockers.append("min_instances (works between requests)")
+        verdict = "lambda" if not blockers else ", ".join(blockers)
         timeout = min(int(res["timeout_seconds"]), 900)
         env = dict(f.get("env") or {})
         origins = (f.get("cors") or {}).get(environment) or []

@@ -65,6 +65,7 @@ impl Registry {
             .with("feed-fanout", function!(feed_fanout::router))
             .with("market-stream", function!(market_stream::router))
             .with("pulse", function!(pulse::router))
+            .with("search", function!(search::router))
     }
 
     /// Adds (or replaces) the builder of `name`.

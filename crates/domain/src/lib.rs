@@ -20,5 +20,6 @@ pub mod pulse;
 pub mod ramp;
 pub mod ratelimit;
 pub mod repair;
+pub mod search;
 pub mod status;
 pub mod tenancy;

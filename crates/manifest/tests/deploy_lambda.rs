@@ -62,6 +62,7 @@ functions:
 /// The rule: public, and every trigger is HTTP that the app authenticates itself.
 fn lambda_capable(f: &FunctionSpec) -> bool {
     f.public
+        && f.resources.min_instances.unwrap_or(0) == 0
         && !f.triggers.is_empty()
         && f.triggers.iter().all(|t| {
             matches!(t, Trigger::Http { auth: HttpAuth::Firebase | HttpAuth::Provider, .. })

@@ -35,6 +35,7 @@ pub mod pulse;
 pub mod query_log;
 pub mod ratelimit;
 mod rpc;
+pub mod search;
 pub mod tenancy;
 mod tx;
 

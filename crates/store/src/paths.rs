@@ -441,6 +441,11 @@ pub fn stream_bar(stream_id: &str, ts: &str) -> Result<DocPath, PathError> {
 
 // ---- marketplace --------------------------------------------------------------------------
 
+/// The `vendors` collection.
+pub fn vendors() -> CollectionPath {
+    root_collection(names::VENDORS)
+}
+
 /// `vendors/{vendor_id}`
 pub fn vendor(vendor_id: &str) -> Result<DocPath, PathError> {
     root_doc(names::VENDORS, "vendor", vendor_id)

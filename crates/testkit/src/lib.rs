@@ -8,6 +8,7 @@ pub mod app;
 pub mod costs;
 pub mod emulators;
 pub mod fake_provider;
+pub mod fake_typesense;
 pub mod indexes;
 pub mod jwks;
 pub mod keys;

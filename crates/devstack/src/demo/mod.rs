@@ -22,11 +22,14 @@
 //!    market-stream; the pulse job, run for the minute after each new candle, opens a shadow
 //!    trade on a jump, marks its P&L on the next candle and closes it at the profit-take, and
 //!    the tenant's ledger holds it.
+//! 6. [`search`]: a product is listed; `searchProducts` finds it by a misspelt query once the
+//!    search function's replica has it; `suggest` completes its title.
 
 pub mod feed;
 pub mod market;
 pub mod payments;
 pub mod pulse;
+pub mod search;
 pub mod signup;
 
 use std::collections::BTreeMap;
@@ -293,6 +296,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     payments::run(&ctx, &mut report, &user).await;
     market::run(&ctx, &mut report).await;
     pulse::run(&ctx, &mut report, &user).await;
+    search::run(&ctx, &mut report, &user).await;
     report
 }
 
