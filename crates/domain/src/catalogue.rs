@@ -95,7 +95,11 @@ mod tests {
             images: vec!["https://example.com/a.png".into()],
             price_minor: 4_999,
             currency: "usd".into(),
-            variants: vec![Variant { id: "l".into(), name: "Large".into(), price_minor: Some(5_499) }],
+            variants: vec![Variant {
+                id: "l".into(),
+                name: "Large".into(),
+                price_minor: Some(5_499),
+            }],
             status: ProductStatus::Active,
             in_stock: true,
         };

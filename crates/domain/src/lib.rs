@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod feed;
 pub mod inventory;
 pub mod messages;
+pub mod notify;
 pub mod onboarding;
 pub mod payments;
 pub mod ramp;
