@@ -37,7 +37,6 @@ use firestore::gcloud_sdk::google::firestore::v1::{
     ArrayValue, Document, DocumentMask, MapValue, Value, Write, document_transform, write,
 };
 use firestore::gcloud_sdk::prost_types::Timestamp;
-use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::counters::{increment_write, random_shard};
@@ -291,14 +290,13 @@ impl Notifications {
         entries: &[(String, String, InboxEntry)],
     ) -> Result<Vec<Created>, Error> {
         let chunks: Vec<&[(String, String, InboxEntry)]> = entries.chunks(CREATE_CHUNK).collect();
-        let results: Vec<Result<Vec<Created>, Error>> = futures::stream::iter(chunks)
-            .map(|chunk| self.create_chunk(chunk))
-            .buffered(COMMITS_IN_FLIGHT)
-            .collect()
-            .await;
         let mut out = Vec::with_capacity(entries.len());
-        for r in results {
-            out.extend(r?);
+        for group in chunks.chunks(COMMITS_IN_FLIGHT) {
+            let results =
+                futures::future::join_all(group.iter().map(|chunk| self.create_chunk(chunk))).await;
+            for r in results {
+                out.extend(r?);
+            }
         }
         Ok(out)
     }
@@ -335,23 +333,21 @@ impl Notifications {
             Err(e) if e.code() == Some(Code::AlreadyExists) => return Ok(vec![Created::Existed]),
             Err(e) => return Err(e),
         }
-        let one = |(uid, id, entry): &(String, String, InboxEntry)| {
-            let writes = self.create_writes(uid, id, entry);
-            async move {
-                match self.db.commit(writes?).await {
-                    Ok(()) => Ok(Created::New),
-                    Err(e) if e.code() == Some(Code::AlreadyExists) => Ok(Created::Existed),
-                    Err(e) => Err(e),
-                }
+        let mut out = Vec::with_capacity(chunk.len());
+        for group in chunk.chunks(16) {
+            let mut commits = Vec::with_capacity(group.len());
+            for (uid, id, entry) in group {
+                commits.push(self.db.commit(self.create_writes(uid, id, entry)?));
             }
-        };
-        futures::stream::iter(chunk)
-            .map(one)
-            .buffered(16)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
+            for result in futures::future::join_all(commits).await {
+                out.push(match result {
+                    Ok(()) => Created::New,
+                    Err(e) if e.code() == Some(Code::AlreadyExists) => Created::Existed,
+                    Err(e) => return Err(e),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Adds `actor` to the existing entry's `actors` (without duplicates) and moves `createdAt`
@@ -499,6 +495,35 @@ impl Notifications {
             .await
     }
 
+    /// Sets `readAt` on the entry, as its owner's client does under the rules (the only field
+    /// they may write); for tests and the local demo.
+    pub async fn mark_read(&self, uid: &str, id: &str, at: DateTime<Utc>) -> Result<(), Error> {
+        let db = &self.db;
+        let path = paths::user_notification(uid, id)?;
+        let mut doc = Document { name: path.full_name(db.documents_root()), ..Default::default() };
+        doc.fields.insert(fields::READ_AT.into(), rpc::timestamp(at));
+        db.commit(vec![Write {
+            operation: Some(write::Operation::Update(doc)),
+            update_mask: Some(DocumentMask { field_paths: vec![fields::READ_AT.into()] }),
+            ..Default::default()
+        }])
+        .await
+    }
+
+    /// Moves a pending push's `pushAt` (tests: time passing for a deferred push).
+    pub async fn set_push_at(&self, uid: &str, id: &str, at: DateTime<Utc>) -> Result<(), Error> {
+        let db = &self.db;
+        let path = paths::user_notification(uid, id)?;
+        let mut doc = Document { name: path.full_name(db.documents_root()), ..Default::default() };
+        doc.fields.insert(fields::PUSH_AT.into(), rpc::timestamp(at));
+        db.commit(vec![Write {
+            operation: Some(write::Operation::Update(doc)),
+            update_mask: Some(DocumentMask { field_paths: vec![fields::PUSH_AT.into()] }),
+            ..Default::default()
+        }])
+        .await
+    }
+
     /// The entry `uid`/`id`, if any.
     pub async fn entry(&self, uid: &str, id: &str) -> Result<Option<InboxEntry>, Error> {
         let db = &self.db;
@@ -517,6 +542,19 @@ impl Notifications {
         let parent = collection.parent_name(db.documents_root());
         let docs = rpc::run(db, parent, query).await?;
         Ok(docs.iter().map(|d| rpc::doc_id(d).to_owned()).collect())
+    }
+
+    /// The post as a new-post notification reads it, with its caption (`None` when it does
+    /// not exist or is not a feed post).
+    pub async fn post_for_notice(
+        &self,
+        post_id: &str,
+    ) -> Result<Option<(domain::feed::PostFacts, String)>, Error> {
+        let doc = self.db.get_document(&paths::post(post_id)?, None).await?;
+        Ok(doc.and_then(|doc| {
+            let facts = crate::feed::post_facts(&doc)?;
+            Some((facts, rpc::get_string(&doc, "caption").unwrap_or_default()))
+        }))
     }
 
     /// The unread count of `uid` (the sum of its shards).
