@@ -63,6 +63,7 @@ impl Registry {
             .with("payment-processor", function!(payment_processor::router))
             .with("scheduled-cleanup", function!(scheduled_cleanup::router))
             .with("feed-fanout", function!(feed_fanout::router))
+            .with("notifier", function!(notifier::router))
     }
 
     /// Adds (or replaces) the builder of `name`.

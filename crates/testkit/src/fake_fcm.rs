@@ -14,7 +14,8 @@
 //! ```
 //! Like the emulators, it checks no OAuth token. Tests mark tokens dead ([`FakeFcm::unregister`]),
 //! inject answers ([`FakeFcm::throttle_next`], [`FakeFcm::fail_next`]), set a quota
-//! ([`FakeFcm::set_quota`]) and read what was accepted ([`FakeFcm::accepted`]).
+//! ([`FakeFcm::set_quota`]) and read what was accepted ([`FakeFcm::accepted`], or
+//! `GET /fake/messages` from another process).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -159,8 +160,17 @@ async fn send(
     Json(json!({ "name": format!("projects/{project}/messages/0:{id}%fake") })).into_response()
 }
 
+/// `GET /fake/messages`: the accepted messages, for another process (devstack's demo). Not part
+/// of FCM's API.
+async fn messages(State(state): State<Arc<Inner>>) -> Json<Value> {
+    Json(Value::Array(state.accepted.lock().clone()))
+}
+
 fn router(state: Arc<Inner>) -> Router {
-    Router::new().route("/v1/projects/{project}/{method}", post(send)).with_state(state)
+    Router::new()
+        .route("/v1/projects/{project}/{method}", post(send))
+        .route("/fake/messages", axum::routing::get(messages))
+        .with_state(state)
 }
 
 impl FakeFcm {

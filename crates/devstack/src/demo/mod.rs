@@ -15,8 +15,12 @@
 //!    to payment-processor -> the order is paid and the reservation committed; an abandoned
 //!    reservation is left alone by `expire-reservations` while held and returned to stock by it
 //!    once its hold has ended.
+//! 4. [`notify`]: the user registers a device (`registerDevice`) before paying; the payment's
+//!    `order-paid` reaches the notifier -> the push arrives at the fake FCM with the order and
+//!    the entry is in `users/{uid}/notifications` beside the feed stage's new post, unread 2.
 
 pub mod feed;
+pub mod notify;
 pub mod payments;
 pub mod signup;
 
@@ -101,6 +105,8 @@ pub struct Target {
     pub functions: BTreeMap<String, String>,
     /// The fake payment provider's base URL.
     pub provider: Option<String>,
+    /// The fake FCM's base URL.
+    pub fcm: Option<String>,
     /// The manifest the stack runs (empty: the repository's).
     pub manifest: PathBuf,
 }
@@ -112,6 +118,7 @@ impl From<RunningStack> for Target {
             emulators: r.emulators,
             functions: r.functions,
             provider: r.provider,
+            fcm: r.fcm,
             manifest: r.manifest,
         }
     }
@@ -281,7 +288,9 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     let mut report = DemoReport::default();
     let Some(user) = signup::run(&ctx, &mut report).await else { return report };
     feed::run(&ctx, &mut report, &user).await;
+    let device = notify::register(&ctx, &mut report, &user).await;
     payments::run(&ctx, &mut report, &user).await;
+    notify::run(&ctx, &mut report, &user, device.as_deref()).await;
     report
 }
 

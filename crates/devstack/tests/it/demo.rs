@@ -1,7 +1,7 @@
 //! The demo in-process, as CI runs it: a fresh stack of the repository's manifest and real
 //! functions (and the fake payment provider) on the emulators, the scenario over real HTTP from
-//! sign-up through follow, post, feed, like, reserve, pay and the abandoned reservation's
-//! cleanup, every check green.
+//! sign-up through follow, post, feed, like, reserve, pay, the abandoned reservation's
+//! cleanup and the order-paid push at the fake FCM and in the inbox, every check green.
 
 use devstack::{Registry, StackOptions};
 
@@ -13,7 +13,7 @@ async fn the_demo_passes_end_to_end() {
     let report = devstack::cli::demo_on_new_stack(options).await.unwrap();
     println!("{}", report.render());
     assert!(report.passed(), "{}", report.render());
-    assert_eq!(report.checks.len(), 26, "every step ran: {}", report.render());
+    assert_eq!(report.checks.len(), 29, "every step ran: {}", report.render());
     for step in [
         "all seven documents exist",
         "followVendor",
@@ -27,6 +27,9 @@ async fn the_demo_passes_end_to_end() {
         "order paid, reservation committed",
         "leaves a reservation whose hold runs",
         "returns it to stock",
+        "registerDevice stores the user's FCM token",
+        "push at the fake FCM",
+        "the entry is in the in-app inbox",
     ] {
         assert!(
             report.checks.iter().any(|c| c.step.contains(step)),
