@@ -94,25 +94,54 @@ impl SendPacer {
     }
 }
 
-/// The write ramp of one run (a task or an event), at this instance's share.
-#[derive(Debug)]
+/// This instance's share of the write ramp, shared by every request it serves at once (so
+/// `concurrency` pages together stay within the share). The ramp starts over after
+/// [`RAMP_IDLE_RESET`] without writes: a key range that cooled down is ramped up again.
+#[derive(Debug, Clone)]
 pub(crate) struct WritePacer {
+    inner: Arc<Mutex<RampState>>,
+}
+
+#[derive(Debug)]
+struct RampState {
+    policy: RampPolicy,
     limiter: RampLimiter,
     started: Instant,
+    last: Instant,
 }
+
+/// Idle time after which the ramp starts over.
+pub(crate) const RAMP_IDLE_RESET: Duration = Duration::from_secs(5 * 60);
 
 impl WritePacer {
     pub(crate) fn new(ramp: RampPolicy) -> Self {
-        Self { limiter: RampLimiter::new(ramp), started: Instant::now() }
+        let now = Instant::now();
+        let state =
+            RampState { policy: ramp, limiter: RampLimiter::new(ramp), started: now, last: now };
+        Self { inner: Arc::new(Mutex::new(state)) }
     }
 
-    async fn acquire(&mut self, writes: usize) {
+    pub(crate) async fn acquire(&self, writes: usize) {
+        if writes == 0 {
+            return;
+        }
         let n = u32::try_from(writes).unwrap_or(u32::MAX);
         loop {
-            match self.limiter.try_acquire(self.started.elapsed(), n) {
-                Ok(()) => return,
-                Err(wait) => tokio::time::sleep(wait).await,
-            }
+            let wait = {
+                let mut state = self.inner.lock().await;
+                let now = Instant::now();
+                if now.duration_since(state.last) > RAMP_IDLE_RESET {
+                    state.limiter = RampLimiter::new(state.policy);
+                    state.started = now;
+                }
+                state.last = now;
+                let elapsed = now.duration_since(state.started);
+                match state.limiter.try_acquire(elapsed, n) {
+                    Ok(()) => return,
+                    Err(wait) => wait,
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -126,7 +155,6 @@ pub(crate) async fn notify(
     state: &AppState,
     notice: &Notice,
     uids: &[String],
-    pacer: &mut WritePacer,
 ) -> Result<Stats, Error> {
     let repo = Notifications::new(&state.db);
     let now = Utc::now();
@@ -175,7 +203,7 @@ pub(crate) async fn notify(
         plans.push((r.uid, decision, r.devices));
     }
     // Two writes per entry (the entry and its unread shard).
-    pacer.acquire(entries.len() * 2).await;
+    state.write_pacer.acquire(entries.len() * 2).await;
     let created = repo.create_entries(&entries).await.map_err(|e| store_failure(e, None))?;
 
     let mut to_push = Vec::new();
@@ -227,7 +255,7 @@ pub(crate) async fn notify(
             marks.push((uid, id.clone(), push));
         }
     }
-    pacer.acquire(marks.len()).await;
+    state.write_pacer.acquire(marks.len()).await;
     repo.mark_pushes(&marks).await.map_err(|e| store_failure(e, None))?;
     Ok(stats)
 }

@@ -28,7 +28,7 @@ use runtime::auth::GoogleCaller;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::deliver::{self, Notice, WritePacer};
+use crate::deliver::{self, Notice};
 use crate::events::once;
 
 fn decode(headers: &HeaderMap, body: Bytes) -> Result<FirestoreEvent, Error> {
@@ -145,8 +145,7 @@ pub(crate) async fn follower_created(
     let payload = FollowPayload { vendor_id: &follow.vendor_id, buyer_id: &follow.buyer_id };
     let vendor = follow.vendor_id.clone();
     let summary = once(&state, "eventarc:followers:notify", &event.id, &payload, || async {
-        let mut pacer = WritePacer::new(state.config.ramp);
-        let stats = deliver::notify(&state, &notice, &[vendor], &mut pacer).await?;
+        let stats = deliver::notify(&state, &notice, &[vendor]).await?;
         Ok(serde_json::to_value(stats).unwrap_or_default())
     })
     .await?;

@@ -25,7 +25,7 @@ use std::time::Duration;
 use store::ledger::Outcome;
 
 use crate::AppState;
-use crate::deliver::{self, Notice, WritePacer};
+use crate::deliver::{self, Notice};
 
 /// Runs `work` once in effect per `key` in `scope`: `Some(summary)` when it ran now.
 pub(crate) async fn once<P, F, Fut>(
@@ -78,8 +78,7 @@ async fn run(
     uids: Vec<String>,
 ) -> Result<StatusCode, Error> {
     let summary = once(state, scope, message_id, payload, || async {
-        let mut pacer = WritePacer::new(state.config.ramp);
-        let stats = deliver::notify(state, &notice, &uids, &mut pacer).await?;
+        let stats = deliver::notify(state, &notice, &uids).await?;
         Ok(serde_json::to_value(stats).unwrap_or_default())
     })
     .await?;

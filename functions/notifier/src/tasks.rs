@@ -27,7 +27,7 @@ use runtime::trigger::Push;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::deliver::{self, Notice, WritePacer};
+use crate::deliver::{self, Notice};
 use crate::events::once;
 
 /// The idempotency scope of follower pages.
@@ -117,7 +117,6 @@ async fn run_page(state: &AppState, task: &NotifyTask) -> Result<Value, Error> {
         at: post.created_at.min(Utc::now()),
     };
     let uids: Vec<String> = followers.iter().map(|f| f.buyer_id.clone()).collect();
-    let mut pacer = WritePacer::new(state.config.ramp);
-    let stats = deliver::notify(state, &notice, &uids, &mut pacer).await?;
+    let stats = deliver::notify(state, &notice, &uids).await?;
     Ok(json!({"followers": uids.len(), "handed_off": full, "stats": stats}))
 }

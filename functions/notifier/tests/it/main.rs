@@ -4,6 +4,7 @@
 //! the real topic and pushed back, one project per test.
 
 mod attacks;
+mod costs;
 mod flows;
 
 use std::collections::{BTreeMap, HashMap};
