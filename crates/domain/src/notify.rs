@@ -637,8 +637,7 @@ mod tests {
             register_device(devices.clone(), device("d3", "t2", "2026-01-10T12:00:00Z"), now, 10);
         assert_eq!(out.iter().map(|d| d.device_id.as_str()).collect::<Vec<_>>(), ["d3", "d1"]);
         // The cap evicts the least recently seen.
-        let out =
-            register_device(devices.clone(), device("d3", "t3", "2026-01-10T12:00:00Z"), now, 2);
+        let out = register_device(devices, device("d3", "t3", "2026-01-10T12:00:00Z"), now, 2);
         assert_eq!(out.iter().map(|d| d.device_id.as_str()).collect::<Vec<_>>(), ["d3", "d2"]);
         // Stale tokens go.
         let old = vec![device("d0", "t0", "2025-01-01T00:00:00Z")];

@@ -479,7 +479,7 @@ impl Notifications {
                     if !(read && unread) {
                         return Ok(false);
                     }
-                    let mut update = Document { name: doc.name.clone(), ..Default::default() };
+                    let mut update = Document { name: doc.name, ..Default::default() };
                     update.fields.insert(fields::UNREAD.into(), rpc::boolean(false));
                     tx.push_write(Write {
                         operation: Some(write::Operation::Update(update)),

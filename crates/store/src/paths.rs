@@ -473,6 +473,14 @@ pub fn followers() -> CollectionPath {
     root_collection(names::FOLLOWERS)
 }
 
+/// The follower document id of a relative document path `followers/{docId}` (as an Eventarc
+/// event names its document); `None` for any other document.
+pub fn follower_id_of(relative: &str) -> Option<&str> {
+    let id = relative.strip_prefix(names::FOLLOWERS)?.strip_prefix('/')?;
+    validate_id("follower", id).ok()?;
+    Some(id)
+}
+
 /// `followers/{follower_doc_id}`
 pub fn follower(follower_doc_id: &str) -> Result<DocPath, PathError> {
     root_doc(names::FOLLOWERS, "follower", follower_doc_id)
@@ -630,6 +638,9 @@ mod tests {
         assert_eq!(notification_of("users/u1/signals/n1"), None);
         assert_eq!(notification_of("users//notifications/n1"), None);
         assert_eq!(user_devices("u1").unwrap().relative(), "users/u1/config/devices");
+        assert_eq!(follower_id_of("followers/v1:b1"), Some("v1:b1"));
+        assert_eq!(follower_id_of("followers/v1:b1/x/y"), None);
+        assert_eq!(follower_id_of("posts/p1"), None);
     }
 
     #[test]

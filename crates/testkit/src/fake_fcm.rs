@@ -137,10 +137,10 @@ async fn send(
     if targets != 1 {
         return invalid("Exactly one of token, topic or condition must be set.");
     }
-    if let Some(data) = message.get("data") {
-        if !data.as_object().is_some_and(|d| d.values().all(Value::is_string)) {
-            return invalid("Invalid value at 'message.data': values must be strings.");
-        }
+    if let Some(data) = message.get("data")
+        && !data.as_object().is_some_and(|d| d.values().all(Value::is_string))
+    {
+        return invalid("Invalid value at 'message.data': values must be strings.");
     }
     if let Some(token) = message.get("token") {
         let Some(token) = token.as_str().filter(|t| !invalid_token(t)) else {

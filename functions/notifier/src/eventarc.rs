@@ -41,7 +41,7 @@ fn decode(headers: &HeaderMap, body: Bytes) -> Result<FirestoreEvent, Error> {
 
 fn not_ours(event: &FirestoreEvent, what: &str) -> Error {
     Error::permanent(
-        format!("the event is not about a {what} document"),
+        format!("the event is not about a {what}"),
         anyhow!("document {:?}", event.document_path()),
         Some(event.id.clone()),
     )
@@ -65,7 +65,7 @@ pub(crate) async fn post_created(
 ) -> Result<StatusCode, Error> {
     let event = decode(&headers, body)?;
     let Some(post_id) = event.document_path().and_then(store::paths::post_id_of) else {
-        return Err(not_ours(&event, "posts/{postId}"));
+        return Err(not_ours(&event, "post"));
     };
     // A creation only: an edit of a post notifies nobody again.
     let Some(data) = &event.data else { return Ok(StatusCode::NO_CONTENT) };
@@ -115,12 +115,8 @@ pub(crate) async fn follower_created(
     body: Bytes,
 ) -> Result<StatusCode, Error> {
     let event = decode(&headers, body)?;
-    let is_follow = event
-        .document_path()
-        .and_then(|p| p.strip_prefix("followers/"))
-        .is_some_and(|id| store::paths::follower(id).is_ok());
-    if !is_follow {
-        return Err(not_ours(&event, "followers/{docId}"));
+    if event.document_path().and_then(store::paths::follower_id_of).is_none() {
+        return Err(not_ours(&event, "follow"));
     }
     let Some(data) = &event.data else { return Ok(StatusCode::NO_CONTENT) };
     let (None, Some(doc)) = (&data.old_value, &data.value) else {
@@ -164,7 +160,7 @@ pub(crate) async fn inbox_read(
 ) -> Result<StatusCode, Error> {
     let event = decode(&headers, body)?;
     let Some((uid, id)) = event.document_path().and_then(store::paths::notification_of) else {
-        return Err(not_ours(&event, "users/{uid}/notifications/{id}"));
+        return Err(not_ours(&event, "inbox entry"));
     };
     // The event only triggers: the transaction reads the entry as it is now.
     let counted = store::notify::Notifications::new(&state.db)
