@@ -23,8 +23,9 @@
 //! FCM's answer and the mark; the collapse key makes the device show it once.
 //!
 //! Marking read: the owner sets `readAt` (the only field the rules let a client write); the
-//! notifier's Eventarc trigger then calls [`Notifications::settle_read`], which clears
-//! `unread` and decrements the counter in one transaction, once.
+//! notifier's `deliver-deferred` job finds such entries ([`Notifications::reads_to_count`]) and
+//! calls [`Notifications::settle_read`], which clears `unread` and decrements the counter in
+//! one transaction, once.
 
 use std::collections::BTreeMap;
 
@@ -458,6 +459,30 @@ impl Notifications {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Up to `limit` entries their owners marked read whose read is not counted yet
+    /// (collection group `notifications`, `unread == true`, `readAt` set), as (uid, id).
+    pub async fn reads_to_count(&self, limit: u32) -> Result<Vec<(String, String)>, Error> {
+        let db = &self.db;
+        let mut query = rpc::from(paths::names::NOTIFICATIONS, true);
+        query.select = rpc::select(&[rpc::NAME]);
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        query.r#where = rpc::and(vec![
+            rpc::eq(fields::UNREAD, rpc::boolean(true)),
+            rpc::filter(fields::READ_AT, Operator::GreaterThan, rpc::timestamp(epoch)),
+        ]);
+        query.order_by = vec![rpc::asc(fields::READ_AT), rpc::asc(rpc::NAME)];
+        query.limit = Some(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        let docs = rpc::run(db, db.documents_root().to_owned(), query).await?;
+        let root = format!("{}/", db.documents_root());
+        Ok(docs
+            .iter()
+            .filter_map(|doc| {
+                let (uid, id) = paths::notification_of(doc.name.strip_prefix(&root)?)?;
+                Some((uid.to_owned(), id.to_owned()))
+            })
+            .collect())
     }
 
     /// Counts the read of an entry its owner marked (`readAt` set): clears `unread` and takes

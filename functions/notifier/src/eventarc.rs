@@ -7,8 +7,6 @@
 //!                   page key in the ledger makes a redelivery, or a duplicate chain, a replay
 //! POST /followers   followers/{vendorId}:{buyerId} created: the vendor (ledger on the event id;
 //!                   a burst within the collapse window shares one entry and one push)
-//! POST /inbox-read  users/{uid}/notifications/{id} updated with readAt: the read is counted
-//!                   once (store::notify::Notifications::settle_read, a transaction)
 //! anything else (another document, a change that is not a creation) -> 204, nothing written
 //! ```
 
@@ -147,28 +145,6 @@ pub(crate) async fn follower_created(
     .await?;
     if let Some(summary) = summary {
         tracing::info!(event_id = %event.id, %summary, "new follower notified");
-    }
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /inbox-read`.
-pub(crate) async fn inbox_read(
-    State(state): State<AppState>,
-    GoogleCaller(_caller): GoogleCaller,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<StatusCode, Error> {
-    let event = decode(&headers, body)?;
-    let Some((uid, id)) = event.document_path().and_then(store::paths::notification_of) else {
-        return Err(not_ours(&event, "inbox entry"));
-    };
-    // The event only triggers: the transaction reads the entry as it is now.
-    let counted = store::notify::Notifications::new(&state.db)
-        .settle_read(uid, id)
-        .await
-        .map_err(|e| deliver::store_failure(e, Some(&event.id)))?;
-    if counted {
-        tracing::info!(%uid, notification = %id, "read counted");
     }
     Ok(StatusCode::NO_CONTENT)
 }

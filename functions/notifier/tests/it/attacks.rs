@@ -7,14 +7,13 @@ use serde_json::json;
 
 use crate::*;
 
-const PATHS: [&str; 7] = [
+const PATHS: [&str; 6] = [
     "/pubsub/order-paid",
     "/pubsub/order-refunded",
     "/pubsub/stream-alerts",
     "/pubsub/notify-tasks",
     "/posts",
     "/followers",
-    "/inbox-read",
 ];
 
 #[tokio::test]
@@ -111,7 +110,6 @@ async fn events_about_other_documents_or_out_of_order_changes_notify_nobody() {
         Some(follow_fields("v1", "b9")),
     );
     assert!(h.send_event("/posts", &follow).await.status().is_success());
-    assert!(h.send_event("/inbox-read", &post).await.status().is_success());
     // A feed entry is not a post.
     let feed = doc_event(
         &h.project,

@@ -282,22 +282,15 @@ async fn a_read_is_counted_once() {
     assert_eq!(h.deliver("order-paid", "m-2", order_paid("ord_2", "buyer-1")).await.status(), 204);
     assert_eq!(h.repo().unread("buyer-1").await.unwrap(), 2);
     let id = notification_id(NotificationKind::OrderPaid, "ord_1");
-    let path = format!("users/buyer-1/notifications/{id}");
-    // An update that is not a read counts nothing.
-    let event = doc_event(&h.project, "ce-r0", FirestoreEventKind::Updated, &path, None, None);
-    assert_eq!(h.send_event("/inbox-read", &event).await.status(), 204);
+    // Nothing marked: the job counts nothing.
+    assert_eq!(h.run_job().await["reads_counted"], 0);
     assert_eq!(h.repo().unread("buyer-1").await.unwrap(), 2);
     h.repo().mark_read("buyer-1", &id, Utc::now()).await.unwrap();
-    for n in 0..3 {
-        let event = doc_event(
-            &h.project,
-            &format!("ce-r{n}"),
-            FirestoreEventKind::Updated,
-            &path,
-            None,
-            None,
-        );
-        assert_eq!(h.send_event("/inbox-read", &event).await.status(), 204);
-    }
+    let entry = h.repo().entry("buyer-1", &id).await.unwrap();
+    let marked = h.repo().reads_to_count(10).await.unwrap();
+    assert_eq!(marked.len(), 1, "{marked:?} {entry:?}");
+    assert_eq!(h.run_job().await["reads_counted"], 1);
+    // Counted once, however often the job runs.
+    assert_eq!(h.run_job().await["reads_counted"], 0);
     assert_eq!(h.repo().unread("buyer-1").await.unwrap(), 1);
 }
