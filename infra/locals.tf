@@ -248,6 +248,8 @@ locals {
   #   never fill its pages), which needs one collection-group ascending index on the field:
   #   `group_index = true` keeps exactly that one and drops the others.
   # - rate-limits: windows have no cleanup job; TTL is the only one (an hour after the window).
+  # - notifications: inbox entries (users/{uid}/notifications/{id}) carry `ttlAt`
+  #   (HEARTH_NOTIFY_TTL_DAYS after they were written); nothing queries it.
   # - reservations have NO TTL on purpose: deleting a held reservation whose hold ended before
   #   `expire-reservations` released it would lose its units for good, and paid reservations
   #   are records of an order.
@@ -261,6 +263,7 @@ locals {
       indexes    = [{ order = "ASCENDING", query_scope = "COLLECTION_GROUP" }]
     }
     rate-limits = { collection = "rate_limits", field = "expires_at", indexes = [] }
+    notifications = { collection = "notifications", field = "ttlAt", indexes = [] }
   }
 
   # APIs the deployment uses (Cloud Build and Artifact Registry too: deploy.sh builds images).

@@ -66,6 +66,7 @@ impl Registry {
             .with("market-stream", function!(market_stream::router))
             .with("pulse", function!(pulse::router))
             .with("search", function!(search::router))
+            .with("notifier", function!(notifier::router))
     }
 
     /// Adds (or replaces) the builder of `name`.

@@ -28,6 +28,7 @@ use crate::pubsub::engine::{self, LEASE};
 use crate::pubsub::rest::{PubsubRest, SubscriptionSpec};
 use crate::registry::{FunctionInput, Registry};
 use crate::state::RunningStack;
+use testkit::fake_fcm::FakeFcm;
 use testkit::fake_provider::FakeProvider;
 
 /// How to bring the stack up.
@@ -78,6 +79,8 @@ pub struct Stack {
     pub jwks_url: String,
     /// The fake payment provider (Stripe and Pesapal APIs) the functions are pointed at.
     pub provider: FakeProvider,
+    /// The fake FCM (HTTP v1) the notifier pushes to.
+    pub fcm: FakeFcm,
     /// The manifest the stack runs.
     pub manifest: PathBuf,
     /// From the call to [`Stack::up`] to everything answering.
@@ -140,6 +143,20 @@ impl Stack {
             local,
             &Env::from_process(),
         )?;
+        // The fake FCM, on a free port, for the functions that push (their manifest env sets
+        // HEARTH_FCM_QUOTA_PER_SEC): pointed at it as production points them at FCM.
+        let fcm_listener =
+            TcpListener::bind(("127.0.0.1", 0)).await.context("binding the fake FCM")?;
+        let (fcm, fcm_task) = FakeFcm::serve(fcm_listener, cancel.clone().cancelled_owned())
+            .context("serving the fake FCM")?;
+        tasks.push(fcm_task);
+        tracing::info!(url = %fcm.base_url, "fake FCM ready");
+        let mut plan = plan;
+        for function in &mut plan.functions {
+            if function.env.contains_key("HEARTH_FCM_QUOTA_PER_SEC") {
+                function.env.insert("HEARTH_FCM_BASE_URL".to_owned(), fcm.base_url.clone());
+            }
+        }
 
         let http =
             reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
@@ -220,6 +237,7 @@ impl Stack {
                     .collect(),
                 manifest: options.manifest.clone(),
                 provider: Some(provider.base_url.clone()),
+                fcm: Some(fcm.base_url.clone()),
             };
             match running.write() {
                 Ok(()) => wrote_state = true,
@@ -232,6 +250,7 @@ impl Stack {
             emulators,
             jwks_url,
             provider,
+            fcm,
             manifest: options.manifest.clone(),
             ready_in: started.elapsed(),
             eventarc,
@@ -262,6 +281,7 @@ impl Stack {
                 .collect(),
             manifest: self.manifest.clone(),
             provider: Some(self.provider.base_url.clone()),
+            fcm: Some(self.fcm.base_url.clone()),
         }
     }
 

@@ -21,6 +21,9 @@ pub struct RunningStack {
     /// The fake payment provider's base URL.
     #[serde(default)]
     pub provider: Option<String>,
+    /// The fake FCM's base URL (`testkit::fake_fcm`).
+    #[serde(default)]
+    pub fcm: Option<String>,
 }
 
 /// Where the file lives.

@@ -25,12 +25,21 @@ pub enum CounterField {
     StoryViews,
     /// `vendors.followerCount`: 20 shards.
     Followers,
+    /// `users.unreadNotifications`: 5 shards (one user's inbox; a burst of notifications
+    /// and the reads that mark them spread over them).
+    UnreadNotifications,
 }
 
 impl CounterField {
     /// Every counted field.
-    pub const ALL: [CounterField; 5] =
-        [Self::Likes, Self::Views, Self::Shares, Self::StoryViews, Self::Followers];
+    pub const ALL: [CounterField; 6] = [
+        Self::Likes,
+        Self::Views,
+        Self::Shares,
+        Self::StoryViews,
+        Self::Followers,
+        Self::UnreadNotifications,
+    ];
 
     /// How many shards the field is spread over.
     pub const fn shards(self) -> u32 {
@@ -38,6 +47,7 @@ impl CounterField {
             Self::Likes | Self::Followers => 20,
             Self::Views | Self::StoryViews => 50,
             Self::Shares => 10,
+            Self::UnreadNotifications => 5,
         }
     }
 
@@ -49,6 +59,7 @@ impl CounterField {
             Self::Shares => "shares",
             Self::StoryViews => "viewCount",
             Self::Followers => "followerCount",
+            Self::UnreadNotifications => "unreadNotifications",
         }
     }
 
@@ -60,6 +71,7 @@ impl CounterField {
             Self::Shares => "shares",
             Self::StoryViews => "story_views",
             Self::Followers => "followers",
+            Self::UnreadNotifications => "unread",
         }
     }
 

@@ -14,6 +14,7 @@ pub mod feed;
 pub mod inventory;
 pub mod market;
 pub mod messages;
+pub mod notify;
 pub mod onboarding;
 pub mod payments;
 pub mod pulse;

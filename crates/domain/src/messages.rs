@@ -490,6 +490,43 @@ pub struct FanoutTask {
     pub attempt: u32,
 }
 
+// ---------------------------------------------------------------------------------------------
+// notify-tasks
+// ---------------------------------------------------------------------------------------------
+
+/// Schema version of [`NotifyTask`] bodies.
+pub const NOTIFY_TASK_VERSION: u32 = 1;
+
+/// `notify-tasks`: continuation tasks of the notifier's new-post fan-out, each one page of the
+/// vendor's followers; a task hands the next page on before it works on its own, so pages run
+/// on several instances at once and no instance holds the follower list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyTasks;
+
+impl Topic for NotifyTasks {
+    const NAME: &'static str = "notify-tasks";
+    const DEAD_LETTER: &'static str = "notify-tasks-dead-letter";
+    const SCHEMA_VERSION: u32 = NOTIFY_TASK_VERSION;
+    type Message = NotifyTask;
+}
+
+/// One page of a new post's notifications: the followers after `start_after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTask {
+    /// Schema version ([`NOTIFY_TASK_VERSION`]).
+    pub v: Version<NOTIFY_TASK_VERSION>,
+    /// The new post.
+    pub post_id: String,
+    /// Its vendor, whose followers are notified.
+    pub vendor_id: String,
+    /// Start strictly after this follower; `None` starts at the first.
+    pub start_after: Option<FollowerCursor>,
+    /// Followers per page.
+    pub page_size: u32,
+    /// Pages before this one.
+    pub page: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,6 +719,28 @@ mod tests {
             attempt: 0,
         };
         round_trip(fixed, &expected);
+    }
+
+    #[test]
+    fn notify_task_round_trips() {
+        let fixed = json!({
+            "v": 1, "post_id": "p_9", "vendor_id": "v_3",
+            "start_after": { "followed_at": "2025-05-30T08:00:00.000001Z", "doc_id": "v_3:b_17" },
+            "page_size": 500, "page": 4
+        });
+        let expected = NotifyTask {
+            v: Version,
+            post_id: "p_9".to_owned(),
+            vendor_id: "v_3".to_owned(),
+            start_after: Some(FollowerCursor {
+                followed_at: at(1_748_592_000, 1),
+                doc_id: "v_3:b_17".to_owned(),
+            }),
+            page_size: 500,
+            page: 4,
+        };
+        round_trip(fixed, &expected);
+        assert_eq!(NotifyTasks::DEAD_LETTER, format!("{}-dead-letter", NotifyTasks::NAME));
     }
 
     #[test]

@@ -415,7 +415,10 @@ fn expected_resources(
         ("google_firestore_database.default", (None, BTreeSet::new())),
         (
             "google_firestore_field.ttl",
-            (Some("local.ttl_fields"), set(&["feed-items", "idempotency", "rate-limits"])),
+            (
+                Some("local.ttl_fields"),
+                set(&["feed-items", "idempotency", "notifications", "rate-limits"]),
+            ),
         ),
     ])
 }

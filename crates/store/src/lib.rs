@@ -8,7 +8,7 @@
 //! built from a `&Db` (plus its configuration): [`Ledger`], [`DeadLetters`], [`BulkWriter`],
 //! [`inventory::Inventory`], [`payments::Payments`], [`tenancy::Tenancy`],
 //! [`ratelimit::RateLimiter`], [`feed::Feeds`] and [`feed::Fanout`], [`counters::Counters`],
-//! [`onboarding::Onboarding`], [`cleanup::Sweeper`]. Why a struct rather than free functions
+//! [`onboarding::Onboarding`], [`cleanup::Sweeper`], [`notify::Notifications`]. Why a struct rather than free functions
 //! over `&Db`: several repositories carry state beside the handle (caches, retention, backoff,
 //! the ramp, the feed policy), so a struct is needed there anyway, and one shape everywhere
 //! means a function's state holds its repositories and a call reads `repo.op(..)` whatever the
@@ -27,6 +27,7 @@ pub mod feed;
 pub mod inventory;
 pub mod ledger;
 pub mod market;
+pub mod notify;
 pub mod onboarding;
 mod ops;
 pub mod paths;

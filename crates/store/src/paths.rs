@@ -84,6 +84,8 @@ pub mod names {
     pub const INVITATIONS: &str = "invitations";
     /// `tenant_domains/{domain}`
     pub const TENANT_DOMAINS: &str = "tenant_domains";
+    /// `users/{uid}/notifications/{id}`: the in-app inbox.
+    pub const NOTIFICATIONS: &str = "notifications";
 }
 
 /// Why an id cannot name a Firestore document or collection.
@@ -365,6 +367,33 @@ pub fn user_preferences(uid: &str) -> Result<DocPath, PathError> {
     sub_doc(user(uid)?, names::CONFIG, "config", "preferences")
 }
 
+/// `users/{uid}/config/devices`: the user's registered FCM tokens (one document, at most
+/// `domain::notify::MAX_DEVICES`).
+pub fn user_devices(uid: &str) -> Result<DocPath, PathError> {
+    sub_doc(user(uid)?, names::CONFIG, "config", "devices")
+}
+
+/// `users/{uid}/notifications`: the user's in-app inbox.
+pub fn user_notifications(uid: &str) -> Result<CollectionPath, PathError> {
+    Ok(sub_collection(user(uid)?, names::NOTIFICATIONS))
+}
+
+/// `users/{uid}/notifications/{id}`: one inbox entry.
+pub fn user_notification(uid: &str, id: &str) -> Result<DocPath, PathError> {
+    sub_doc(user(uid)?, names::NOTIFICATIONS, "notification", id)
+}
+
+/// The uid and id of a relative path `users/{uid}/notifications/{id}` (as an Eventarc event
+/// names its document); `None` for any other document.
+pub fn notification_of(relative: &str) -> Option<(&str, &str)> {
+    let rest = relative.strip_prefix(names::USERS)?.strip_prefix('/')?;
+    let (uid, rest) = rest.split_once('/')?;
+    let id = rest.strip_prefix(names::NOTIFICATIONS)?.strip_prefix('/')?;
+    validate_id("user", uid).ok()?;
+    validate_id("notification", id).ok()?;
+    Some((uid, id))
+}
+
 /// `users/{uid}/shadowTradeHistory`
 pub fn shadow_trades(uid: &str) -> Result<CollectionPath, PathError> {
     Ok(sub_collection(user(uid)?, names::SHADOW_TRADE_HISTORY))
@@ -482,6 +511,14 @@ pub fn post_id_of(relative: &str) -> Option<&str> {
 /// The `followers` collection (`vendorId`, `buyerId`, `followedAt`).
 pub fn followers() -> CollectionPath {
     root_collection(names::FOLLOWERS)
+}
+
+/// The follower document id of a relative document path `followers/{docId}` (as an Eventarc
+/// event names its document); `None` for any other document.
+pub fn follower_id_of(relative: &str) -> Option<&str> {
+    let id = relative.strip_prefix(names::FOLLOWERS)?.strip_prefix('/')?;
+    validate_id("follower", id).ok()?;
+    Some(id)
 }
 
 /// `followers/{follower_doc_id}`
@@ -632,6 +669,19 @@ pub fn config(name: &str) -> Result<DocPath, PathError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn notification_paths_parse_back() {
+        assert_eq!(user_notification("u1", "n1").unwrap().relative(), "users/u1/notifications/n1");
+        assert_eq!(notification_of("users/u1/notifications/n1"), Some(("u1", "n1")));
+        assert_eq!(notification_of("users/u1/notifications/n1/x/y"), None);
+        assert_eq!(notification_of("users/u1/signals/n1"), None);
+        assert_eq!(notification_of("users//notifications/n1"), None);
+        assert_eq!(user_devices("u1").unwrap().relative(), "users/u1/config/devices");
+        assert_eq!(follower_id_of("followers/v1:b1"), Some("v1:b1"));
+        assert_eq!(follower_id_of("followers/v1:b1/x/y"), None);
+        assert_eq!(follower_id_of("posts/p1"), None);
+    }
 
     #[test]
     fn post_ids_come_only_from_top_level_post_paths() {

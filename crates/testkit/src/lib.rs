@@ -7,6 +7,7 @@
 pub mod app;
 pub mod costs;
 pub mod emulators;
+pub mod fake_fcm;
 pub mod fake_provider;
 pub mod fake_typesense;
 pub mod indexes;

@@ -13,6 +13,7 @@
 //! Firestore access in `store`, errors become responses in `runtime`.
 
 pub mod clients;
+pub mod devices;
 pub mod feed;
 pub mod payments;
 mod signed_in;
@@ -106,6 +107,7 @@ pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(payments::routes(state.clone()))
+        .merge(devices::routes(state.clone()))
         .merge(feed::routes(state.clone()))
         .merge(strategies::routes(state))
         .layer(runtime::callable_style())

@@ -1,5 +1,5 @@
 //! `devstack demo`: the end-to-end scenario over real HTTP through the running functions, every
-//! step checked against the emulators, with a summary and a verdict. Four stages, one file
+//! step checked against the emulators, with a summary and a verdict. Seven stages, one file
 //! each:
 //!
 //! 1. [`signup`]: sign-up through the Auth emulator -> the blocking hook's tenant and role
@@ -24,9 +24,13 @@
 //!    the tenant's ledger holds it.
 //! 6. [`search`]: a product is listed; `searchProducts` finds it by a misspelt query once the
 //!    search function's replica has it; `suggest` completes its title.
+//! 7. [`notify`]: the user registers a device (`registerDevice`) before paying; the payment's
+//!    `order-paid` reaches the notifier -> the push arrives at the fake FCM with the order and
+//!    the entry is in `users/{uid}/notifications` beside the feed stage's new post, unread 2.
 
 pub mod feed;
 pub mod market;
+pub mod notify;
 pub mod payments;
 pub mod pulse;
 pub mod search;
@@ -113,6 +117,8 @@ pub struct Target {
     pub functions: BTreeMap<String, String>,
     /// The fake payment provider's base URL.
     pub provider: Option<String>,
+    /// The fake FCM's base URL.
+    pub fcm: Option<String>,
     /// The manifest the stack runs (empty: the repository's).
     pub manifest: PathBuf,
 }
@@ -124,6 +130,7 @@ impl From<RunningStack> for Target {
             emulators: r.emulators,
             functions: r.functions,
             provider: r.provider,
+            fcm: r.fcm,
             manifest: r.manifest,
         }
     }
@@ -293,7 +300,9 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     let mut report = DemoReport::default();
     let Some(user) = signup::run(&ctx, &mut report).await else { return report };
     feed::run(&ctx, &mut report, &user).await;
+    let device = notify::register(&ctx, &mut report, &user).await;
     payments::run(&ctx, &mut report, &user).await;
+    notify::run(&ctx, &mut report, &user, device.as_deref()).await;
     market::run(&ctx, &mut report).await;
     pulse::run(&ctx, &mut report, &user).await;
     search::run(&ctx, &mut report, &user).await;

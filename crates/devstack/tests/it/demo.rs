@@ -1,7 +1,8 @@
 //! The demo in-process, as CI runs it: a fresh stack of the repository's manifest and real
 //! functions (and the fake payment provider) on the emulators, the scenario over real HTTP from
-//! sign-up through follow, post, feed, like, reserve, pay, the abandoned reservation's cleanup
-//! and a misspelt search for a listed product, every check green.
+//! sign-up through follow, post, feed, like, reserve, pay, the abandoned reservation's
+//! cleanup, the order-paid push at the fake FCM and in the inbox, market data, the trading
+//! pulse and a misspelt search for a listed product, every check green.
 
 use devstack::{Registry, StackOptions};
 
@@ -13,7 +14,7 @@ async fn the_demo_passes_end_to_end() {
     let report = devstack::cli::demo_on_new_stack(options).await.unwrap();
     println!("{}", report.render());
     assert!(report.passed(), "{}", report.render());
-    assert_eq!(report.checks.len(), 29, "every step ran: {}", report.render());
+    assert_eq!(report.checks.len(), 42, "every step ran: {}", report.render());
     for step in [
         "all seven documents exist",
         "followVendor",
@@ -29,6 +30,12 @@ async fn the_demo_passes_end_to_end() {
         "returns it to stock",
         "searchProducts with a typo finds it",
         "suggest completes its title",
+        "registerDevice stores the user's FCM token",
+        "push at the fake FCM",
+        "the entry is in the in-app inbox",
+        "pulse opens a shadow trade on the jump",
+        "a candle inside the barriers moves the trade's P&L",
+        "the ledger holds it",
     ] {
         assert!(
             report.checks.iter().any(|c| c.step.contains(step)),

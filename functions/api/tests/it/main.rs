@@ -6,6 +6,7 @@ mod attacks;
 mod client_documents;
 mod cors;
 mod costs;
+mod devices;
 mod feed;
 mod payments;
 mod signed_in;
