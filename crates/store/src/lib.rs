@@ -18,6 +18,7 @@
 //! ([`feed::post_facts`]).
 
 pub mod bulk;
+pub mod catalogue;
 pub mod cleanup;
 pub mod counters;
 mod db;

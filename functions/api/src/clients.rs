@@ -116,6 +116,7 @@ pub struct CallableTypes {
 
 /// Every callable of the api with its types, in route order.
 pub fn callables() -> Vec<CallableTypes> {
+    use crate::catalogue::callables as cat;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     let cfg = config();
@@ -136,6 +137,19 @@ pub fn callables() -> Vec<CallableTypes> {
         entry("likePost", write::PostRequest::name(&cfg), write::Liked::name(&cfg)),
         entry("unlikePost", write::PostRequest::name(&cfg), write::Liked::name(&cfg)),
         entry("recordView", write::PostRequest::name(&cfg), write::Viewed::name(&cfg)),
+        entry("becomeVendor", cat::BecomeVendorRequest::name(&cfg), cat::VendorView::name(&cfg)),
+        entry("updateVendor", cat::UpdateVendorRequest::name(&cfg), cat::VendorView::name(&cfg)),
+        entry("createProduct", cat::ProductFields::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("updateProduct", cat::UpdateProductRequest::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("publishProduct", cat::ProductIdRequest::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("archiveProduct", cat::ProductIdRequest::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("setStock", cat::StockRequest::name(&cfg), cat::StockView::name(&cfg)),
+        entry("addStock", cat::StockRequest::name(&cfg), cat::StockView::name(&cfg)),
+        entry(
+            "listProducts",
+            format!("{} | null", cat::ListProductsRequest::name(&cfg)),
+            cat::ProductPage::name(&cfg),
+        ),
     ]
 }
 
@@ -149,6 +163,7 @@ fn config() -> ts_rs::Config {
 /// The generated files, name -> contents: one file per type (ts-rs), `callables.ts` (the map
 /// the typed wrapper is built on) and `index.ts` re-exporting everything.
 pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, ts_rs::ExportError> {
+    use crate::catalogue::callables as cat;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     use std::collections::BTreeMap;
@@ -190,6 +205,19 @@ pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, t
         write::Unfollowed,
         write::Liked,
         write::Viewed,
+        cat::BecomeVendorRequest,
+        cat::UpdateVendorRequest,
+        cat::VendorView,
+        cat::VariantView,
+        cat::ProductFields,
+        cat::ProductView,
+        cat::UpdateProductRequest,
+        cat::ProductIdRequest,
+        cat::StockRequest,
+        cat::StockView,
+        cat::ListProductsRequest,
+        cat::ProductPage,
+        domain::catalogue::ProductStatus,
         OrderDocument,
         OrderDocumentItem,
         OrderDocumentPayment,
@@ -319,6 +347,7 @@ mod tests {
         let mut served: Vec<String> = crate::payments::PATHS
             .iter()
             .chain(crate::feed::PATHS.iter())
+            .chain(crate::catalogue::PATHS.iter())
             .map(|p| (*p).to_owned())
             .collect();
         typed.sort();

@@ -2,15 +2,19 @@
 //! Firebase ID token, `{"data":...}` in, `{"result":...}` or `{"error":...}` out) so
 //! `httpsCallable` in the client SDKs works unchanged.
 //!
-//! Two groups of callables, each in its own module with its own config and state:
+//! Three groups of callables, each in its own module with its own config and state:
 //! - [`payments`]: `reserveInventory`, `releaseReservation`, `initiatePayment`, `getOrder`;
 //! - [`feed`]: `getFeed`, `followVendor`, `unfollowVendor`, `getStories`, `likePost`,
-//!   `unlikePost`, `recordView`.
+//!   `unlikePost`, `recordView`;
+//! - [`catalogue`]: `becomeVendor`, `updateVendor`, `createProduct`, `updateProduct`,
+//!   `publishProduct`, `archiveProduct`, `setStock`, `addStock`, `listProducts`,
+//!   `listVendorOrders`, `requestRefund`.
 //!
 //! Every callable takes a [`SignedIn`] user, which provisions the user lazily when the
 //! onboarding message has not arrived yet. This crate only wires: rules live in `domain`,
 //! Firestore access in `store`, errors become responses in `runtime`.
 
+pub mod catalogue;
 pub mod clients;
 pub mod feed;
 pub mod payments;
@@ -36,6 +40,7 @@ pub struct Config {
     pub firebase_auth: FirebaseAuth,
     pub payments: payments::Config,
     pub feed: feed::Config,
+    pub catalogue: catalogue::Config,
 }
 
 impl Config {
@@ -45,7 +50,8 @@ impl Config {
         let firebase_auth = FirebaseAuth::from_config(&base)?;
         let payments = payments::Config::load(&base, env)?;
         let feed = feed::Config::load(&base, env)?;
-        Ok(Self { base, db, firebase_auth, payments, feed })
+        let catalogue = catalogue::Config::load(&base, env)?;
+        Ok(Self { base, db, firebase_auth, payments, feed, catalogue })
     }
 }
 
@@ -58,6 +64,7 @@ pub struct AppState {
     pub signed_in: signed_in::Provisioned,
     pub payments: payments::State,
     pub feed: feed::State,
+    pub catalogue: catalogue::State,
 }
 
 impl AppState {
@@ -67,6 +74,7 @@ impl AppState {
         Ok(Self {
             payments: payments::State::build(&config.payments, &db).await?,
             feed: feed::State::build(&config.feed, &db).await?,
+            catalogue: catalogue::State::build(&config.catalogue, &db).await?,
             signed_in: signed_in::Provisioned::default(),
             firebase_auth: config.firebase_auth.clone(),
             db,
@@ -100,6 +108,7 @@ pub async fn router(name: &str, env: &Env) -> anyhow::Result<Router> {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(payments::routes(state.clone()))
-        .merge(feed::routes(state))
+        .merge(feed::routes(state.clone()))
+        .merge(catalogue::routes(state))
         .layer(runtime::callable_style())
 }

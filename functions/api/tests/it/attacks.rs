@@ -17,7 +17,7 @@ use testkit::{keys, tokens};
 use super::payments::{Harness, call_at, error_status};
 
 /// Every callable of the api.
-const CALLABLES: [&str; 11] = [
+const CALLABLES: [&str; 20] = [
     "reserveInventory",
     "releaseReservation",
     "initiatePayment",
@@ -29,6 +29,15 @@ const CALLABLES: [&str; 11] = [
     "likePost",
     "unlikePost",
     "recordView",
+    "becomeVendor",
+    "updateVendor",
+    "createProduct",
+    "updateProduct",
+    "publishProduct",
+    "archiveProduct",
+    "setStock",
+    "addStock",
+    "listProducts",
 ];
 
 async fn post_raw(
@@ -227,6 +236,12 @@ async fn every_callable_is_rate_limited() {
             "getOrder" => json!({"orderId": "ord_x"}),
             "followVendor" | "unfollowVendor" => json!({"vendorId": "baker"}),
             "likePost" | "unlikePost" | "recordView" => json!({"postId": "p1"}),
+            "becomeVendor" => json!({"name": "Ada", "handle": "ada"}),
+            "updateVendor" => json!({"name": "Ada"}),
+            "createProduct" => crate::catalogue::fields(100),
+            "updateProduct" => json!({"productId": "pan", "fields": crate::catalogue::fields(100)}),
+            "publishProduct" | "archiveProduct" => json!({"productId": "pan"}),
+            "setStock" | "addStock" => json!({"productId": "pan", "units": 1}),
             _ => json!({}),
         };
         let token = h.token("ada");

@@ -3,6 +3,7 @@
 //! local JWKS server, one project per test.
 
 mod attacks;
+mod catalogue;
 mod client_documents;
 mod cors;
 mod costs;
