@@ -7,11 +7,15 @@ import type { GetFeedResult } from "./GetFeedResult.js";
 import type { GetOrderRequest } from "./GetOrderRequest.js";
 import type { GetOrderResult } from "./GetOrderResult.js";
 import type { GetStoriesResult } from "./GetStoriesResult.js";
+import type { GetVendorSalesRequest } from "./GetVendorSalesRequest.js";
+import type { GetVendorSalesResult } from "./GetVendorSalesResult.js";
 import type { InitiatePaymentRequest } from "./InitiatePaymentRequest.js";
 import type { InitiatePaymentResult } from "./InitiatePaymentResult.js";
 import type { LikeResult } from "./LikeResult.js";
 import type { ListProductsRequest } from "./ListProductsRequest.js";
 import type { ListProductsResult } from "./ListProductsResult.js";
+import type { ListVendorOrdersRequest } from "./ListVendorOrdersRequest.js";
+import type { ListVendorOrdersResult } from "./ListVendorOrdersResult.js";
 import type { PostRequest } from "./PostRequest.js";
 import type { ProductFields } from "./ProductFields.js";
 import type { ProductIdRequest } from "./ProductIdRequest.js";
@@ -19,6 +23,8 @@ import type { ProductView } from "./ProductView.js";
 import type { RecordViewResult } from "./RecordViewResult.js";
 import type { ReleaseReservationRequest } from "./ReleaseReservationRequest.js";
 import type { ReleaseReservationResult } from "./ReleaseReservationResult.js";
+import type { RequestRefundRequest } from "./RequestRefundRequest.js";
+import type { RequestRefundResult } from "./RequestRefundResult.js";
 import type { ReserveInventoryRequest } from "./ReserveInventoryRequest.js";
 import type { ReserveInventoryResult } from "./ReserveInventoryResult.js";
 import type { StockRequest } from "./StockRequest.js";
@@ -51,6 +57,9 @@ export interface Callables {
   setStock: { request: StockRequest; result: StockResult };
   addStock: { request: StockRequest; result: StockResult };
   listProducts: { request: ListProductsRequest | null; result: ListProductsResult };
+  listVendorOrders: { request: ListVendorOrdersRequest | null; result: ListVendorOrdersResult };
+  getVendorSales: { request: GetVendorSalesRequest; result: GetVendorSalesResult };
+  requestRefund: { request: RequestRefundRequest; result: RequestRefundResult };
 }
 
 /** The callable names, in route order. */
@@ -75,4 +84,7 @@ export const CALLABLE_NAMES = [
   "setStock",
   "addStock",
   "listProducts",
+  "listVendorOrders",
+  "getVendorSales",
+  "requestRefund",
 ] as const satisfies readonly (keyof Callables)[];

@@ -17,6 +17,7 @@ pub mod onboarding;
 pub mod payments;
 pub mod ramp;
 pub mod ratelimit;
+pub mod refunds;
 pub mod repair;
 pub mod status;
 pub mod tenancy;

@@ -33,9 +33,11 @@ pub mod paths;
 pub mod payments;
 pub mod query_log;
 pub mod ratelimit;
+pub mod refunds;
 mod rpc;
 pub mod tenancy;
 mod tx;
+pub mod vendor_orders;
 
 pub use bulk::{BulkReport, BulkWriter};
 pub use db::{Db, DbConfig};

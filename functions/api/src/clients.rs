@@ -17,6 +17,7 @@ use domain::feed::FeedSource;
 use domain::inventory::ReservationStatus;
 use domain::messages::PaymentProvider;
 use domain::payments::{OrderStatus, Watermark};
+use domain::refunds::{RefundStatus, Requester};
 use serde::Deserialize;
 use ts_rs::TS;
 
@@ -54,6 +55,14 @@ pub struct OrderDocument {
     pub refunded_minor: i64,
     /// Server bookkeeping: the provider event that made the last change.
     pub last_event_id: Option<String>,
+    /// The vendors of the items.
+    pub vendor_ids: Vec<String>,
+    /// Refunds asked for, oldest first.
+    pub refunds: Vec<OrderDocumentRefund>,
+    /// Server bookkeeping: the provider event that last raised `refunded_minor`.
+    pub last_refund_event_id: Option<String>,
+    /// Server bookkeeping: by how much that event raised it.
+    pub last_refund_minor: i64,
     #[ts(type = "import(\"firebase/firestore\").Timestamp")]
     pub created_at: Timestamp,
     #[ts(type = "import(\"firebase/firestore\").Timestamp")]
@@ -71,6 +80,25 @@ pub struct OrderDocumentItem {
     pub quantity: i64,
     /// Price per unit, minor units.
     pub unit_price_minor: i64,
+    /// The product's vendor.
+    pub vendor_id: Option<String>,
+}
+
+/// A refund of an [`OrderDocument`].
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct OrderDocumentRefund {
+    pub refund_id: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// Who asked (uid; empty for a refund the system made).
+    pub requested_by: String,
+    pub requester: Requester,
+    pub status: RefundStatus,
+    /// The provider's refund id, once it accepted.
+    pub provider_refund_id: Option<String>,
+    /// Why the provider refused, if it did.
+    pub failure: Option<String>,
 }
 
 /// A payment attempt of an [`OrderDocument`].
@@ -117,6 +145,7 @@ pub struct CallableTypes {
 /// Every callable of the api with its types, in route order.
 pub fn callables() -> Vec<CallableTypes> {
     use crate::catalogue::callables as cat;
+    use crate::catalogue::orders as ord;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     let cfg = config();
@@ -150,6 +179,17 @@ pub fn callables() -> Vec<CallableTypes> {
             format!("{} | null", cat::ListProductsRequest::name(&cfg)),
             cat::ProductPage::name(&cfg),
         ),
+        entry(
+            "listVendorOrders",
+            format!("{} | null", ord::ListVendorOrdersRequest::name(&cfg)),
+            ord::VendorOrderPage::name(&cfg),
+        ),
+        entry(
+            "getVendorSales",
+            ord::GetVendorSalesRequest::name(&cfg),
+            ord::SalesAnswer::name(&cfg),
+        ),
+        entry("requestRefund", ord::RequestRefundRequest::name(&cfg), ord::RefundView::name(&cfg)),
     ]
 }
 
@@ -164,6 +204,7 @@ fn config() -> ts_rs::Config {
 /// the typed wrapper is built on) and `index.ts` re-exporting everything.
 pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, ts_rs::ExportError> {
     use crate::catalogue::callables as cat;
+    use crate::catalogue::orders as ord;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     use std::collections::BTreeMap;
@@ -217,6 +258,19 @@ pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, t
         cat::StockView,
         cat::ListProductsRequest,
         cat::ProductPage,
+        ord::ListVendorOrdersRequest,
+        ord::VendorLine,
+        ord::VendorOrder,
+        ord::VendorOrderPage,
+        ord::GetVendorSalesRequest,
+        ord::SalesDay,
+        ord::SalesAnswer,
+        ord::RequestRefundRequest,
+        ord::RefundView,
+        ord::RefundableDetails,
+        domain::refunds::RefundStatus,
+        domain::refunds::Requester,
+        OrderDocumentRefund,
         domain::catalogue::ProductStatus,
         OrderDocument,
         OrderDocumentItem,

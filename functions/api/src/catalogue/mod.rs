@@ -1,5 +1,6 @@
 //! The catalogue callables: `becomeVendor`, `updateVendor`, `createProduct`, `updateProduct`,
-//! `publishProduct`, `archiveProduct`, `setStock`, `addStock`, `listProducts`.
+//! `publishProduct`, `archiveProduct`, `setStock`, `addStock`, `listProducts`; and the vendor
+//! orders and refunds: `listVendorOrders`, `getVendorSales`, `requestRefund`.
 //!
 //! - A user becomes a vendor by calling `becomeVendor` once: it creates `vendors/{uid}` and
 //!   claims the handle in one transaction (`store::catalogue`); only vendors write products,
@@ -10,9 +11,12 @@
 //!   with a `(price, id)` cursor; each instance caches a page for `HEARTH_CATALOGUE_CACHE_SECS`
 //!   (default 10) and availability is the product's `in_stock` summary, so a page costs one
 //!   query and no stock reads.
+//! - The vendor side of orders and refunds is in [`orders`]: `listVendorOrders`,
+//!   `getVendorSales`, `requestRefund`.
 //! - Every callable is rate limited per user like the others (`payments::limits`).
 
 pub(crate) mod callables;
+pub(crate) mod orders;
 
 use std::time::Duration;
 
@@ -26,7 +30,7 @@ use crate::AppState;
 use crate::feed::TtlCache;
 
 /// The callable paths this module serves.
-pub const PATHS: [&str; 9] = [
+pub const PATHS: [&str; 12] = [
     "/becomeVendor",
     "/updateVendor",
     "/createProduct",
@@ -36,6 +40,9 @@ pub const PATHS: [&str; 9] = [
     "/setStock",
     "/addStock",
     "/listProducts",
+    "/listVendorOrders",
+    "/getVendorSales",
+    "/requestRefund",
 ];
 
 /// This module's own configuration.
@@ -47,16 +54,23 @@ pub struct Config {
     /// `HEARTH_REFUND_WINDOW_DAYS` (default 30): how long after payment a buyer may ask for a
     /// refund (vendors may refund their orders at any time).
     pub refund_window: chrono::TimeDelta,
+    /// Where refund requests are published (`refund-requests`): the project and
+    /// `PUBSUB_EMULATOR_HOST`.
+    pub bus: Option<bus::BusConfig>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { list_ttl: Duration::from_secs(10), refund_window: chrono::TimeDelta::days(30) }
+        Self {
+            list_ttl: Duration::from_secs(10),
+            refund_window: chrono::TimeDelta::days(30),
+            bus: None,
+        }
     }
 }
 
 impl Config {
-    pub fn load(_base: &BaseConfig, env: &Env) -> Result<Self, ConfigError> {
+    pub fn load(base: &BaseConfig, env: &Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let days: i64 = env.parse_or("HEARTH_REFUND_WINDOW_DAYS", "1 to 365 days", 30)?;
         if !(1..=365).contains(&days) {
@@ -69,6 +83,10 @@ impl Config {
         Ok(Self {
             list_ttl: env.secs_or("HEARTH_CATALOGUE_CACHE_SECS", defaults.list_ttl)?,
             refund_window: chrono::TimeDelta::days(days),
+            bus: Some(bus::BusConfig::new(
+                base.required_project()?,
+                base.pubsub_emulator_host.clone(),
+            )),
         })
     }
 }
@@ -77,16 +95,25 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct State {
     catalogue: Catalogue,
+    vendor_orders: store::vendor_orders::VendorOrders,
+    refunds: store::refunds::Refunds,
+    bus: bus::Bus,
     pages: TtlCache<Listing, callables::ProductPage>,
     refund_window: chrono::TimeDelta,
 }
 
 impl State {
-    // `async` is the shape `AppState::build` calls (lib.rs); building does no I/O.
-    #[allow(clippy::unused_async)]
+    /// Builds the state; does no I/O (the publisher connects on first publish).
     pub async fn build(config: &Config, db: &Db) -> anyhow::Result<Self> {
+        let bus_config = config
+            .bus
+            .clone()
+            .unwrap_or_else(|| bus::BusConfig::new(db.config().project_id.clone(), None));
         Ok(Self {
             catalogue: Catalogue::new(db),
+            vendor_orders: store::vendor_orders::VendorOrders::new(db),
+            refunds: store::refunds::Refunds::new(db),
+            bus: bus::Bus::connect(bus_config).await?,
             pages: TtlCache::new(config.list_ttl, 1_000),
             refund_window: config.refund_window,
         })
@@ -105,5 +132,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/setStock", post(callables::set_stock))
         .route("/addStock", post(callables::add_stock))
         .route("/listProducts", post(callables::list_products))
+        .route("/listVendorOrders", post(orders::list_vendor_orders))
+        .route("/getVendorSales", post(orders::get_vendor_sales))
+        .route("/requestRefund", post(orders::request_refund))
         .with_state(state)
 }

@@ -11,7 +11,8 @@
 //! past), `getFeed` 60/min, `getStories` 30/min (cached per user for a minute). The
 //! catalogue: `becomeVendor` / `updateVendor` 5/min (an update rewrites every product of the
 //! vendor), `createProduct` 30/min, the other product and stock writes 60/min,
-//! `listProducts` 120/min (a page is cached per instance), `listVendorOrders` 60/min,
+//! `listProducts` 120/min (a page is cached per instance), `listVendorOrders` and
+//! `getVendorSales` 60/min each,
 //! `requestRefund` 10/min (each may call the provider).
 //! Override with `HEARTH_RATE_LIMITS=initiatePayment=5/900,...`.
 
@@ -53,6 +54,7 @@ impl Default for Limits {
             ("addStock".to_owned(), Limit::per_secs(60, 60)),
             ("listProducts".to_owned(), Limit::per_secs(120, 60)),
             ("listVendorOrders".to_owned(), Limit::per_secs(60, 60)),
+            ("getVendorSales".to_owned(), Limit::per_secs(60, 60)),
             ("requestRefund".to_owned(), Limit::per_secs(10, 60)),
         ]))
     }

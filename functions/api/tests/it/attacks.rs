@@ -17,7 +17,7 @@ use testkit::{keys, tokens};
 use super::payments::{Harness, call_at, error_status};
 
 /// Every callable of the api.
-const CALLABLES: [&str; 20] = [
+const CALLABLES: [&str; 23] = [
     "reserveInventory",
     "releaseReservation",
     "initiatePayment",
@@ -38,6 +38,9 @@ const CALLABLES: [&str; 20] = [
     "setStock",
     "addStock",
     "listProducts",
+    "listVendorOrders",
+    "getVendorSales",
+    "requestRefund",
 ];
 
 async fn post_raw(
@@ -242,6 +245,10 @@ async fn every_callable_is_rate_limited() {
             "updateProduct" => json!({"productId": "pan", "fields": crate::catalogue::fields(100)}),
             "publishProduct" | "archiveProduct" => json!({"productId": "pan"}),
             "setStock" | "addStock" => json!({"productId": "pan", "units": 1}),
+            "getVendorSales" => {
+                json!({"fromDay": "2026-01-01", "toDay": "2026-01-02", "currency": "usd"})
+            }
+            "requestRefund" => json!({"orderId": "ord_x", "requestId": "r1"}),
             _ => json!({}),
         };
         let token = h.token("ada");

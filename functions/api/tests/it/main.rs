@@ -9,4 +9,5 @@ mod cors;
 mod costs;
 mod feed;
 mod payments;
+mod refunds;
 mod signed_in;
