@@ -94,7 +94,7 @@ impl Config {
 /// This module's own state.
 #[derive(Debug, Clone)]
 pub struct State {
-    catalogue: Catalogue,
+    pub(crate) catalogue: Catalogue,
     vendor_orders: store::vendor_orders::VendorOrders,
     refunds: store::refunds::Refunds,
     bus: bus::Bus,

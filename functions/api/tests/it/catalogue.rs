@@ -119,6 +119,22 @@ async fn a_vendor_lists_a_product_through_its_whole_life() {
     let page = ok(h.call("bob", "listProducts", json!({"vendorId": "vera"})).await).await;
     assert_eq!(page["products"][0]["productId"], id.as_str());
     assert_eq!(page["products"][0]["inStock"], true);
+    // Sold out: the next reservation that finds nothing left turns the summary off.
+    let reserve = json!({"productId": id, "variantId": "large", "quantity": 5});
+    ok(h.call("bob", "reserveInventory", reserve.clone()).await).await;
+    refused(h.call("ada", "reserveInventory", reserve).await, 400, "FAILED_PRECONDITION").await;
+    let catalogue = store::catalogue::Catalogue::new(&h.db);
+    for _ in 0..50 {
+        if !catalogue.product(&id).await.unwrap().unwrap().in_stock {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let page = ok(h.call("bob", "listProducts", json!({"vendorId": "vera"})).await).await;
+    assert_eq!(page["products"][0]["inStock"], false);
+    ok(h.call("vera", "addStock", json!({"productId": id, "variantId": "large", "units": 2})).await).await;
+    let page = ok(h.call("bob", "listProducts", json!({"vendorId": "vera"})).await).await;
+    assert_eq!(page["products"][0]["inStock"], true);
     assert_eq!(page["products"][0]["variants"][1]["priceMinor"], 900);
 
     // Another vendor cannot touch it.
