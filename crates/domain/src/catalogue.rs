@@ -341,7 +341,8 @@ mod tests {
     #[test]
     fn product_validation_names_the_field() {
         assert_eq!(validate_product(&draft()), Ok(()));
-        let cases: Vec<(Box<dyn Fn(&mut ProductDraft)>, CatalogueError)> = vec![
+        type Change = Box<dyn Fn(&mut ProductDraft)>;
+        let cases: Vec<(Change, CatalogueError)> = vec![
             (
                 Box::new(|d| d.title = " ".into()),
                 CatalogueError::Length { field: "title", max: MAX_TITLE },

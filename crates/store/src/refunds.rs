@@ -202,7 +202,7 @@ impl Refunds {
                         currency: order.currency.clone(),
                         created,
                     };
-                    if let Some(entry) = order.refunds.iter().find(|r| &r.refund_id == wanted) {
+                    if let Some(entry) = order.refunds.iter().find(|r| r.refund_id == wanted) {
                         return Ok(Some(recorded(entry, false)));
                     }
                     if refund_id.is_some() || order.status != OrderStatus::RefundPending {

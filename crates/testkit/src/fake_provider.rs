@@ -4,6 +4,7 @@
 //! - Stripe: `POST /v1/payment_intents` (form-encoded, `Authorization: Bearer sk_...`,
 //!   `Idempotency-Key` honoured as Stripe does: same key and parameters -> the same intent;
 //!   same key, other parameters -> 400 `idempotency_error`), `GET /v1/payment_intents/{id}`,
+//!   `POST /v1/payment_intents/{id}/confirm` (a test card: the intent succeeds),
 //!   `POST /v1/refunds` (`payment_intent`, `amount`, `metadata[..]`; the same `Idempotency-Key`
 //!   rules; Stripe's error objects: 404 `resource_missing` for an unknown intent, 400
 //!   `charge_not_refundable` for an intent without a successful charge, 400
@@ -137,27 +138,8 @@ impl FakeProvider {
     /// all of it went back), created at `created` (unix seconds).
     pub fn charge_refunded_event(&self, event_id: &str, intent_id: &str, created: i64) -> Value {
         let intent = self.state.intents.lock().get(intent_id).cloned().unwrap_or_default();
-        let amount = intent["amount"].as_i64().unwrap_or_default();
         let refunded = refunded_on(&self.state, intent_id);
-        json!({
-            "id": event_id,
-            "object": "event",
-            "api_version": "2024-06-20",
-            "created": created,
-            "livemode": false,
-            "pending_webhooks": 1,
-            "type": "charge.refunded",
-            "data": {"object": {
-                "id": format!("ch_{}", intent_id.trim_start_matches("pi_")),
-                "object": "charge",
-                "payment_intent": intent_id,
-                "amount": amount,
-                "amount_refunded": refunded,
-                "refunded": refunded >= amount,
-                "currency": intent["currency"],
-                "metadata": intent["metadata"],
-            }},
-        })
+        charge_refunded_event_for(&intent, refunded, event_id, created)
     }
 
     /// Sets what GetTransactionStatus says for `tracking_id` (0 invalid/pending, 1 completed,
@@ -225,6 +207,7 @@ fn router(state: Arc<Inner>) -> Router {
     Router::new()
         .route("/v1/payment_intents", post(create_intent))
         .route("/v1/payment_intents/{id}", get(retrieve_intent))
+        .route("/v1/payment_intents/{id}/confirm", post(confirm_intent))
         .route("/v1/refunds", post(create_refund))
         .route("/api/Auth/RequestToken", post(request_token))
         .route("/api/Transactions/SubmitOrderRequest", post(submit_order))
@@ -255,6 +238,38 @@ pub fn stripe_event_for(
         "pending_webhooks": 1,
         "type": event_type,
         "data": {"object": intent},
+    })
+}
+
+/// The `charge.refunded` event of `intent` (a PaymentIntent object as Stripe returns it) with
+/// `amount_refunded` refunded so far (cumulative), created at `created` (unix seconds): its
+/// charge carries the intent's metadata, `amount_refunded` and `refunded` (all of it back).
+pub fn charge_refunded_event_for(
+    intent: &Value,
+    amount_refunded: i64,
+    event_id: &str,
+    created: i64,
+) -> Value {
+    let intent_id = intent["id"].as_str().unwrap_or_default();
+    let amount = intent["amount"].as_i64().unwrap_or_default();
+    json!({
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "type": "charge.refunded",
+        "data": {"object": {
+            "id": format!("ch_{}", intent_id.trim_start_matches("pi_")),
+            "object": "charge",
+            "payment_intent": intent_id,
+            "amount": amount,
+            "amount_refunded": amount_refunded,
+            "refunded": amount_refunded >= amount,
+            "currency": intent["currency"],
+            "metadata": intent["metadata"],
+        }},
     })
 }
 
@@ -412,6 +427,28 @@ async fn retrieve_intent(
             &format!("No such payment_intent: '{id}'"),
         ),
     }
+}
+
+/// `POST /v1/payment_intents/{id}/confirm` (a test card always succeeds): the intent becomes
+/// `succeeded`.
+async fn confirm_intent(
+    State(state): State<Arc<Inner>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Some(refused) = stripe_call(&state, &headers).await {
+        return refused;
+    }
+    let mut intents = state.intents.lock();
+    let Some(intent) = intents.get_mut(&id) else {
+        return stripe_refusal(
+            StatusCode::NOT_FOUND,
+            "resource_missing",
+            &format!("No such payment_intent: '{id}'"),
+        );
+    };
+    intent["status"] = json!("succeeded");
+    (StatusCode::OK, Json(intent.clone())).into_response()
 }
 
 /// Refunded so far on `intent_id` (refunds that did not fail).

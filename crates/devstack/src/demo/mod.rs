@@ -1,5 +1,5 @@
 //! `devstack demo`: the end-to-end scenario over real HTTP through the running functions, every
-//! step checked against the emulators, with a summary and a verdict. Three stages, one file
+//! step checked against the emulators, with a summary and a verdict. Four stages, one file
 //! each:
 //!
 //! 1. [`signup`]: sign-up through the Auth emulator -> the blocking hook's tenant and role
@@ -15,9 +15,14 @@
 //!    to payment-processor -> the order is paid and the reservation committed; an abandoned
 //!    reservation is left alone by `expire-reservations` while held and returned to stock by it
 //!    once its hold has ended.
+//! 4. [`shop`]: a vendor signs up, becomes a vendor and lists a product with stock; the demo
+//!    user finds it with `listProducts`, buys it (signed webhook), the vendor sees the order and
+//!    the day's sale; the buyer asks for a refund, payment-processor executes it at the fake
+//!    Stripe and the signed `charge.refunded` webhook moves the order to `refunded`.
 
 pub mod feed;
 pub mod payments;
+pub mod shop;
 pub mod signup;
 
 use std::collections::BTreeMap;
@@ -282,6 +287,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     let Some(user) = signup::run(&ctx, &mut report).await else { return report };
     feed::run(&ctx, &mut report, &user).await;
     payments::run(&ctx, &mut report, &user).await;
+    shop::run(&ctx, &mut report, &user).await;
     report
 }
 

@@ -283,13 +283,17 @@ pub(crate) async fn request_refund(
         return Err(Error::reject(Code::InvalidArgument, "amountMinor is out of range."));
     }
     limits::check(&state, &who.uid, "requestRefund").await?;
-    let refund_id = format!(
-        "rf_{}",
-        store::ledger::scoped_id(
-            &who.uid,
-            &format!("{}\u{0}{}", request.order_id, request.request_id)
-        )
-    );
+    // Deterministic per (caller, order, request id), so a retry finds the same refund; a hash,
+    // so it is short and safe as Stripe's Idempotency-Key and says nothing about the caller.
+    let refund_id = {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in [&who.uid, &request.order_id, &request.request_id] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        format!("rf_{}", &hex::encode(hasher.finalize())[..40])
+    };
     let recorded = state
         .catalogue
         .refunds

@@ -132,7 +132,9 @@ async fn a_vendor_lists_a_product_through_its_whole_life() {
     }
     let page = ok(h.call("bob", "listProducts", json!({"vendorId": "vera"})).await).await;
     assert_eq!(page["products"][0]["inStock"], false);
-    ok(h.call("vera", "addStock", json!({"productId": id, "variantId": "large", "units": 2})).await).await;
+    ok(h.call("vera", "addStock", json!({"productId": id, "variantId": "large", "units": 2}))
+        .await)
+    .await;
     let page = ok(h.call("bob", "listProducts", json!({"vendorId": "vera"})).await).await;
     assert_eq!(page["products"][0]["inStock"], true);
     assert_eq!(page["products"][0]["variants"][1]["priceMinor"], 900);
