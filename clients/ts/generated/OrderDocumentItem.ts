@@ -11,4 +11,8 @@ reservation_id: string, product_id: string, variant_id: string | null, quantity:
 /**
  * Price per unit, minor units.
  */
-unit_price_minor: number, };
+unit_price_minor: number, 
+/**
+ * The product's vendor.
+ */
+vendor_id: string | null, };

@@ -20,6 +20,7 @@ pub mod payments;
 pub mod pulse;
 pub mod ramp;
 pub mod ratelimit;
+pub mod refunds;
 pub mod repair;
 pub mod search;
 pub mod status;

@@ -268,6 +268,10 @@ impl Topic for RefundRequests {
 pub enum RefundReason {
     /// Paid after the reservation expired, and the stock is gone.
     OutOfStock,
+    /// The buyer asked (the `requestRefund` callable).
+    BuyerRequest,
+    /// A vendor of the order refunded it (the `requestRefund` callable).
+    VendorRequest,
 }
 
 /// A refund to make.
@@ -289,6 +293,10 @@ pub struct RefundRequest {
     pub currency: String,
     /// Why.
     pub reason: RefundReason,
+    /// The refund recorded on the order (`requestRefund`); absent for the out-of-stock refund
+    /// of the whole order, which the refunder records itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
 }
 
 /// Schema version of [`OrderRefunded`] bodies.

@@ -111,6 +111,71 @@ impl StripeClient {
     }
 }
 
+/// A refund to make through the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    /// Our order id (Stripe metadata `order_id`).
+    pub order_id: String,
+    /// Our refund id (Stripe metadata `refund_id` and the `Idempotency-Key`, so a redelivered
+    /// request never refunds twice).
+    pub refund_id: String,
+    /// The provider's payment id (Stripe PaymentIntent).
+    pub provider_payment_id: String,
+    /// Minor units.
+    pub amount_minor: i64,
+}
+
+/// What the provider answered to a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedRefund {
+    /// The provider's refund id.
+    pub provider_refund_id: String,
+    /// Stripe's `status`: `pending`, `succeeded`, `requires_action`, `failed`, `canceled`.
+    /// The money is confirmed by the provider's webhook either way.
+    pub status: String,
+}
+
+impl CreatedRefund {
+    /// The provider accepted the request (the refund is under way or done).
+    pub fn accepted(&self) -> bool {
+        !matches!(self.status.as_str(), "failed" | "canceled")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StripeRefund {
+    id: String,
+    status: String,
+}
+
+impl StripeClient {
+    /// `POST /v1/refunds` for `amount` of the PaymentIntent, with our ids in `metadata` and
+    /// our refund id as `Idempotency-Key`. A refusal (Stripe's 4xx error object, e.g.
+    /// `charge_already_refunded`, an amount over what is left) is [`ProviderError::Rejected`]
+    /// with Stripe's message.
+    pub async fn create_refund(&self, refund: &NewRefund) -> Result<CreatedRefund, ProviderError> {
+        let url = format!("{}/v1/refunds", self.base_url);
+        let form = [
+            ("payment_intent", refund.provider_payment_id.clone()),
+            ("amount", refund.amount_minor.to_string()),
+            ("metadata[order_id]", refund.order_id.clone()),
+            ("metadata[refund_id]", refund.refund_id.clone()),
+        ];
+        let body = self
+            .http
+            .send(|client| {
+                client
+                    .post(&url)
+                    .bearer_auth(self.secret_key.expose_secret())
+                    .header("Idempotency-Key", &refund.refund_id)
+                    .form(&form)
+            })
+            .await?;
+        let created: StripeRefund = body.json("stripe")?;
+        Ok(CreatedRefund { provider_refund_id: created.id, status: created.status })
+    }
+}
+
 /// Pesapal API 3.0 settings.
 #[derive(Debug, Clone)]
 pub struct PesapalSettings {

@@ -11,6 +11,9 @@ pub mod pesapal;
 pub mod settings;
 pub mod stripe;
 
-pub use clients::{CreatedPayment, NewPayment, PesapalClient, PesapalSettings, StripeClient};
+pub use clients::{
+    CreatedPayment, CreatedRefund, NewPayment, NewRefund, PesapalClient, PesapalSettings,
+    StripeClient,
+};
 pub use http::{BreakerPolicy, BreakerState, CallPolicy, ProviderError};
 pub use settings::PesapalUse;

@@ -280,6 +280,67 @@ impl Inventory {
         self.db.commit(writes).await
     }
 
+    /// Adds `units` to `sku`, spread over its shards, growing the SKU to `shards` shards when
+    /// it has fewer (never shrinking it); creates the SKU when it has no stock yet. Answers the
+    /// shard count now. ONE commit: the stock document (shard count, `total` incremented) and
+    /// a server-side increment of each shard's `available`, so units added while reservations
+    /// run are never lost: a reservation writes a shard only under `update_time = as read`,
+    /// and an increment changes that time, so the reservation re-plans on the new count. New
+    /// shards appear in the stock document in the same commit that gives them units, and a
+    /// reservation that read the old count simply does not visit them yet.
+    pub async fn add_stock(&self, sku: &Sku, units: i64, shards: u32) -> Result<u32, Error> {
+        let stock = stock_path(sku)?;
+        let current = self.db.get::<StockDoc>(&stock).await?;
+        let count = current
+            .as_ref()
+            .map_or(1, |s| s.shards)
+            .max(shards)
+            .clamp(1, domain::inventory::MAX_SHARDS);
+        let mut fields = std::collections::HashMap::new();
+        fields.insert("product_id".to_owned(), rpc::string(&sku.product_id));
+        fields.insert(
+            "variant_id".to_owned(),
+            sku.variant_id.as_deref().map_or_else(rpc::null, rpc::string),
+        );
+        fields.insert("shards".to_owned(), rpc::integer(i64::from(count)));
+        let increment = |by: i64| FieldTransform {
+            field_path: "available".to_owned(),
+            transform_type: Some(TransformType::Increment(rpc::integer(by))),
+        };
+        let mut writes = vec![Write {
+            operation: Some(write::Operation::Update(Document {
+                name: stock.full_name(self.db.documents_root()),
+                fields,
+                ..Default::default()
+            })),
+            update_mask: Some(DocumentMask {
+                field_paths: vec!["product_id".into(), "variant_id".into(), "shards".into()],
+            }),
+            update_transforms: vec![FieldTransform {
+                field_path: "total".to_owned(),
+                transform_type: Some(TransformType::Increment(rpc::integer(units))),
+            }],
+            ..Default::default()
+        }];
+        for (n, add) in (0u32..).zip(split_stock(units, count)) {
+            let shard = paths::counter_shard(&stock, n);
+            let mut fields = std::collections::HashMap::new();
+            fields.insert("shard".to_owned(), rpc::integer(i64::from(n)));
+            writes.push(Write {
+                operation: Some(write::Operation::Update(Document {
+                    name: shard.full_name(self.db.documents_root()),
+                    fields,
+                    ..Default::default()
+                })),
+                update_mask: Some(DocumentMask { field_paths: vec!["shard".into()] }),
+                update_transforms: vec![increment(add)],
+                ..Default::default()
+            });
+        }
+        self.db.commit(writes).await?;
+        Ok(count)
+    }
+
     /// The stock document of `sku`.
     pub async fn stock(&self, sku: &Sku) -> Result<Option<StockDoc>, Error> {
         self.db.get(&stock_path(sku)?).await

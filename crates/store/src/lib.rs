@@ -18,6 +18,7 @@
 //! ([`feed::post_facts`]).
 
 pub mod bulk;
+pub mod catalogue;
 pub mod cleanup;
 pub mod counters;
 mod db;
@@ -35,10 +36,12 @@ pub mod payments;
 pub mod pulse;
 pub mod query_log;
 pub mod ratelimit;
+pub mod refunds;
 mod rpc;
 pub mod search;
 pub mod tenancy;
 mod tx;
+pub mod vendor_orders;
 
 pub use bulk::{BulkReport, BulkWriter};
 pub use db::{Db, DbConfig};

@@ -44,6 +44,12 @@ pub mod names {
     pub const VENDORS: &str = "vendors";
     /// `products/{productId}`
     pub const PRODUCTS: &str = "products";
+    /// Vendor handles claimed, one document per handle.
+    pub const VENDOR_HANDLES: &str = "vendor_handles";
+    /// Refunds of orders.
+    pub const REFUNDS: &str = "refunds";
+    /// Per-vendor sales totals, one document per vendor, day and currency.
+    pub const VENDOR_SALES: &str = "vendor_sales";
     /// `posts/{postId}` and `feeds/{uid}/posts/{postId}`
     pub const POSTS: &str = "posts";
     /// `followers/{followerDocId}`
@@ -488,6 +494,23 @@ pub fn products() -> CollectionPath {
 /// `products/{product_id}`
 pub fn product(product_id: &str) -> Result<DocPath, PathError> {
     root_doc(names::PRODUCTS, "product", product_id)
+}
+
+/// `vendor_handles/{handle}`: the claim of a vendor handle (`{ vendor_id }`).
+pub fn vendor_handle(handle: &str) -> Result<DocPath, PathError> {
+    root_doc(names::VENDOR_HANDLES, "vendor handle", handle)
+}
+
+/// `refunds/{refund_id}`
+pub fn refund(refund_id: &str) -> Result<DocPath, PathError> {
+    root_doc(names::REFUNDS, "refund", refund_id)
+}
+
+/// `vendor_sales/{vendor_id}:{day}:{currency}`: one vendor's paid sales of one UTC day
+/// (`YYYY-MM-DD`) in one currency.
+pub fn vendor_sales(vendor_id: &str, day: &str, currency: &str) -> Result<DocPath, PathError> {
+    validate_id("vendor", vendor_id)?;
+    root_doc(names::VENDOR_SALES, "vendor sales", &format!("{vendor_id}:{day}:{currency}"))
 }
 
 /// The `posts` collection.

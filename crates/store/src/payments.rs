@@ -63,6 +63,10 @@ pub struct OrderItem {
     pub quantity: i64,
     /// Price per unit, minor units.
     pub unit_price_minor: i64,
+    /// The product's vendor (absent on products without one, and on orders placed before
+    /// orders carried vendors).
+    #[serde(default)]
+    pub vendor_id: Option<String>,
 }
 
 /// A payment attempt of an order.
@@ -112,12 +116,58 @@ pub struct Order {
     /// The provider event that made the last change.
     #[serde(default)]
     pub last_event_id: Option<String>,
+    /// The vendors of the items, sorted, each once (vendor order listings filter on it).
+    #[serde(default)]
+    pub vendor_ids: Vec<String>,
+    /// Refunds asked for, oldest first (`store::refunds`; at most
+    /// `domain::refunds::MAX_REFUNDS`).
+    #[serde(default)]
+    pub refunds: Vec<RefundEntry>,
+    /// The provider event that last raised `refunded_minor`, and by how much (so a redelivery
+    /// after a failed publish announces the same refund again).
+    #[serde(default)]
+    pub last_refund_event_id: Option<String>,
+    /// See `last_refund_event_id`.
+    #[serde(default)]
+    pub last_refund_minor: i64,
     /// Created.
     #[serde(with = "firestore::serialize_as_timestamp")]
     pub created_at: FirestoreInstant,
     /// Last change.
     #[serde(with = "firestore::serialize_as_timestamp")]
     pub updated_at: FirestoreInstant,
+}
+
+/// One refund asked for on an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundEntry {
+    /// Unique; the provider's idempotency key.
+    pub refund_id: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// Who asked (uid; empty for the system).
+    pub requested_by: String,
+    /// As what.
+    pub requester: domain::refunds::Requester,
+    /// Where it is.
+    pub status: domain::refunds::RefundStatus,
+    /// The provider's refund id, once it accepted.
+    #[serde(default)]
+    pub provider_refund_id: Option<String>,
+    /// Why the provider refused, if it did.
+    #[serde(default)]
+    pub failure: Option<String>,
+}
+
+impl RefundEntry {
+    /// As the refund rules see it.
+    pub fn facts(&self) -> domain::refunds::Existing<'_> {
+        domain::refunds::Existing {
+            requested_by: &self.requested_by,
+            amount_minor: self.amount_minor,
+            status: self.status,
+        }
+    }
 }
 
 /// `payments/{id}`
@@ -163,6 +213,11 @@ pub struct Payment {
 }
 
 impl Order {
+    /// When the order was placed.
+    pub fn created(&self) -> DateTime<Utc> {
+        crate::inventory::to_chrono(self.created_at)
+    }
+
     /// The order's payment whose provider is `provider` and provider id `provider_payment_id`.
     pub fn payment_ref(
         &self,
@@ -182,11 +237,25 @@ impl Payment {
     }
 }
 
-/// The price fields of `products/{p}`.
+/// The fields of `products/{p}` an order needs (price, variant prices, vendor).
 #[derive(Debug, Clone, Deserialize)]
 struct ProductPrice {
     price_minor: i64,
     currency: String,
+    #[serde(default)]
+    vendor_id: Option<String>,
+    #[serde(default)]
+    variants: Vec<domain::catalogue::Variant>,
+}
+
+impl ProductPrice {
+    /// The unit price of `variant_id` (its own price, else the product's).
+    fn unit_price(&self, variant_id: Option<&str>) -> i64 {
+        variant_id
+            .and_then(|id| self.variants.iter().find(|v| v.id == id))
+            .and_then(|v| v.price_minor)
+            .unwrap_or(self.price_minor)
+    }
 }
 
 /// Why an order cannot be created.
@@ -249,6 +318,8 @@ pub enum Applied {
     PartiallyRefunded {
         /// Refunded so far, minor units.
         refunded_minor: i64,
+        /// The order after it.
+        order: Box<Order>,
     },
     /// The event is not about this order's money: nothing changed (a suspected forgery).
     Suspect(Mismatch),
@@ -347,11 +418,20 @@ impl Payments {
                             product_id: r.product_id.clone(),
                             variant_id: r.variant_id.clone(),
                             quantity: r.quantity,
-                            unit_price_minor: price.price_minor,
+                            unit_price_minor: price.unit_price(r.variant_id.as_deref()),
+                            vendor_id: price.vendor_id.clone(),
                         });
                     }
+                    let mut vendor_ids: Vec<String> =
+                        items.iter().filter_map(|i| i.vendor_id.clone()).collect();
+                    vendor_ids.sort();
+                    vendor_ids.dedup();
                     let order = Order {
                         id: order_id.to_owned(),
+                        vendor_ids,
+                        refunds: Vec::new(),
+                        last_refund_event_id: None,
+                        last_refund_minor: 0,
                         uid: uid.to_owned(),
                         amount_minor: items.iter().map(|i| i.quantity * i.unit_price_minor).sum(),
                         items,
@@ -709,12 +789,13 @@ impl Payments {
                             }
                             Decision::PartialRefund { refunded_minor } => {
                                 if refunded_minor > order.refunded_minor {
-                                    order.refunded_minor = refunded_minor;
+                                    note_refunded(&mut order, refunded_minor, &event.event_id);
                                     order.updated_at = to_instant(now);
                                     tx.set(order_path, &order)?;
                                 }
                                 return Ok(Attempt::Done(Applied::PartiallyRefunded {
                                     refunded_minor: order.refunded_minor,
+                                    order: Box::new(order),
                                 }));
                             }
                             Decision::Transition { order, payment, commit_stock, watermark } => {
@@ -780,6 +861,10 @@ impl Payments {
                             tx.push_write(self.inventory.release_hold_write(&r)?);
                         }
                     }
+                    if final_status == OrderStatus::Refunded {
+                        let total = order.amount_minor.max(order.refunded_minor);
+                        note_refunded(&mut order, total, &event.event_id);
+                    }
                     order.status = final_status;
                     order.watermark = Some(watermark);
                     order.state_changes += 1;
@@ -807,4 +892,21 @@ impl Payments {
             })
             .await
     }
+}
+
+/// Records that the provider reports `refunded_total` refunded on the order (raised by the
+/// event `event_id`): the refunds it covers become confirmed (`domain::refunds::confirmed_by`)
+/// and the raise is remembered for the `order-refunded` announcement.
+fn note_refunded(order: &mut Order, refunded_total: i64, event_id: &str) {
+    let raised = refunded_total - order.refunded_minor;
+    if raised <= 0 {
+        return;
+    }
+    let facts: Vec<_> = order.refunds.iter().map(RefundEntry::facts).collect();
+    for i in domain::refunds::confirmed_by(&facts, refunded_total) {
+        order.refunds[i].status = domain::refunds::RefundStatus::Confirmed;
+    }
+    order.refunded_minor = refunded_total;
+    order.last_refund_event_id = Some(event_id.to_owned());
+    order.last_refund_minor = raised;
 }

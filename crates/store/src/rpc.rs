@@ -27,6 +27,10 @@ pub(crate) fn string(s: &str) -> Value {
     Value { value_type: Some(ValueType::StringValue(s.to_owned())) }
 }
 
+pub(crate) fn null() -> Value {
+    Value { value_type: Some(ValueType::NullValue(0)) }
+}
+
 pub(crate) fn integer(i: i64) -> Value {
     Value { value_type: Some(ValueType::IntegerValue(i)) }
 }

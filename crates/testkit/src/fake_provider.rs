@@ -4,6 +4,12 @@
 //! - Stripe: `POST /v1/payment_intents` (form-encoded, `Authorization: Bearer sk_...`,
 //!   `Idempotency-Key` honoured as Stripe does: same key and parameters -> the same intent;
 //!   same key, other parameters -> 400 `idempotency_error`), `GET /v1/payment_intents/{id}`,
+//!   `POST /v1/payment_intents/{id}/confirm` (a test card: the intent succeeds),
+//!   `POST /v1/refunds` (`payment_intent`, `amount`, `metadata[..]`; the same `Idempotency-Key`
+//!   rules; Stripe's error objects: 404 `resource_missing` for an unknown intent, 400
+//!   `charge_not_refundable` for an intent without a successful charge, 400
+//!   `charge_already_refunded`, 400 `amount_too_large` over the unrefunded amount), the
+//!   `charge.refunded` event of an intent's refunds ([`FakeProvider::charge_refunded_event`]),
 //!   and correctly signed webhooks
 //!   (`Stripe-Signature: t=..,v1=HMAC-SHA256(secret, "{t}.{body}")`).
 //! - Pesapal API 3.0: `POST /api/Auth/RequestToken`, `POST /api/Transactions/SubmitOrderRequest`,
@@ -50,6 +56,8 @@ struct Inner {
     stripe_keys: Mutex<HashMap<String, (Params, Value)>>,
     /// PaymentIntent id -> intent.
     intents: Mutex<HashMap<String, Value>>,
+    /// Refund id -> refund, in creation order.
+    refunds: Mutex<Vec<Value>>,
     /// Tokens handed out.
     pesapal_tokens: Mutex<Vec<String>>,
     /// Tracking id -> (order request, status code).
@@ -106,6 +114,32 @@ impl FakeProvider {
     /// Distinct PaymentIntents created.
     pub fn intents(&self) -> Vec<Value> {
         self.state.intents.lock().values().cloned().collect()
+    }
+
+    /// Makes the PaymentIntent `id` paid (`succeeded`), creating it for `amount` `currency`
+    /// with our `order_id` metadata when the fake does not know it (tests that record provider
+    /// ids without creating intents).
+    pub fn succeed_intent(&self, id: &str, order_id: &str, amount: i64, currency: &str) {
+        let mut intents = self.state.intents.lock();
+        let intent = intents.entry(id.to_owned()).or_insert_with(|| {
+            json!({"id": id, "object": "payment_intent", "amount": amount, "currency": currency,
+                   "metadata": {"order_id": order_id}, "livemode": false})
+        });
+        intent["status"] = json!("succeeded");
+    }
+
+    /// Refunds created through `POST /v1/refunds`, oldest first.
+    pub fn refunds(&self) -> Vec<Value> {
+        self.state.refunds.lock().clone()
+    }
+
+    /// The `charge.refunded` event Stripe sends after a refund of the PaymentIntent
+    /// `intent_id`: its charge with the cumulative `amount_refunded` and `refunded` (true when
+    /// all of it went back), created at `created` (unix seconds).
+    pub fn charge_refunded_event(&self, event_id: &str, intent_id: &str, created: i64) -> Value {
+        let intent = self.state.intents.lock().get(intent_id).cloned().unwrap_or_default();
+        let refunded = refunded_on(&self.state, intent_id);
+        charge_refunded_event_for(&intent, refunded, event_id, created)
     }
 
     /// Sets what GetTransactionStatus says for `tracking_id` (0 invalid/pending, 1 completed,
@@ -173,6 +207,8 @@ fn router(state: Arc<Inner>) -> Router {
     Router::new()
         .route("/v1/payment_intents", post(create_intent))
         .route("/v1/payment_intents/{id}", get(retrieve_intent))
+        .route("/v1/payment_intents/{id}/confirm", post(confirm_intent))
+        .route("/v1/refunds", post(create_refund))
         .route("/api/Auth/RequestToken", post(request_token))
         .route("/api/Transactions/SubmitOrderRequest", post(submit_order))
         .route("/api/Transactions/GetTransactionStatus", get(transaction_status))
@@ -202,6 +238,38 @@ pub fn stripe_event_for(
         "pending_webhooks": 1,
         "type": event_type,
         "data": {"object": intent},
+    })
+}
+
+/// The `charge.refunded` event of `intent` (a PaymentIntent object as Stripe returns it) with
+/// `amount_refunded` refunded so far (cumulative), created at `created` (unix seconds): its
+/// charge carries the intent's metadata, `amount_refunded` and `refunded` (all of it back).
+pub fn charge_refunded_event_for(
+    intent: &Value,
+    amount_refunded: i64,
+    event_id: &str,
+    created: i64,
+) -> Value {
+    let intent_id = intent["id"].as_str().unwrap_or_default();
+    let amount = intent["amount"].as_i64().unwrap_or_default();
+    json!({
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "type": "charge.refunded",
+        "data": {"object": {
+            "id": format!("ch_{}", intent_id.trim_start_matches("pi_")),
+            "object": "charge",
+            "payment_intent": intent_id,
+            "amount": amount,
+            "amount_refunded": amount_refunded,
+            "refunded": amount_refunded >= amount,
+            "currency": intent["currency"],
+            "metadata": intent["metadata"],
+        }},
     })
 }
 
@@ -359,6 +427,144 @@ async fn retrieve_intent(
             &format!("No such payment_intent: '{id}'"),
         ),
     }
+}
+
+/// `POST /v1/payment_intents/{id}/confirm` (a test card always succeeds): the intent becomes
+/// `succeeded`.
+async fn confirm_intent(
+    State(state): State<Arc<Inner>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Some(refused) = stripe_call(&state, &headers).await {
+        return refused;
+    }
+    let mut intents = state.intents.lock();
+    let Some(intent) = intents.get_mut(&id) else {
+        return stripe_refusal(
+            StatusCode::NOT_FOUND,
+            "resource_missing",
+            &format!("No such payment_intent: '{id}'"),
+        );
+    };
+    intent["status"] = json!("succeeded");
+    (StatusCode::OK, Json(intent.clone())).into_response()
+}
+
+/// Refunded so far on `intent_id` (refunds that did not fail).
+fn refunded_on(state: &Inner, intent_id: &str) -> i64 {
+    state
+        .refunds
+        .lock()
+        .iter()
+        .filter(|r| r["payment_intent"] == intent_id && r["status"] != "failed")
+        .filter_map(|r| r["amount"].as_i64())
+        .sum()
+}
+
+fn stripe_refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    let error =
+        json!({"error": {"type": "invalid_request_error", "code": code, "message": message}});
+    (status, Json(error)).into_response()
+}
+
+async fn create_refund(
+    State(state): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(params): Form<Params>,
+) -> Response {
+    if let Some(refused) = stripe_call(&state, &headers).await {
+        return refused;
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(key) = &key
+        && let Some((previous, refund)) = state.stripe_keys.lock().get(key).cloned()
+    {
+        if previous != params {
+            return stripe_error(
+                StatusCode::BAD_REQUEST,
+                "idempotency_error",
+                "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+            );
+        }
+        return (StatusCode::OK, Json(refund)).into_response();
+    }
+    let Some(intent_id) = param("payment_intent") else {
+        return stripe_refusal(
+            StatusCode::BAD_REQUEST,
+            "parameter_missing",
+            "Must provide one of charge or payment_intent.",
+        );
+    };
+    let Some(intent) = state.intents.lock().get(&intent_id).cloned() else {
+        return stripe_refusal(
+            StatusCode::NOT_FOUND,
+            "resource_missing",
+            &format!("No such payment_intent: '{intent_id}'"),
+        );
+    };
+    if intent["status"] != "succeeded" {
+        return stripe_refusal(
+            StatusCode::BAD_REQUEST,
+            "charge_not_refundable",
+            &format!(
+                "This PaymentIntent ({intent_id}) does not have a successful charge to refund."
+            ),
+        );
+    }
+    let total = intent["amount"].as_i64().unwrap_or_default();
+    let left = total - refunded_on(&state, &intent_id);
+    if left <= 0 {
+        return stripe_refusal(
+            StatusCode::BAD_REQUEST,
+            "charge_already_refunded",
+            &format!("Charge for {intent_id} has already been refunded."),
+        );
+    }
+    let amount = match param("amount").map(|a| a.parse::<i64>()) {
+        None => left,
+        Some(Ok(a)) if a > 0 => a,
+        Some(_) => {
+            return stripe_refusal(
+                StatusCode::BAD_REQUEST,
+                "parameter_invalid_integer",
+                "Invalid integer: amount",
+            );
+        }
+    };
+    if amount > left {
+        return stripe_refusal(
+            StatusCode::BAD_REQUEST,
+            "amount_too_large",
+            &format!(
+                "Refund amount ({amount}) is greater than unrefunded amount on charge ({left})"
+            ),
+        );
+    }
+    let metadata: serde_json::Map<String, Value> = params
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(|name| (name.to_owned(), json!(v)))
+        })
+        .collect();
+    let refund = json!({
+        "id": random_id("re"),
+        "object": "refund",
+        "amount": amount,
+        "currency": intent["currency"],
+        "payment_intent": intent_id,
+        "status": "succeeded",
+        "metadata": metadata,
+        "created": chrono::Utc::now().timestamp(),
+    });
+    if let Some(key) = key {
+        state.stripe_keys.lock().insert(key, (params.clone(), refund.clone()));
+    }
+    state.refunds.lock().push(refund.clone());
+    (StatusCode::OK, Json(refund)).into_response()
 }
 
 async fn request_token(State(state): State<Arc<Inner>>, Json(body): Json<Value>) -> Response {

@@ -17,6 +17,7 @@ use domain::feed::FeedSource;
 use domain::inventory::ReservationStatus;
 use domain::messages::PaymentProvider;
 use domain::payments::{OrderStatus, Watermark};
+use domain::refunds::{RefundStatus, Requester};
 use serde::Deserialize;
 use ts_rs::TS;
 
@@ -54,6 +55,14 @@ pub struct OrderDocument {
     pub refunded_minor: i64,
     /// Server bookkeeping: the provider event that made the last change.
     pub last_event_id: Option<String>,
+    /// The vendors of the items.
+    pub vendor_ids: Vec<String>,
+    /// Refunds asked for, oldest first.
+    pub refunds: Vec<OrderDocumentRefund>,
+    /// Server bookkeeping: the provider event that last raised `refunded_minor`.
+    pub last_refund_event_id: Option<String>,
+    /// Server bookkeeping: by how much that event raised it.
+    pub last_refund_minor: i64,
     #[ts(type = "import(\"firebase/firestore\").Timestamp")]
     pub created_at: Timestamp,
     #[ts(type = "import(\"firebase/firestore\").Timestamp")]
@@ -71,6 +80,25 @@ pub struct OrderDocumentItem {
     pub quantity: i64,
     /// Price per unit, minor units.
     pub unit_price_minor: i64,
+    /// The product's vendor.
+    pub vendor_id: Option<String>,
+}
+
+/// A refund of an [`OrderDocument`].
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct OrderDocumentRefund {
+    pub refund_id: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// Who asked (uid; empty for a refund the system made).
+    pub requested_by: String,
+    pub requester: Requester,
+    pub status: RefundStatus,
+    /// The provider's refund id, once it accepted.
+    pub provider_refund_id: Option<String>,
+    /// Why the provider refused, if it did.
+    pub failure: Option<String>,
 }
 
 /// A payment attempt of an [`OrderDocument`].
@@ -116,6 +144,8 @@ pub struct CallableTypes {
 
 /// Every callable of the api with its types, in route order.
 pub fn callables() -> Vec<CallableTypes> {
+    use crate::catalogue::callables as cat;
+    use crate::catalogue::orders as ord;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     use crate::strategies as strat;
@@ -138,6 +168,30 @@ pub fn callables() -> Vec<CallableTypes> {
         entry("unlikePost", write::PostRequest::name(&cfg), write::Liked::name(&cfg)),
         entry("recordView", write::PostRequest::name(&cfg), write::Viewed::name(&cfg)),
         entry("saveStrategy", strat::SaveStrategy::name(&cfg), strat::Saved::name(&cfg)),
+        entry("becomeVendor", cat::BecomeVendorRequest::name(&cfg), cat::VendorView::name(&cfg)),
+        entry("updateVendor", cat::UpdateVendorRequest::name(&cfg), cat::VendorView::name(&cfg)),
+        entry("createProduct", cat::ProductFields::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("updateProduct", cat::UpdateProductRequest::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("publishProduct", cat::ProductIdRequest::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("archiveProduct", cat::ProductIdRequest::name(&cfg), cat::ProductView::name(&cfg)),
+        entry("setStock", cat::StockRequest::name(&cfg), cat::StockView::name(&cfg)),
+        entry("addStock", cat::StockRequest::name(&cfg), cat::StockView::name(&cfg)),
+        entry(
+            "listProducts",
+            format!("{} | null", cat::ListProductsRequest::name(&cfg)),
+            cat::ProductPage::name(&cfg),
+        ),
+        entry(
+            "listVendorOrders",
+            format!("{} | null", ord::ListVendorOrdersRequest::name(&cfg)),
+            ord::VendorOrderPage::name(&cfg),
+        ),
+        entry(
+            "getVendorSales",
+            ord::GetVendorSalesRequest::name(&cfg),
+            ord::SalesAnswer::name(&cfg),
+        ),
+        entry("requestRefund", ord::RequestRefundRequest::name(&cfg), ord::RefundView::name(&cfg)),
     ]
 }
 
@@ -151,6 +205,8 @@ fn config() -> ts_rs::Config {
 /// The generated files, name -> contents: one file per type (ts-rs), `callables.ts` (the map
 /// the typed wrapper is built on) and `index.ts` re-exporting everything.
 pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, ts_rs::ExportError> {
+    use crate::catalogue::callables as cat;
+    use crate::catalogue::orders as ord;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     use crate::strategies as strat;
@@ -198,6 +254,32 @@ pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, t
         domain::pulse::Strategy,
         domain::pulse::EntrySignal,
         domain::pulse::Sides,
+        cat::BecomeVendorRequest,
+        cat::UpdateVendorRequest,
+        cat::VendorView,
+        cat::VariantView,
+        cat::ProductFields,
+        cat::ProductView,
+        cat::UpdateProductRequest,
+        cat::ProductIdRequest,
+        cat::StockRequest,
+        cat::StockView,
+        cat::ListProductsRequest,
+        cat::ProductPage,
+        ord::ListVendorOrdersRequest,
+        ord::VendorLine,
+        ord::VendorOrder,
+        ord::VendorOrderPage,
+        ord::GetVendorSalesRequest,
+        ord::SalesDay,
+        ord::SalesAnswer,
+        ord::RequestRefundRequest,
+        ord::RefundView,
+        ord::RefundableDetails,
+        domain::refunds::RefundStatus,
+        domain::refunds::Requester,
+        OrderDocumentRefund,
+        domain::catalogue::ProductStatus,
         OrderDocument,
         OrderDocumentItem,
         OrderDocumentPayment,
@@ -328,6 +410,7 @@ mod tests {
             .iter()
             .chain(crate::feed::PATHS.iter())
             .chain(crate::strategies::PATHS.iter())
+            .chain(crate::catalogue::PATHS.iter())
             .map(|p| (*p).to_owned())
             .collect();
         typed.sort();

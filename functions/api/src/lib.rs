@@ -6,12 +6,16 @@
 //! - [`payments`]: `reserveInventory`, `releaseReservation`, `initiatePayment`, `getOrder`;
 //! - [`feed`]: `getFeed`, `followVendor`, `unfollowVendor`, `getStories`, `likePost`,
 //!   `unlikePost`, `recordView`;
-//! - [`strategies`]: `saveStrategy` (tenant admins; the trading pulse runs what it stores).
+//! - [`strategies`]: `saveStrategy` (tenant admins; the trading pulse runs what it stores);
+//! - [`catalogue`]: `becomeVendor`, `updateVendor`, `createProduct`, `updateProduct`,
+//!   `publishProduct`, `archiveProduct`, `setStock`, `addStock`, `listProducts`,
+//!   `listVendorOrders`, `requestRefund`.
 //!
 //! Every callable takes a [`SignedIn`] user, which provisions the user lazily when the
 //! onboarding message has not arrived yet. This crate only wires: rules live in `domain`,
 //! Firestore access in `store`, errors become responses in `runtime`.
 
+pub mod catalogue;
 pub mod clients;
 pub mod devices;
 pub mod feed;
@@ -40,6 +44,7 @@ pub struct Config {
     pub payments: payments::Config,
     pub feed: feed::Config,
     pub strategies: strategies::Config,
+    pub catalogue: catalogue::Config,
 }
 
 impl Config {
@@ -50,7 +55,8 @@ impl Config {
         let payments = payments::Config::load(&base, env)?;
         let feed = feed::Config::load(&base, env)?;
         let strategies = strategies::Config::load(env)?;
-        Ok(Self { base, db, firebase_auth, payments, feed, strategies })
+        let catalogue = catalogue::Config::load(&base, env)?;
+        Ok(Self { base, db, firebase_auth, payments, feed, strategies, catalogue })
     }
 }
 
@@ -64,6 +70,7 @@ pub struct AppState {
     pub payments: payments::State,
     pub feed: feed::State,
     pub strategies: strategies::Config,
+    pub catalogue: catalogue::State,
 }
 
 impl AppState {
@@ -74,6 +81,7 @@ impl AppState {
             payments: payments::State::build(&config.payments, &db).await?,
             feed: feed::State::build(&config.feed, &db).await?,
             strategies: config.strategies.clone(),
+            catalogue: catalogue::State::build(&config.catalogue, &db).await?,
             signed_in: signed_in::Provisioned::default(),
             firebase_auth: config.firebase_auth.clone(),
             db,
@@ -109,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         .merge(payments::routes(state.clone()))
         .merge(devices::routes(state.clone()))
         .merge(feed::routes(state.clone()))
-        .merge(strategies::routes(state))
+        .merge(strategies::routes(state.clone()))
+        .merge(catalogue::routes(state))
         .layer(runtime::callable_style())
 }

@@ -1,11 +1,12 @@
 //! The payment-processor configuration: shared settings, push authentication, the Pesapal
-//! client (status lookups) and whether outcomes are published.
+//! client (status lookups) and the Stripe client (refunds).
 
 use std::time::Duration;
 
 use providers::{PesapalSettings, PesapalUse};
 use runtime::auth::PushAuth;
 use runtime::{BaseConfig, ConfigError, Env};
+use secrecy::SecretString;
 use store::DbConfig;
 
 /// Default lease on an event while it is applied.
@@ -26,10 +27,10 @@ pub struct Config {
     /// [`PesapalUse::StatusLookups`]). `None` when the key is unset: Pesapal hints are then
     /// dead-lettered.
     pub pesapal: Option<PesapalSettings>,
-    /// `HEARTH_PUBLISH_PAYMENT_OUTCOMES` (default off): publish `order-paid` and
-    /// `refund-requests`. Off until those topics have subscribers in the manifest; the order
-    /// documents carry the outcome (`status`, `refund_requested`) either way.
-    pub publish_outcomes: bool,
+    /// Stripe refunds: `HEARTH_STRIPE_API_BASE` (default `https://api.stripe.com`) and
+    /// `HEARTH_STRIPE_SECRET_KEY` (`None` when unset: Stripe refund requests are then
+    /// dead-lettered).
+    pub stripe: Option<(String, SecretString)>,
 }
 
 impl Config {
@@ -39,8 +40,13 @@ impl Config {
         let push_auth = PushAuth::from_config(&base)?;
         let lease = env.positive_secs_or("HEARTH_PAYMENT_PROCESSOR_LEASE_SECS", DEFAULT_LEASE)?;
         let pesapal = PesapalSettings::from_env(env, PesapalUse::StatusLookups)?;
-        let publish_outcomes = env.flag("HEARTH_PUBLISH_PAYMENT_OUTCOMES")?;
-        Ok(Self { base, db, push_auth, lease, pesapal, publish_outcomes })
+        let stripe = match env.secret("HEARTH_STRIPE_SECRET_KEY") {
+            Some(key) => {
+                Some((env.url_or("HEARTH_STRIPE_API_BASE", "https://api.stripe.com")?, key))
+            }
+            None => None,
+        };
+        Ok(Self { base, db, push_auth, lease, pesapal, stripe })
     }
 }
 
@@ -64,7 +70,7 @@ mod tests {
         ];
         let config = load(&good).unwrap();
         assert!(config.pesapal.is_none());
-        assert!(!config.publish_outcomes);
+        assert!(config.stripe.is_none());
         let mut with_key = good.to_vec();
         with_key.push(("HEARTH_PESAPAL_CONSUMER_KEY", "ck"));
         assert_eq!(load(&with_key).unwrap_err().var(), "HEARTH_PESAPAL_CONSUMER_SECRET");
@@ -72,7 +78,8 @@ mod tests {
         let config = load(&with_key).unwrap();
         assert_eq!(config.pesapal.unwrap().base_url, "https://pay.pesapal.com/v3");
         let mut bad = good.to_vec();
-        bad.push(("HEARTH_PUBLISH_PAYMENT_OUTCOMES", "maybe"));
-        assert_eq!(load(&bad).unwrap_err().var(), "HEARTH_PUBLISH_PAYMENT_OUTCOMES");
+        bad.push(("HEARTH_STRIPE_SECRET_KEY", "sk_test_x"));
+        bad.push(("HEARTH_STRIPE_API_BASE", "not a url"));
+        assert_eq!(load(&bad).unwrap_err().var(), "HEARTH_STRIPE_API_BASE");
     }
 }

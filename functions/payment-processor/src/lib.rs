@@ -12,8 +12,10 @@
 //! - Every event changes an order only when it is about that order's money (its provider
 //!   payment id is one of the order's payments; merchant reference, amount and currency, where
 //!   reported, match); anything else is dead-lettered flagged as a suspected forgery.
-//! - Outcomes: `order-paid` and `refund-requests` are published when
-//!   `HEARTH_PUBLISH_PAYMENT_OUTCOMES` is on (see `Config::publish_outcomes`).
+//! - Outcomes: `order-paid` (a paid order), `refund-requests` (paid without stock) and
+//!   `order-refunded` (the provider confirmed a refund) are always published.
+//! - `POST /pubsub/refund-requests`: executes refunds through the provider (`refunds.rs`).
+//! - `POST /pubsub/order-paid`: keeps the vendors' sales counters per day (`sales.rs`).
 //!
 //! Transient failures answer 5xx (Pub/Sub redelivers); permanent ones become dead letters and
 //! are acknowledged.
@@ -21,6 +23,8 @@
 mod config;
 mod push;
 mod reconcile;
+mod refunds;
+mod sales;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,15 +33,19 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
 use bus::{Bus, BusConfig};
-use providers::{CallPolicy, PesapalClient};
+use providers::{CallPolicy, PesapalClient, StripeClient};
 use runtime::auth::PushAuth;
 use runtime::{BaseConfig, Built, DeadLetterSink, Env, Server};
 use store::payments::Payments;
+use store::refunds::Refunds;
+use store::vendor_orders::VendorOrders;
 use store::{Db, DeadLetters, Ledger};
 
 pub use config::{Config, DEFAULT_LEASE};
 pub use push::SCOPE as LEDGER_SCOPE;
 pub use reconcile::{JOB as RECONCILE_JOB, Report as ReconcileReport};
+pub use refunds::SCOPE as REFUNDS_LEDGER_SCOPE;
+pub use sales::SCOPE as SALES_LEDGER_SCOPE;
 
 /// Shared, cheap-to-clone state of the handler.
 #[derive(Debug, Clone)]
@@ -48,7 +56,10 @@ pub struct AppState {
     dead_letters: DeadLetters,
     push_auth: PushAuth,
     pesapal: Option<PesapalClient>,
-    bus: Option<Bus>,
+    stripe: Option<StripeClient>,
+    refunds: Refunds,
+    vendor_orders: VendorOrders,
+    bus: Bus,
     lease: Duration,
 }
 
@@ -61,24 +72,26 @@ impl AppState {
             .clone()
             .map(|settings| PesapalClient::new(settings, CallPolicy::default()))
             .transpose()?;
-        let bus = if config.publish_outcomes {
-            Some(
-                Bus::connect(BusConfig::new(
-                    config.db.project_id.clone(),
-                    config.base.pubsub_emulator_host.clone(),
-                ))
-                .await?,
-            )
-        } else {
-            None
-        };
+        let stripe = config
+            .stripe
+            .clone()
+            .map(|(base, key)| StripeClient::new(&base, key, CallPolicy::default()))
+            .transpose()?;
+        let bus = Bus::connect(BusConfig::new(
+            config.db.project_id.clone(),
+            config.base.pubsub_emulator_host.clone(),
+        ))
+        .await?;
         Ok(Self {
             ledger: Ledger::new(&db),
             payments: Payments::new(&db),
+            refunds: Refunds::new(&db),
+            vendor_orders: VendorOrders::new(&db),
             dead_letters: DeadLetters::new(&db),
             db,
             push_auth: config.push_auth.clone(),
             pesapal,
+            stripe,
             bus,
             lease: config.lease,
         })
@@ -122,6 +135,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/pubsub/payment-events",
             post(push::payment_events).layer(runtime::limits::push_endpoint()),
+        )
+        .route(
+            "/pubsub/refund-requests",
+            post(refunds::refund_requests).layer(runtime::limits::push_endpoint()),
+        )
+        .route(
+            "/pubsub/order-paid",
+            post(sales::order_paid).layer(runtime::limits::push_endpoint()),
         )
         .route("/jobs/reconcile-payments", post(reconcile::reconcile_payments))
         .with_state(state)

@@ -12,7 +12,8 @@
 //!                                       unknown to Pesapal (error inside a 200) -> suspected
 //!                                         forgery | other refusal -> permanent
 //! store::payments::apply_event         Changed / Ignored / partial refund -> publish outcome
-//!                                        (if on), complete, 204
+//!                                        (order-paid, refund-requests, order-refunded),
+//!                                        complete, 204
 //!                                      not this order's money -> suspected forgery (dead
 //!                                        letter flagged, nothing changed)
 //!                                      unknown order -> permanent | Firestore down -> 503
@@ -25,8 +26,8 @@
 use anyhow::anyhow;
 use axum::extract::State;
 use domain::messages::{
-    OrderPaid, OrderPaidTopic, PaymentEvent, PaymentEventKind, PaymentEvents, PaymentProvider,
-    RefundReason, RefundRequest, RefundRequests, Version,
+    OrderPaid, OrderPaidTopic, OrderRefunded, OrderRefundedTopic, PaymentEvent, PaymentEventKind,
+    PaymentEvents, PaymentProvider, RefundReason, RefundRequest, RefundRequests, Version,
 };
 use domain::payments::OrderStatus;
 use http::StatusCode;
@@ -108,9 +109,9 @@ async fn process(
             tracing::info!(order_id = %order.id, ?from, to = ?order.status, committed_units, event = %key, "order moved");
             Some(order.as_ref().clone())
         }
-        Applied::PartiallyRefunded { refunded_minor } => {
+        Applied::PartiallyRefunded { refunded_minor, order } => {
             tracing::info!(order_id = %event.order_id, refunded_minor, event = %key, "part of the order refunded; status unchanged");
-            None
+            Some(order.as_ref().clone())
         }
         Applied::Ignored(reason) => {
             tracing::debug!(order_id = %event.order_id, ?reason, event = %key, "payment event changed nothing");
@@ -118,9 +119,13 @@ async fn process(
             state.payments.order(&event.order_id).await.map_err(|e| store_failure(e, key))?
         }
     };
-    if let Some(order) =
-        order.filter(|o| o.last_event_id.as_deref() == Some(event.provider_event_id.as_str()))
+    let event_id = Some(event.provider_event_id.as_str());
+    if let Some(order) = &order
+        && order.last_refund_event_id.as_deref() == event_id
     {
+        publish_refunded(state, order, &event.provider_event_id).await?;
+    }
+    if let Some(order) = order.filter(|o| o.last_event_id.as_deref() == event_id) {
         publish_outcome(state, &order, event.provider, &event.payment_id, &event.provider_event_id)
             .await?;
     }
@@ -262,8 +267,34 @@ fn suspected_forgery(event: &PaymentEvent, key: &str, why: &str) -> Error {
     )
 }
 
+/// Announces a refund the provider confirmed (the raise of `refunded_minor` that the event
+/// `provider_event_id` made) on `order-refunded`.
+async fn publish_refunded(
+    state: &AppState,
+    order: &Order,
+    provider_event_id: &str,
+) -> Result<(), Error> {
+    let message = OrderRefunded {
+        v: Version,
+        order_id: order.id.clone(),
+        uid: order.uid.clone(),
+        vendor_ids: order.vendor_ids.clone(),
+        refund_id: provider_event_id.to_owned(),
+        amount_minor: order.last_refund_minor,
+        refunded_total_minor: order.refunded_minor,
+        currency: order.currency.clone(),
+        fully_refunded: order.status == OrderStatus::Refunded,
+    };
+    state
+        .bus
+        .publish::<OrderRefundedTopic>(&message, bus::Attributes::new())
+        .await
+        .map(drop)
+        .map_err(|e| Error::retry(anyhow::Error::new(e).context("publishing order-refunded")))
+}
+
 /// Announces a paid order on `order-paid`, or a paid order without stock on
-/// `refund-requests` (when publishing is on).
+/// `refund-requests`.
 pub(crate) async fn publish_outcome(
     state: &AppState,
     order: &Order,
@@ -271,7 +302,7 @@ pub(crate) async fn publish_outcome(
     payment_id: &str,
     provider_event_id: &str,
 ) -> Result<(), Error> {
-    let Some(bus) = &state.bus else { return Ok(()) };
+    let bus = &state.bus;
     let published = match order.status {
         OrderStatus::Paid => {
             let message = OrderPaid {
@@ -296,6 +327,7 @@ pub(crate) async fn publish_outcome(
                 amount_minor: order.amount_minor,
                 currency: order.currency.clone(),
                 reason: RefundReason::OutOfStock,
+                refund_id: None,
             };
             bus.publish::<RefundRequests>(&message, bus::Attributes::new()).await
         }

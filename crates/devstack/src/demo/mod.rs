@@ -1,5 +1,5 @@
 //! `devstack demo`: the end-to-end scenario over real HTTP through the running functions, every
-//! step checked against the emulators, with a summary and a verdict. Seven stages, one file
+//! step checked against the emulators, with a summary and a verdict. Eight stages, one file
 //! each:
 //!
 //! 1. [`signup`]: sign-up through the Auth emulator -> the blocking hook's tenant and role
@@ -27,6 +27,10 @@
 //! 7. [`notify`]: the user registers a device (`registerDevice`) before paying; the payment's
 //!    `order-paid` reaches the notifier -> the push arrives at the fake FCM with the order and
 //!    the entry is in `users/{uid}/notifications` beside the feed stage's new post, unread 2.
+//! 8. [`shop`]: a vendor signs up, becomes a vendor and lists a product with stock; the demo
+//!    user finds it with `listProducts`, buys it (signed webhook), the vendor sees the order and
+//!    the day's sale; the buyer asks for a refund, payment-processor executes it at the fake
+//!    Stripe and the signed `charge.refunded` webhook moves the order to `refunded`.
 
 pub mod feed;
 pub mod market;
@@ -34,6 +38,7 @@ pub mod notify;
 pub mod payments;
 pub mod pulse;
 pub mod search;
+pub mod shop;
 pub mod signup;
 
 use std::collections::BTreeMap;
@@ -303,6 +308,7 @@ pub async fn run_scenario(target: &Target) -> DemoReport {
     let device = notify::register(&ctx, &mut report, &user).await;
     payments::run(&ctx, &mut report, &user).await;
     notify::run(&ctx, &mut report, &user, device.as_deref()).await;
+    shop::run(&ctx, &mut report, &user).await;
     market::run(&ctx, &mut report).await;
     pulse::run(&ctx, &mut report, &user).await;
     search::run(&ctx, &mut report, &user).await;

@@ -241,7 +241,7 @@ async fn initiate(
 }
 
 /// `GET /v1/payment_intents/{id}` at the fake Stripe, with the key the api was given.
-async fn retrieve_intent(ctx: &Ctx, intent_id: &str) -> Result<Value, String> {
+pub(crate) async fn retrieve_intent(ctx: &Ctx, intent_id: &str) -> Result<Value, String> {
     let provider =
         ctx.target.provider.as_deref().ok_or("this stack runs no fake payment provider")?;
     let plan = ctx.plan()?;

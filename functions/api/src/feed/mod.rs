@@ -20,7 +20,7 @@ use store::Db;
 use store::feed::Fanout;
 
 use crate::AppState;
-use cache::TtlCache;
+pub(crate) use cache::TtlCache;
 
 /// The callable paths this module serves.
 pub const PATHS: [&str; 7] = [

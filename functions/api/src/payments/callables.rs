@@ -171,6 +171,17 @@ pub(crate) async fn reserve_inventory(
         .reserve(&who.uid, &sku, request.quantity, &id, Utc::now())
         .await
         .map_err(store_error)?;
+    if matches!(outcome, ReserveOutcome::SoldOut { available: 0 }) {
+        // The moment a listing's availability summary may have become false; the answer to
+        // the buyer does not wait on it.
+        let catalogue = state.catalogue.catalogue.clone();
+        let product_id = sku.product_id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = catalogue.refresh_in_stock(&product_id).await {
+                tracing::warn!(%error, product_id, "refreshing the availability summary failed");
+            }
+        });
+    }
     match outcome {
         ReserveOutcome::Reserved { reservation, .. } => Ok(CallableResult(Reserved {
             expires_at: reservation.expires().to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -8,7 +8,12 @@
 //! (a follow backfills up to 20 feed entries and an unfollow deletes them, so a follow/unfollow
 //! loop is the most expensive thing a client can repeat; nobody follows 20 vendors a minute by
 //! hand), `likePost` / `unlikePost` 60/min each, `recordView` 120/min (one per post scrolled
-//! past), `getFeed` 60/min, `getStories` 30/min (cached per user for a minute).
+//! past), `getFeed` 60/min, `getStories` 30/min (cached per user for a minute). The
+//! catalogue: `becomeVendor` / `updateVendor` 5/min (an update rewrites every product of the
+//! vendor), `createProduct` 30/min, the other product and stock writes 60/min,
+//! `listProducts` 120/min (a page is cached per instance), `listVendorOrders` and
+//! `getVendorSales` 60/min each,
+//! `requestRefund` 10/min (each may call the provider).
 //! Override with `HEARTH_RATE_LIMITS=initiatePayment=5/900,...`.
 
 use std::collections::BTreeMap;
@@ -40,6 +45,18 @@ impl Default for Limits {
             ("unlikePost".to_owned(), Limit::per_secs(60, 60)),
             ("recordView".to_owned(), Limit::per_secs(120, 60)),
             ("saveStrategy".to_owned(), Limit::per_secs(30, 60)),
+            ("becomeVendor".to_owned(), Limit::per_secs(5, 60)),
+            ("updateVendor".to_owned(), Limit::per_secs(5, 60)),
+            ("createProduct".to_owned(), Limit::per_secs(30, 60)),
+            ("updateProduct".to_owned(), Limit::per_secs(60, 60)),
+            ("publishProduct".to_owned(), Limit::per_secs(60, 60)),
+            ("archiveProduct".to_owned(), Limit::per_secs(60, 60)),
+            ("setStock".to_owned(), Limit::per_secs(60, 60)),
+            ("addStock".to_owned(), Limit::per_secs(60, 60)),
+            ("listProducts".to_owned(), Limit::per_secs(120, 60)),
+            ("listVendorOrders".to_owned(), Limit::per_secs(60, 60)),
+            ("getVendorSales".to_owned(), Limit::per_secs(60, 60)),
+            ("requestRefund".to_owned(), Limit::per_secs(10, 60)),
         ]))
     }
 }
@@ -102,8 +119,9 @@ mod tests {
         let limits = Limits::default();
         for path in crate::payments::PATHS
             .iter()
-            .chain(crate::feed::PATHS.iter())
-            .chain(crate::strategies::PATHS.iter())
+            .chain(&crate::feed::PATHS)
+            .chain(&crate::strategies::PATHS)
+            .chain(&crate::catalogue::PATHS)
         {
             let name = path.trim_start_matches('/');
             assert!(limits.of(name).is_some(), "{name} has no rate limit");

@@ -13,7 +13,7 @@
 //!   breaker per provider); base URLs are configuration.
 
 pub(crate) mod callables;
-mod errors;
+pub(crate) mod errors;
 mod idempotency;
 pub(crate) mod limits;
 

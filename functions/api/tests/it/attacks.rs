@@ -17,7 +17,7 @@ use testkit::{keys, tokens};
 use super::payments::{Harness, call_at, error_status};
 
 /// Every callable of the api.
-const CALLABLES: [&str; 11] = [
+const CALLABLES: [&str; 23] = [
     "reserveInventory",
     "releaseReservation",
     "initiatePayment",
@@ -29,6 +29,18 @@ const CALLABLES: [&str; 11] = [
     "likePost",
     "unlikePost",
     "recordView",
+    "becomeVendor",
+    "updateVendor",
+    "createProduct",
+    "updateProduct",
+    "publishProduct",
+    "archiveProduct",
+    "setStock",
+    "addStock",
+    "listProducts",
+    "listVendorOrders",
+    "getVendorSales",
+    "requestRefund",
 ];
 
 async fn post_raw(
@@ -227,6 +239,16 @@ async fn every_callable_is_rate_limited() {
             "getOrder" => json!({"orderId": "ord_x"}),
             "followVendor" | "unfollowVendor" => json!({"vendorId": "baker"}),
             "likePost" | "unlikePost" | "recordView" => json!({"postId": "p1"}),
+            "becomeVendor" => json!({"name": "Ada", "handle": "ada"}),
+            "updateVendor" => json!({"name": "Ada"}),
+            "createProduct" => crate::catalogue::fields(100),
+            "updateProduct" => json!({"productId": "pan", "fields": crate::catalogue::fields(100)}),
+            "publishProduct" | "archiveProduct" => json!({"productId": "pan"}),
+            "setStock" | "addStock" => json!({"productId": "pan", "units": 1}),
+            "getVendorSales" => {
+                json!({"fromDay": "2026-01-01", "toDay": "2026-01-02", "currency": "usd"})
+            }
+            "requestRefund" => json!({"orderId": "ord_x", "requestId": "r1"}),
             _ => json!({}),
         };
         let token = h.token("ada");

@@ -84,6 +84,27 @@ async fn api_events_cost_what_the_readme_says() {
     let c = measured(&h, &app, &metrics, "ada", "getFeed", json!({"limit": 10}), None).await;
     got.push(("feed_page_3_entries", c));
 
+    // A listing page of 3 active products: a cache miss, then the same page from the cache.
+    let vera = h.token("vera");
+    for i in 0..3 {
+        let mut fields = crate::catalogue::fields(100 + i);
+        fields["title"] = json!(format!("Pot {i}"));
+        if i == 0 {
+            let vendor = json!({"name": "Vera", "handle": "vera"});
+            assert_eq!(call_at(&app, &vera, "becomeVendor", vendor, None).await.status(), 200);
+        }
+        let created = call_at(&app, &vera, "createProduct", fields, None).await;
+        let created: Value = created.json().await.unwrap();
+        let id = created["result"]["productId"].clone();
+        let published = call_at(&app, &vera, "publishProduct", json!({"productId": id}), None);
+        assert_eq!(published.await.status(), 200);
+    }
+    let page = json!({"category": "kitchen", "limit": 20});
+    let c = measured(&h, &app, &metrics, "ada", "listProducts", page.clone(), None).await;
+    got.push(("list_products_page_3", c));
+    let c = measured(&h, &app, &metrics, "ada", "listProducts", page, None).await;
+    got.push(("list_products_cached_page", c));
+
     let report: Vec<String> = got.iter().map(|(event, c)| format!("{event}: {c:?}")).collect();
     for (event, c) in &got {
         let pinned = pinned(event);

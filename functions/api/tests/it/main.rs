@@ -3,11 +3,13 @@
 //! local JWKS server, one project per test.
 
 mod attacks;
+mod catalogue;
 mod client_documents;
 mod cors;
 mod costs;
 mod devices;
 mod feed;
 mod payments;
+mod refunds;
 mod signed_in;
 mod strategies;

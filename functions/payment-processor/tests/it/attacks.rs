@@ -175,3 +175,87 @@ async fn provider_throttling_defers_to_the_reconcile_job_without_using_attempts(
         PaymentStatus::Succeeded
     );
 }
+
+/// The refund and sales routes refuse forged callers and dead-letter undecodable bodies; a
+/// refund request naming another order's refund, or an amount the order never asked for,
+/// refunds nothing; a replayed `charge.refunded` changes the order once.
+#[tokio::test]
+async fn refund_and_sales_routes_refuse_forged_foreign_and_replayed_deliveries() {
+    use domain::messages::{RefundReason, RefundRequest, Version};
+    let h = Harness::start().await;
+    for path in ["/pubsub/refund-requests", "/pubsub/order-paid"] {
+        let forged = testkit::tokens::sign(
+            &testkit::tokens::google_oidc_claims(crate::AUDIENCE, "mallory@evil.example"),
+            testkit::keys::primary(),
+        );
+        let response = h
+            .app
+            .client
+            .post(h.app.url(path))
+            .bearer_auth(forged)
+            .header("content-type", "application/json")
+            .body(r#"{"message":{"data":"e30=","messageId":"1"},"subscription":"s"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{path}: a caller not allowed");
+        let garbage = gcp::pubsub::build_push_envelope_bytes(&gcp::pubsub::PushEvent {
+            message_id: "mg".to_owned(),
+            publish_time: Utc::now(),
+            attributes: Default::default(),
+            ordering_key: None,
+            delivery_attempt: None,
+            subscription: "projects/p/subscriptions/s".to_owned(),
+            data: br#"{"v": 2}"#.to_vec(),
+        })
+        .unwrap();
+        let response = h.push_to(path, garbage).await;
+        h.dead_letter_of(response).await;
+    }
+
+    // Eve's paid order, and Bob's with a refund of his own.
+    let sku = h.product("lamp", 10, 1).await;
+    let eve = h.order("eve", &sku, 1, PaymentProvider::Stripe).await;
+    let bob = h.order("bob", &sku, 1, PaymentProvider::Stripe).await;
+    for (order, i) in [(&eve, 0), (&bob, 1)] {
+        let paid =
+            stripe_event(&format!("evt-p{i}"), order, PaymentEventKind::Succeeded, Utc::now());
+        assert_eq!(h.deliver(&format!("p{i}"), &paid).await, 204);
+        h.fake.succeed_intent(&format!("pi_{order}"), order, 1_000, "usd");
+    }
+    let refunds = store::refunds::Refunds::new(&h.db);
+    refunds
+        .request(&bob, "bob", Some(200), "rf_bob", Utc::now(), TimeDelta::days(30))
+        .await
+        .unwrap()
+        .unwrap();
+    // Bob's refund id sent with Eve's order: Eve's order holds no such refund.
+    let foreign = RefundRequest {
+        v: Version,
+        order_id: eve.clone(),
+        uid: "eve".to_owned(),
+        provider: PaymentProvider::Stripe,
+        payment_id: format!("pi_{eve}"),
+        amount_minor: 1_000,
+        currency: "usd".to_owned(),
+        reason: RefundReason::BuyerRequest,
+        refund_id: Some("rf_bob".to_owned()),
+    };
+    let body = crate::refunds::envelope("foreign", &eve, &foreign);
+    h.dead_letter_of(h.push_to("/pubsub/refund-requests", body).await).await;
+    // A forged amount: the refund executed is the one the order recorded (200), not 1,000.
+    let mut inflated = foreign.clone();
+    inflated.order_id = bob.clone();
+    inflated.amount_minor = 1_000;
+    let body = crate::refunds::envelope("inflated", &bob, &inflated);
+    assert_eq!(h.push_to("/pubsub/refund-requests", body).await.status(), 204);
+    let executed: Vec<i64> = h.fake.refunds().iter().filter_map(|r| r["amount"].as_i64()).collect();
+    assert_eq!(executed, vec![200]);
+    assert_eq!(h.order_doc(&eve).await.refunds.len(), 0);
+
+    // The provider's confirmation replayed (new message ids, same event): applied once.
+    crate::refunds::webhook_confirms(&h, &bob, "evt_r_bob", 4).await;
+    let stored = h.order_doc(&bob).await;
+    assert_eq!((stored.status, stored.refunded_minor), (OrderStatus::Paid, 200));
+    assert_eq!(h.published("order-refunded", 1).await.len(), 1);
+}

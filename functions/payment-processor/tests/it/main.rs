@@ -5,6 +5,7 @@ mod attacks;
 mod costs;
 mod push;
 mod reconcile;
+mod refunds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -45,7 +46,7 @@ impl Harness {
         let firestore = testkit::emulators::firestore().await;
         let pubsub = testkit::emulators::pubsub().await;
         let project = testkit::project_id();
-        for topic in ["order-paid", "refund-requests"] {
+        for topic in ["order-paid", "refund-requests", "order-refunded"] {
             testkit::pubsub::create_topic(pubsub, &project, topic).await;
             testkit::pubsub::create_pull_subscription(
                 pubsub,
@@ -71,7 +72,8 @@ impl Harness {
             ("HEARTH_PESAPAL_CONSUMER_KEY", "ck"),
             ("HEARTH_PESAPAL_CONSUMER_SECRET", "cs"),
             ("HEARTH_PESAPAL_IPN_ID", "ipn-1"),
-            ("HEARTH_PUBLISH_PAYMENT_OUTCOMES", "1"),
+            ("HEARTH_STRIPE_API_BASE", fake.base_url.as_str()),
+            ("HEARTH_STRIPE_SECRET_KEY", "sk_test_hearth"),
             ("HEARTH_LOG_FORMAT", "pretty"),
         ]
         .into_iter()
@@ -220,10 +222,15 @@ impl Harness {
     }
 
     pub(crate) async fn push_raw(&self, _message_id: &str, body: Vec<u8>) -> reqwest::Response {
+        self.push_to(PATH, body).await
+    }
+
+    /// Pushes `body` (an envelope) to `path`, OIDC-signed.
+    pub(crate) async fn push_to(&self, path: &str, body: Vec<u8>) -> reqwest::Response {
         let token = tokens::sign(&tokens::google_oidc_claims(AUDIENCE, PUSH_SA), keys::primary());
         self.app
             .client
-            .post(self.app.url(PATH))
+            .post(self.app.url(path))
             .bearer_auth(token)
             .header("content-type", "application/json")
             .body(body)

@@ -24,19 +24,30 @@ pub(crate) struct Harness {
     pub(crate) project: String,
     pub(crate) fake: FakeProvider,
     pub(crate) vars: HashMap<String, String>,
+    pub(crate) pubsub: &'static str,
     _jwks: JwksServer,
 }
 
 impl Harness {
     pub(crate) async fn start(extra: &[(&str, &str)]) -> Self {
         let firestore = testkit::emulators::firestore().await;
+        let pubsub = testkit::emulators::pubsub().await;
         let project = testkit::project_id();
+        testkit::pubsub::create_topic(pubsub, &project, "refund-requests").await;
+        testkit::pubsub::create_pull_subscription(
+            pubsub,
+            &project,
+            "refund-requests-test",
+            "refund-requests",
+        )
+        .await;
         let jwks = JwksServer::start(&[keys::primary()], 300).await;
         let fake = FakeProvider::start().await;
         let jwks_url = jwks.url();
         let mut vars: HashMap<String, String> = [
             ("GOOGLE_CLOUD_PROJECT", project.as_str()),
             ("FIRESTORE_EMULATOR_HOST", firestore),
+            ("PUBSUB_EMULATOR_HOST", pubsub),
             ("HEARTH_SECURETOKEN_JWKS_URL", jwks_url.as_str()),
             ("HEARTH_STRIPE_API_BASE", fake.base_url.as_str()),
             ("HEARTH_STRIPE_SECRET_KEY", "sk_test_hearth"),
@@ -55,7 +66,7 @@ impl Harness {
         }
         let app = serve(&vars).await;
         let state_db = Db::new(store::DbConfig::emulator(project.clone(), firestore));
-        Self { app, db: state_db, project, fake, vars, _jwks: jwks }
+        Self { app, db: state_db, project, fake, vars, pubsub, _jwks: jwks }
     }
 
     /// Another instance of the function on the same project (shared Firestore).
