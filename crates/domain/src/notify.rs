@@ -291,6 +291,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(270 * 24 * 3600);
 pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// A device's platform: which FCM per-platform block its pushes carry.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {

@@ -146,6 +146,7 @@ pub struct CallableTypes {
 pub fn callables() -> Vec<CallableTypes> {
     use crate::catalogue::callables as cat;
     use crate::catalogue::orders as ord;
+    use crate::devices as dev;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     use crate::strategies as strat;
@@ -168,6 +169,8 @@ pub fn callables() -> Vec<CallableTypes> {
         entry("unlikePost", write::PostRequest::name(&cfg), write::Liked::name(&cfg)),
         entry("recordView", write::PostRequest::name(&cfg), write::Viewed::name(&cfg)),
         entry("saveStrategy", strat::SaveStrategy::name(&cfg), strat::Saved::name(&cfg)),
+        entry("registerDevice", dev::RegisterRequest::name(&cfg), dev::Devices::name(&cfg)),
+        entry("unregisterDevice", dev::UnregisterRequest::name(&cfg), dev::Devices::name(&cfg)),
         entry("becomeVendor", cat::BecomeVendorRequest::name(&cfg), cat::VendorView::name(&cfg)),
         entry("updateVendor", cat::UpdateVendorRequest::name(&cfg), cat::VendorView::name(&cfg)),
         entry("createProduct", cat::ProductFields::name(&cfg), cat::ProductView::name(&cfg)),
@@ -207,6 +210,7 @@ fn config() -> ts_rs::Config {
 pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, ts_rs::ExportError> {
     use crate::catalogue::callables as cat;
     use crate::catalogue::orders as ord;
+    use crate::devices as dev;
     use crate::feed::{read, write};
     use crate::payments::callables as pay;
     use crate::strategies as strat;
@@ -251,6 +255,10 @@ pub fn generated_files() -> Result<std::collections::BTreeMap<String, String>, t
         write::Viewed,
         strat::SaveStrategy,
         strat::Saved,
+        dev::RegisterRequest,
+        dev::UnregisterRequest,
+        dev::Devices,
+        domain::notify::Platform,
         domain::pulse::Strategy,
         domain::pulse::EntrySignal,
         domain::pulse::Sides,
@@ -411,6 +419,7 @@ mod tests {
             .chain(crate::feed::PATHS.iter())
             .chain(crate::strategies::PATHS.iter())
             .chain(crate::catalogue::PATHS.iter())
+            .chain(crate::devices::PATHS.iter())
             .map(|p| (*p).to_owned())
             .collect();
         typed.sort();

@@ -16,15 +16,18 @@ use runtime::Error;
 use runtime::trigger::{Callable, CallableResult};
 use serde::{Deserialize, Serialize};
 use store::notify::Notifications;
+use ts_rs::TS;
 
+use crate::payments::limits;
 use crate::{AppState, SignedIn};
 
 /// The callable paths this module serves.
 pub const PATHS: [&str; 2] = ["/registerDevice", "/unregisterDevice"];
 
 /// `registerDevice` data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(rename = "RegisterDeviceData")]
 pub(crate) struct RegisterRequest {
     device_id: String,
     token: String,
@@ -32,14 +35,16 @@ pub(crate) struct RegisterRequest {
 }
 
 /// `unregisterDevice` data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(rename = "UnregisterDeviceData")]
 pub(crate) struct UnregisterRequest {
     device_id: String,
 }
 
 /// Both answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, TS)]
+#[ts(rename = "DevicesResult")]
 pub(crate) struct Devices {
     /// The caller's registered devices after the call.
     devices: usize,
@@ -72,6 +77,7 @@ pub(crate) async fn register(
 ) -> Result<CallableResult<Devices>, Error> {
     valid_device_id(&request.device_id)?;
     valid_token(&request.token)?;
+    limits::check(&state, &who.uid, "registerDevice").await?;
     let device = Device {
         device_id: request.device_id,
         token: request.token,
@@ -94,6 +100,7 @@ pub(crate) async fn unregister(
     Callable(request): Callable<UnregisterRequest>,
 ) -> Result<CallableResult<Devices>, Error> {
     valid_device_id(&request.device_id)?;
+    limits::check(&state, &who.uid, "unregisterDevice").await?;
     let devices = Notifications::new(&state.db)
         .update_devices(&who.uid, |mut current| {
             current.retain(|d| d.device_id != request.device_id);

@@ -45,6 +45,8 @@ impl Default for Limits {
             ("unlikePost".to_owned(), Limit::per_secs(60, 60)),
             ("recordView".to_owned(), Limit::per_secs(120, 60)),
             ("saveStrategy".to_owned(), Limit::per_secs(30, 60)),
+            ("registerDevice".to_owned(), Limit::per_secs(20, 60)),
+            ("unregisterDevice".to_owned(), Limit::per_secs(20, 60)),
             ("becomeVendor".to_owned(), Limit::per_secs(5, 60)),
             ("updateVendor".to_owned(), Limit::per_secs(5, 60)),
             ("createProduct".to_owned(), Limit::per_secs(30, 60)),
@@ -122,6 +124,7 @@ mod tests {
             .chain(&crate::feed::PATHS)
             .chain(&crate::strategies::PATHS)
             .chain(&crate::catalogue::PATHS)
+            .chain(&crate::devices::PATHS)
         {
             let name = path.trim_start_matches('/');
             assert!(limits.of(name).is_some(), "{name} has no rate limit");

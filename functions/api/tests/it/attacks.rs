@@ -17,7 +17,7 @@ use testkit::{keys, tokens};
 use super::payments::{Harness, call_at, error_status};
 
 /// Every callable of the api.
-const CALLABLES: [&str; 23] = [
+const CALLABLES: [&str; 26] = [
     "reserveInventory",
     "releaseReservation",
     "initiatePayment",
@@ -41,6 +41,9 @@ const CALLABLES: [&str; 23] = [
     "listVendorOrders",
     "getVendorSales",
     "requestRefund",
+    "saveStrategy",
+    "registerDevice",
+    "unregisterDevice",
 ];
 
 async fn post_raw(
@@ -249,6 +252,14 @@ async fn every_callable_is_rate_limited() {
                 json!({"fromDay": "2026-01-01", "toDay": "2026-01-02", "currency": "usd"})
             }
             "requestRefund" => json!({"orderId": "ord_x", "requestId": "r1"}),
+            "saveStrategy" => json!({"strategyId": "s1", "strategy": {
+                "name": "breakout", "assigned_uids": ["ada"], "instrument": "EUR_USD",
+                "granularity": "H1", "enabled": true,
+                "entry": {"kind": "vol_scaled_return", "threshold": 2.0}, "sides": "both",
+                "take_profit": 2.0, "stop_loss": 1.0, "max_candles": 10, "notional": 1000.0,
+                "vol_target": 0.01, "max_notional": 5000.0}}),
+            "registerDevice" => json!({"deviceId": "d1", "token": "tok-1", "platform": "android"}),
+            "unregisterDevice" => json!({"deviceId": "d1"}),
             _ => json!({}),
         };
         let token = h.token("ada");
