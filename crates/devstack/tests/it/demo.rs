@@ -14,7 +14,7 @@ async fn the_demo_passes_end_to_end() {
     let report = devstack::cli::demo_on_new_stack(options).await.unwrap();
     println!("{}", report.render());
     assert!(report.passed(), "{}", report.render());
-    assert_eq!(report.checks.len(), 42, "every step ran: {}", report.render());
+    assert_eq!(report.checks.len(), 48, "every step ran: {}", report.render());
     for step in [
         "all seven documents exist",
         "followVendor",
