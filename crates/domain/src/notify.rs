@@ -34,12 +34,21 @@ pub enum NotificationKind {
     NewFollower,
     /// A market-data stream went silent or recovered (`stream-alerts`, operators).
     StreamAlert,
+    /// One of the user's strategies opened or closed a shadow trade (`users/{uid}/signals/{id}`
+    /// created by the pulse).
+    TradeSignal,
 }
 
 impl NotificationKind {
     /// Every kind.
-    pub const ALL: [NotificationKind; 5] =
-        [Self::OrderPaid, Self::OrderRefunded, Self::NewPost, Self::NewFollower, Self::StreamAlert];
+    pub const ALL: [NotificationKind; 6] = [
+        Self::OrderPaid,
+        Self::OrderRefunded,
+        Self::NewPost,
+        Self::NewFollower,
+        Self::StreamAlert,
+        Self::TradeSignal,
+    ];
 
     /// The key in preferences, inbox entries and ids.
     pub const fn key(self) -> &'static str {
@@ -49,6 +58,7 @@ impl NotificationKind {
             Self::NewPost => "new_post",
             Self::NewFollower => "new_follower",
             Self::StreamAlert => "stream_alert",
+            Self::TradeSignal => "trade_signal",
         }
     }
 
@@ -57,9 +67,13 @@ impl NotificationKind {
         Self::ALL.into_iter().find(|k| k.key() == key)
     }
 
-    /// Android notification channel / priority class: transactional kinds are high priority.
+    /// Android notification channel / priority class: transactional and trading kinds are high
+    /// priority (a trade signal is stale within a candle).
     pub const fn high_priority(self) -> bool {
-        matches!(self, Self::OrderPaid | Self::OrderRefunded | Self::StreamAlert)
+        matches!(
+            self,
+            Self::OrderPaid | Self::OrderRefunded | Self::StreamAlert | Self::TradeSignal
+        )
     }
 }
 
@@ -75,13 +89,14 @@ pub enum Audience {
 }
 
 /// The users an event of `kind` about `subject` notifies: the buyer for order events, the
-/// vendor (a vendor's id is its owner's uid) for a new follower, the vendor's followers for a
-/// new post, the operators for a stream alert.
+/// vendor (a vendor's id is its owner's uid) for a new follower, the strategy's owner for a
+/// trade signal, the vendor's followers for a new post, the operators for a stream alert.
 pub fn audience(kind: NotificationKind, subject: &str) -> Audience {
     match kind {
         NotificationKind::OrderPaid
         | NotificationKind::OrderRefunded
-        | NotificationKind::NewFollower => Audience::User(subject.to_owned()),
+        | NotificationKind::NewFollower
+        | NotificationKind::TradeSignal => Audience::User(subject.to_owned()),
         NotificationKind::NewPost => Audience::FollowersOf(subject.to_owned()),
         NotificationKind::StreamAlert => Audience::Operators,
     }
@@ -416,7 +431,7 @@ impl SendPacing {
 }
 
 /// Facts an event gives its notification's text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Facts {
     /// An order was paid.
     OrderPaid {
@@ -461,6 +476,21 @@ pub enum Facts {
         /// `critical` ...
         priority: String,
     },
+    /// A strategy opened or closed a shadow trade.
+    TradeSignal {
+        /// The strategy.
+        strategy_id: String,
+        /// The trade.
+        trade_id: String,
+        /// `open_long`, `open_short` or `close`.
+        action: String,
+        /// Why: the entry signal, or `take_profit` / `stop_loss` / `vertical` for a close.
+        reason: String,
+        /// The price acted at.
+        price: f64,
+        /// Booked in shadow although live trading was asked for (no broker path exists).
+        live_requested: bool,
+    },
 }
 
 /// The user-visible text of a notification: title and body.
@@ -489,6 +519,24 @@ pub fn render(facts: &Facts) -> (String, String) {
         }
         Facts::StreamAlert { stream_id, state, priority } => {
             (format!("Stream {state}"), format!("{stream_id} ({priority}) is {state}."))
+        }
+        Facts::TradeSignal { strategy_id, action, reason, price, live_requested, .. } => {
+            let (title, what) = match action.as_str() {
+                "open_long" => ("Trade opened", "opened a long shadow trade"),
+                "open_short" => ("Trade opened", "opened a short shadow trade"),
+                _ => ("Trade closed", "closed its shadow trade"),
+            };
+            let why = match reason.as_str() {
+                "take_profit" => "at the profit-take".to_owned(),
+                "stop_loss" => "at the stop-loss".to_owned(),
+                "vertical" => "at the time limit".to_owned(),
+                "label" => "on the triple-barrier label".to_owned(),
+                "vol_scaled_return" => "on the volatility-scaled return".to_owned(),
+                other => format!("on {}", other.replace('_', " ")),
+            };
+            let shadow =
+                if *live_requested { " (shadow: live trading is not available)" } else { "" };
+            (title.to_owned(), format!("Strategy {strategy_id} {what} {why} at {price}{shadow}."))
         }
     }
 }
@@ -709,5 +757,35 @@ mod tests {
             fully: false,
         });
         assert_eq!(title, "Partial refund");
+    }
+
+    #[test]
+    fn trade_signals_say_what_the_strategy_did_and_why() {
+        let signal = |action: &str, reason: &str, live_requested| Facts::TradeSignal {
+            strategy_id: "momo".into(),
+            trade_id: "t1".into(),
+            action: action.into(),
+            reason: reason.into(),
+            price: 1.105,
+            live_requested,
+        };
+        assert_eq!(
+            render(&signal("open_long", "label", false)),
+            (
+                "Trade opened".to_owned(),
+                "Strategy momo opened a long shadow trade on the triple-barrier label at 1.105."
+                    .to_owned()
+            )
+        );
+        let (title, body) = render(&signal("close", "take_profit", true));
+        assert_eq!(title, "Trade closed");
+        assert_eq!(
+            body,
+            "Strategy momo closed its shadow trade at the profit-take at 1.105 \
+             (shadow: live trading is not available)."
+        );
+        assert_eq!(audience(NotificationKind::TradeSignal, "u1"), Audience::User("u1".into()));
+        assert_eq!(NotificationKind::parse("trade_signal"), Some(NotificationKind::TradeSignal));
+        assert!(NotificationKind::TradeSignal.high_priority());
     }
 }

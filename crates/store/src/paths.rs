@@ -392,11 +392,20 @@ pub fn user_notification(uid: &str, id: &str) -> Result<DocPath, PathError> {
 /// The uid and id of a relative path `users/{uid}/notifications/{id}` (as an Eventarc event
 /// names its document); `None` for any other document.
 pub fn notification_of(relative: &str) -> Option<(&str, &str)> {
+    user_doc_of(relative, names::NOTIFICATIONS, "notification")
+}
+
+/// The uid and id of `users/{uid}/{collection}/{id}`.
+fn user_doc_of<'a>(
+    relative: &'a str,
+    collection: &str,
+    what: &'static str,
+) -> Option<(&'a str, &'a str)> {
     let rest = relative.strip_prefix(names::USERS)?.strip_prefix('/')?;
     let (uid, rest) = rest.split_once('/')?;
-    let id = rest.strip_prefix(names::NOTIFICATIONS)?.strip_prefix('/')?;
+    let id = rest.strip_prefix(collection)?.strip_prefix('/')?;
     validate_id("user", uid).ok()?;
-    validate_id("notification", id).ok()?;
+    validate_id(what, id).ok()?;
     Some((uid, id))
 }
 
@@ -418,6 +427,12 @@ pub fn signals(uid: &str) -> Result<CollectionPath, PathError> {
 /// `users/{uid}/signals/{id}`
 pub fn signal(uid: &str, id: &str) -> Result<DocPath, PathError> {
     sub_doc(user(uid)?, names::SIGNALS, "signal", id)
+}
+
+/// The uid and id of a relative path `users/{uid}/signals/{id}` (as an Eventarc event names its
+/// document); `None` for any other document.
+pub fn signal_of(relative: &str) -> Option<(&str, &str)> {
+    user_doc_of(relative, names::SIGNALS, "signal")
 }
 
 // ---- market data --------------------------------------------------------------------------
@@ -700,6 +715,10 @@ mod tests {
         assert_eq!(notification_of("users/u1/notifications/n1/x/y"), None);
         assert_eq!(notification_of("users/u1/signals/n1"), None);
         assert_eq!(notification_of("users//notifications/n1"), None);
+        assert_eq!(signal_of("users/u1/signals/t1-open"), Some(("u1", "t1-open")));
+        assert_eq!(signal_of("users/u1/notifications/n1"), None);
+        assert_eq!(signal_of("users/u1/signals/s/x/y"), None);
+        assert_eq!(signal_of("tenants/u1/signals/s"), None);
         assert_eq!(user_devices("u1").unwrap().relative(), "users/u1/config/devices");
         assert_eq!(follower_id_of("followers/v1:b1"), Some("v1:b1"));
         assert_eq!(follower_id_of("followers/v1:b1/x/y"), None);

@@ -180,6 +180,10 @@ async fn notification_preferences_accept_only_valid_values() {
         "quietHours": {"start": "22:00", "end": "07:00"}, "timeZone": "Africa/Nairobi"}});
     assert_eq!(db.write(ALICE, path, good.clone(), true, &[]).await, 200);
     assert_eq!(db.write(BOB, path, good, true, &[]).await, 403);
+    // Every kind the notifier sends can be turned off (`domain::notify::NotificationKind`).
+    let every = json!({"notifications": {"optOut": ["order_paid", "order_refunded", "new_post",
+        "new_follower", "stream_alert", "trade_signal"]}});
+    assert_eq!(db.write(ALICE, path, every, true, &[]).await, 200);
     for bad in [
         json!({"notifications": {"optOut": ["everything"]}}),
         json!({"notifications": {"pushOff": "yes"}}),

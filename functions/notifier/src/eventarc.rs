@@ -7,6 +7,9 @@
 //!                   page key in the ledger makes a redelivery, or a duplicate chain, a replay
 //! POST /followers   followers/{vendorId}:{buyerId} created: the vendor (ledger on the event id;
 //!                   a burst within the collapse window shares one entry and one push)
+//! POST /signals     users/{uid}/signals/{signalId} created by the pulse: that user (ledger on
+//!                   the event id; the inbox id comes from the signal id, so a second event for
+//!                   the same signal writes nothing new; open and close share a collapse key)
 //! anything else (another document, a change that is not a creation) -> 204, nothing written
 //! ```
 
@@ -24,6 +27,7 @@ use http::{HeaderMap, StatusCode};
 use runtime::Error;
 use runtime::auth::GoogleCaller;
 use serde::{Deserialize, Serialize};
+use store::pulse::SignalRecord;
 
 use crate::AppState;
 use crate::deliver::{self, Notice};
@@ -145,6 +149,67 @@ pub(crate) async fn follower_created(
     .await?;
     if let Some(summary) = summary {
         tracing::info!(event_id = %event.id, %summary, "new follower notified");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /signals`: a strategy of the user opened or closed a shadow trade. The pulse creates
+/// the signal in the same commit as the trade, so the document is the outbox: no signal is
+/// lost between the trade and its notification.
+pub(crate) async fn signal_created(
+    State(state): State<AppState>,
+    GoogleCaller(_caller): GoogleCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, Error> {
+    let event = decode(&headers, body)?;
+    let Some((uid, signal_id)) = event.document_path().and_then(store::paths::signal_of) else {
+        return Err(not_ours(&event, "trade signal"));
+    };
+    let (uid, signal_id) = (uid.to_owned(), signal_id.to_owned());
+    let Some(data) = &event.data else { return Ok(StatusCode::NO_CONTENT) };
+    let (None, Some(doc)) = (&data.old_value, &data.value) else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let signal: SignalRecord = doc.deserialize().map_err(|error| {
+        Error::permanent("a signal without the pulse's fields", error, Some(event.id.clone()))
+    })?;
+    // The document's path names whose signal it is; a body naming someone else is not the
+    // pulse's (it writes both from one trade).
+    if signal.uid != uid {
+        return Err(Error::permanent(
+            "the signal names another user than its path",
+            anyhow!("{signal_id}: path user {uid}, field user {}", signal.uid),
+            Some(event.id.clone()),
+        ));
+    }
+    let notice = Notice {
+        kind: NotificationKind::TradeSignal,
+        subject: signal.trade_id.clone(),
+        event_id: signal_id.clone(),
+        facts: Facts::TradeSignal {
+            strategy_id: signal.strategy_id.clone(),
+            trade_id: signal.trade_id.clone(),
+            action: signal.action.clone(),
+            reason: signal.reason.clone(),
+            price: signal.price,
+            live_requested: signal.execution == "live_requested",
+        },
+        data: BTreeMap::from([
+            ("tradeId".to_owned(), signal.trade_id.clone()),
+            ("strategyId".to_owned(), signal.strategy_id.clone()),
+            ("signalId".to_owned(), signal_id.clone()),
+        ]),
+        actor: None,
+        at: signal.minute,
+    };
+    let summary = once(&state, "eventarc:signals:notify", &event.id, &signal, || async {
+        let stats = deliver::notify(&state, &notice, &[uid]).await?;
+        Ok(serde_json::to_value(stats).unwrap_or_default())
+    })
+    .await?;
+    if let Some(summary) = summary {
+        tracing::info!(event_id = %event.id, %signal_id, %summary, "trade signal notified");
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,8 +5,9 @@
 //! - `POST /posts`: Eventarc, `posts/{postId}` created: the vendor's followers, one page per
 //!   `notify-tasks` continuation (`POST /pubsub/notify-tasks`).
 //! - `POST /followers`: Eventarc, `followers/{docId}` created: the vendor followed (a burst
-//!   within a collapse window is one notification). Served and tested; its trigger is not in
-//!   the manifest yet (see the README: devstack's bridge cannot watch `followers` at scale).
+//!   within a collapse window is one notification).
+//! - `POST /signals`: Eventarc, `users/{uid}/signals/{signalId}` created by the pulse: the
+//!   user whose strategy opened or closed a shadow trade.
 //! - `POST /jobs/deliver-deferred`: Cloud Scheduler: pushes deferred by quiet hours, or left
 //!   pending by a throttled FCM or a crash, once their time has come; then the reads owners
 //!   marked, counted off the unread counters.
@@ -130,6 +131,7 @@ pub fn app(state: AppState) -> Router {
         .route("/pubsub/notify-tasks", post(tasks::notify_tasks).layer(push()))
         .route("/posts", post(eventarc::post_created).layer(push()))
         .route("/followers", post(eventarc::follower_created).layer(push()))
+        .route("/signals", post(eventarc::signal_created).layer(push()))
         .route("/jobs/deliver-deferred", post(jobs::deliver_deferred))
         .with_state(state)
 }

@@ -7,13 +7,14 @@ use serde_json::json;
 
 use crate::*;
 
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 7] = [
     "/pubsub/order-paid",
     "/pubsub/order-refunded",
     "/pubsub/stream-alerts",
     "/pubsub/notify-tasks",
     "/posts",
     "/followers",
+    "/signals",
 ];
 
 #[tokio::test]
@@ -171,4 +172,61 @@ async fn a_reused_message_id_with_another_payload_is_a_conflict_not_a_second_not
     assert!(res.status().is_success());
     assert_eq!(h.fcm.accepted_for("tok-u2").len(), 0);
     assert!(h.repo().inbox_ids("u2", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn signals_of_other_documents_or_naming_another_user_notify_nobody() {
+    let h = Harness::start(&[]).await;
+    h.device("alice", "tok-alice").await;
+    h.device("mallory", "tok-mallory").await;
+    // A signal document in alice's path whose body names mallory (the pulse writes both from
+    // one trade, so this is not its document): acknowledged as permanent, nobody notified.
+    let forged = doc_event(
+        &h.project,
+        "ce-forged",
+        FirestoreEventKind::Created,
+        "users/alice/signals/t1-open",
+        None,
+        Some(signal_fields("mallory", "t1", "open_long", "label")),
+    );
+    assert!(h.send_event("/signals", &forged).await.status().is_success());
+    // Another collection under the user, a nested document, a post: not signals.
+    for (n, path) in
+        ["users/alice/notifications/t1-open", "users/alice/signals/t1/x/y", "posts/t1-open"]
+            .iter()
+            .enumerate()
+    {
+        let event = doc_event(
+            &h.project,
+            &format!("ce-{n}"),
+            FirestoreEventKind::Created,
+            path,
+            None,
+            Some(signal_fields("alice", "t1", "open_long", "label")),
+        );
+        assert!(h.send_event("/signals", &event).await.status().is_success(), "{path}");
+    }
+    // An update or a deletion of a signal (out of order, or an edit) is no new signal; a body
+    // without the pulse's fields is refused.
+    let fields = signal_fields("alice", "t1", "close", "stop_loss");
+    for (id, kind, old, new) in [
+        ("ce-upd", FirestoreEventKind::Updated, Some(fields.clone()), Some(fields.clone())),
+        ("ce-del", FirestoreEventKind::Deleted, Some(fields.clone()), None),
+    ] {
+        let event = doc_event(&h.project, id, kind, "users/alice/signals/t1-close", old, new);
+        assert_eq!(h.send_event("/signals", &event).await.status(), 204, "{id}");
+    }
+    let garbage = doc_event(
+        &h.project,
+        "ce-garbage",
+        FirestoreEventKind::Created,
+        "users/alice/signals/t2-open",
+        None,
+        Some(follow_fields("alice", "bob")),
+    );
+    assert!(h.send_event("/signals", &garbage).await.status().is_success());
+    for uid in ["alice", "mallory"] {
+        assert!(h.repo().inbox_ids(uid, 10).await.unwrap().is_empty(), "{uid}");
+    }
+    assert_eq!(h.fcm.calls(), 0);
 }

@@ -1,13 +1,13 @@
 //! Each event kind reaches the right users, once: order-paid and order-refunded the buyer,
 //! stream-alerts the operators, a new post the vendor's opted-in followers page by page, a new
-//! follower the vendor (a burst collapsed); opt-outs, quiet hours (deferred, then sent by the
+//! follower the vendor (a burst collapsed), a trade signal the strategy's owner; opt-outs, quiet hours (deferred, then sent by the
 //! job), dead tokens pruned, 429 retried after Retry-After, redeliveries sending nothing twice,
 //! and reads counted once.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use domain::notify::{NotificationKind, notification_id};
+use domain::notify::{NotificationKind, collapse_key, notification_id};
 use gcp::eventarc::FirestoreEventKind;
 use serde_json::json;
 use store::notify::PushState;
@@ -293,4 +293,57 @@ async fn a_read_is_counted_once() {
     // Counted once, however often the job runs.
     assert_eq!(h.run_job().await["reads_counted"], 0);
     assert_eq!(h.repo().unread("buyer-1").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_trade_signal_reaches_its_user_once_and_an_opt_out_holds() {
+    let h = Harness::start(&[]).await;
+    h.device("trader-1", "tok-trader").await;
+    let signal = |id: &str, uid: &str, action: &str, reason: &str| {
+        doc_event(
+            &h.project,
+            &format!("ce-{uid}-{id}"),
+            FirestoreEventKind::Created,
+            &format!("users/{uid}/signals/{id}"),
+            None,
+            Some(signal_fields(uid, "t1", action, reason)),
+        )
+    };
+    let open = signal("t1-open", "trader-1", "open_long", "vol_scaled_return");
+    let res = h.send_event("/signals", &open).await;
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    // Redelivered, and the same signal under another event id: nothing more.
+    assert_eq!(h.send_event("/signals", &open).await.status(), 204);
+    let mut again = open.clone();
+    again.id = "ce-other".to_owned();
+    assert_eq!(h.send_event("/signals", &again).await.status(), 204);
+    let pushed = h.fcm.accepted_for("tok-trader");
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    assert_eq!(pushed[0]["notification"]["title"], "Trade opened");
+    assert_eq!(pushed[0]["data"]["tradeId"], "t1");
+    assert_eq!(pushed[0]["data"]["kind"], "trade_signal");
+
+    // The close: its own entry and push, with the open's collapse key (the device keeps one).
+    let close = signal("t1-close", "trader-1", "close", "take_profit");
+    assert_eq!(h.send_event("/signals", &close).await.status(), 204);
+    let pushed = h.fcm.accepted_for("tok-trader");
+    assert_eq!(pushed.len(), 2);
+    assert_eq!(
+        pushed[1]["android"]["collapse_key"],
+        collapse_key(NotificationKind::TradeSignal, "t1")
+    );
+    let id = notification_id(NotificationKind::TradeSignal, "t1-close");
+    let entry = h.repo().entry("trader-1", &id).await.unwrap().unwrap();
+    assert_eq!(entry.kind, NotificationKind::TradeSignal);
+    assert_eq!(entry.title, "Trade closed");
+    assert_eq!(entry.body, "Strategy momo closed its shadow trade at the profit-take at 1.105.");
+    assert_eq!(h.repo().unread("trader-1").await.unwrap(), 2);
+
+    // Opted out of trade signals: no entry, no push.
+    h.device("trader-2", "tok-trader-2").await;
+    h.prefs("trader-2", json!({"optOut": ["trade_signal"]})).await;
+    let open = signal("t1-open", "trader-2", "open_short", "label");
+    assert_eq!(h.send_event("/signals", &open).await.status(), 204);
+    assert!(h.repo().inbox_ids("trader-2", 10).await.unwrap().is_empty());
+    assert!(h.fcm.accepted_for("tok-trader-2").is_empty());
 }

@@ -273,6 +273,27 @@ pub(crate) fn follow_fields(vendor: &str, buyer: &str) -> BTreeMap<String, Fv> {
     ])
 }
 
+/// The fields of `users/{uid}/signals/{id}` as the pulse writes them (`store::pulse::SignalRecord`).
+pub(crate) fn signal_fields(
+    uid: &str,
+    trade: &str,
+    action: &str,
+    reason: &str,
+) -> BTreeMap<String, Fv> {
+    let text = |s: &str| Fv::String(s.to_owned());
+    BTreeMap::from([
+        ("uid".to_owned(), text(uid)),
+        ("strategy_id".to_owned(), text("momo")),
+        ("trade_id".to_owned(), text(trade)),
+        ("action".to_owned(), text(action)),
+        ("reason".to_owned(), text(reason)),
+        ("price".to_owned(), Fv::Double(1.105)),
+        ("candle_ts".to_owned(), Fv::Timestamp(at(1_800_000_000))),
+        ("execution".to_owned(), text("shadow")),
+        ("minute".to_owned(), Fv::Timestamp(at(1_800_003_660))),
+    ])
+}
+
 /// Writes `posts/{id}` as the vendor's client does.
 pub(crate) async fn write_post(db: &Db, id: &str, vendor: &str) {
     let record = store::feed::PostRecord::new(vendor, true, at(1_800_000_000), "fresh bread");
