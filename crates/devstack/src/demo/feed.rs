@@ -2,11 +2,13 @@
 //! (`followVendor`); the vendor writes `posts/{postId}` over the Firestore REST API with their
 //! own ID token, as a vendor client does (the emulator enforces `firestore.rules`); devstack's
 //! Eventarc bridge delivers the write to feed-fanout, which puts the post in the follower's
-//! feed (`feeds/{uid}/posts/{postId}`); `getFeed` returns it; `likePost` twice counts one like.
+//! feed (`feeds/{uid}/posts/{postId}`); `getFeed` returns it; `likePost` twice counts one like;
+//! the follow record's trigger has the notifier tell the vendor of the new follower.
 
 use std::time::{Duration, Instant};
 
 use domain::counters::CounterField;
+use domain::notify::NotificationKind;
 use serde_json::{Value, json};
 
 use super::signup::{SignedUp, sign_up};
@@ -94,6 +96,23 @@ pub async fn run(ctx: &Ctx, report: &mut DemoReport, user: &SignedUp) {
     let t = Instant::now();
     let liked = like_twice(ctx, user, &post_id).await;
     report.record("likePost twice counts one like", t, liked);
+
+    // The follow record's Eventarc trigger -> notifier -> the vendor hears of the follower.
+    let t = Instant::now();
+    let repo = store::notify::Notifications::new(&ctx.db);
+    let heard = eventually(FANOUT_WITHIN, "a new-follower entry in the vendor's inbox", || async {
+        for id in repo.inbox_ids(&vendor.uid, 10).await.map_err(|e| e.to_string())? {
+            let entry = repo.entry(&vendor.uid, &id).await.map_err(|e| e.to_string())?;
+            if let Some(e) = entry
+                .filter(|e| e.kind == NotificationKind::NewFollower && e.actors.contains(&user.uid))
+            {
+                return Ok(Some(format!("users/{}/notifications/{id}: {:?}", vendor.uid, e.title)));
+            }
+        }
+        Ok(None)
+    })
+    .await;
+    report.record("followers/{docId} -> notifier: a follower in the vendor's inbox", t, heard);
 }
 
 async fn follow(ctx: &Ctx, user: &SignedUp, vendor: &SignedUp) -> Result<String, String> {

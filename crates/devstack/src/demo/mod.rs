@@ -8,7 +8,8 @@
 //! 2. [`feed`]: a vendor signs up; the demo user follows them (`followVendor`); the vendor
 //!    writes a post to `posts/{postId}` as a client would (rules enforced); devstack's Eventarc
 //!    bridge delivers it to feed-fanout -> the post is in the user's feed document and
-//!    `getFeed`; `likePost` twice counts one like.
+//!    `getFeed`; `likePost` twice counts one like; the follow's Eventarc trigger has the
+//!    notifier put the new follower in the vendor's inbox.
 //! 3. [`payments`]: a product with sharded stock (through `store`); `reserveInventory` takes
 //!    units; `initiatePayment` creates a PaymentIntent at the fake provider; a signed
 //!    `payment_intent.succeeded` webhook to payment-webhook -> devstack pushes `payment-events`
@@ -21,7 +22,8 @@
 //! 5. [`pulse`]: the demo user saves a strategy (`saveStrategy`); hourly candles go through
 //!    market-stream; the pulse job, run for the minute after each new candle, opens a shadow
 //!    trade on a jump, marks its P&L on the next candle and closes it at the profit-take, and
-//!    the tenant's ledger holds it.
+//!    the tenant's ledger holds it; the signals the pulse created with the open and the close
+//!    reach the notifier (Eventarc), which puts both in the user's inbox and pushes them.
 //! 6. [`search`]: a product is listed; `searchProducts` finds it by a misspelt query once the
 //!    search function's replica has it; `suggest` completes its title.
 //! 7. [`notify`]: the user registers a device (`registerDevice`) before paying; the payment's

@@ -7,7 +7,9 @@
 //! 1. the history ends on a jump: the pulse opens a long shadow trade on it;
 //! 2. the next candle rises inside the barriers: the trade is marked, its P&L positive;
 //! 3. the candle after jumps through the profit-take: the trade closes at it and the tenant's
-//!    ledger holds the closed trade.
+//!    ledger holds the closed trade;
+//! 4. the notifier, triggered by the signals the pulse created with each step, puts the open
+//!    and the close in the user's inbox and pushes them to the device.
 //!
 //! The candles are the hours before now, so each pulse minute is in the past: the pulse
 //! replays them minute by minute (devstack's own every-minute pulse runs too; its entries need
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use domain::market::candle::ts_id;
 use domain::market::{Granularity, StreamKey};
+use domain::notify::{NotificationKind, notification_id};
 use domain::pulse::{ShadowTrade, TradeStatus, ledger_id, trade_id};
 use serde_json::{Value, json};
 use store::market::{CandleDocument, Market};
@@ -189,10 +192,37 @@ pub async fn run(ctx: &Ctx, report: &mut DemoReport, user: &SignedUp) {
         ))
     }
     .await;
-    report.record(
+    if !report.record(
         "a jump through the profit-take closes the trade; the ledger holds it",
         started,
         closed,
+    ) {
+        return;
+    }
+
+    // The pulse created a signal with each step (in the trade's own commit); the notifier's
+    // trigger on them tells the user, on the device registered in the notifications stage.
+    let started = Instant::now();
+    let repo = store::notify::Notifications::new(&ctx.db);
+    let trade = trade_path.id().to_owned();
+    let heard = eventually(WITHIN, "both trade signals in the inbox, pushed", || async {
+        let mut titles = Vec::new();
+        for step in ["open", "close"] {
+            let id = notification_id(NotificationKind::TradeSignal, &format!("{trade}-{step}"));
+            let entry = repo.entry(&user.uid, &id).await.map_err(|e| e.to_string())?;
+            match entry {
+                Some(e) if e.push == store::notify::PushState::Sent => titles.push(e.title),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(titles))
+    })
+    .await
+    .map(|titles| format!("{} and {}, each pushed to the user's device", titles[0], titles[1]));
+    report.record(
+        "users/{uid}/signals -> notifier: the trade's open and close in the inbox and pushed",
+        started,
+        heard,
     );
 }
 
@@ -209,8 +239,12 @@ async fn write_and_wait(
     }
     let Some((last, _)) = candles.last() else { return Ok("nothing written".into()) };
     let bar_path = paths::stream_bar(&stream.id(), &ts_id(*last)).map_err(|e| e.to_string())?;
-    let bar: Value = eventually(WITHIN, "market-stream's bar of the last candle", || async {
-        ctx.db.get::<Value>(&bar_path).await.map_err(|e| e.to_string())
+    // The bridge delivers a burst of candles concurrently, so the last bar may first be
+    // computed before its history is in (no volatility yet) and recomputed when the history
+    // lands: wait for its features, or the pulse would act on the first, partial version.
+    let bar: Value = eventually(WITHIN, "market-stream's features of the last candle", || async {
+        let bar = ctx.db.get::<Value>(&bar_path).await.map_err(|e| e.to_string())?;
+        Ok(bar.filter(|b| !b["vol"].is_null() && !b["scaled"].is_null()))
     })
     .await?;
     Ok(format!(

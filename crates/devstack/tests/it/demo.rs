@@ -2,7 +2,7 @@
 //! functions (and the fake payment provider) on the emulators, the scenario over real HTTP from
 //! sign-up through follow, post, feed, like, reserve, pay, the abandoned reservation's
 //! cleanup, the order-paid push at the fake FCM and in the inbox, market data, the trading
-//! pulse and a misspelt search for a listed product, every check green.
+//! pulse (its signals notified) and a misspelt search for a listed product, every check green.
 
 use devstack::{Registry, StackOptions};
 
@@ -14,7 +14,7 @@ async fn the_demo_passes_end_to_end() {
     let report = devstack::cli::demo_on_new_stack(options).await.unwrap();
     println!("{}", report.render());
     assert!(report.passed(), "{}", report.render());
-    assert_eq!(report.checks.len(), 48, "every step ran: {}", report.render());
+    assert_eq!(report.checks.len(), 50, "every step ran: {}", report.render());
     for step in [
         "all seven documents exist",
         "followVendor",
@@ -36,6 +36,8 @@ async fn the_demo_passes_end_to_end() {
         "pulse opens a shadow trade on the jump",
         "a candle inside the barriers moves the trade's P&L",
         "the ledger holds it",
+        "the trade's open and close in the inbox and pushed",
+        "a follower in the vendor's inbox",
     ] {
         assert!(
             report.checks.iter().any(|c| c.step.contains(step)),
