@@ -165,6 +165,108 @@ pub fn default_start(granularity: Granularity, count: usize) -> DateTime<Utc> {
     DateTime::from_timestamp(hour - back, 0).unwrap_or_else(Utc::now) - TimeDelta::zero()
 }
 
+/// How fast a pipeline turned candles into bars, read from Firestore's own timestamps: a
+/// candle's latency is its bar's create time minus the candle's update time (a bar is created
+/// when its candle is processed; a label resolved later updates it without moving its create
+/// time), and the throughput is the candles over the time from the first candle's write to the
+/// last bar's creation. Both clocks are the emulator's, so any pipeline writing bars under
+/// `streams/{stream}/bars/{ts}` (market-stream, or the Python peer of the benchmark) is measured
+/// the same way, from outside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processing {
+    /// Candles with a bar.
+    pub processed: usize,
+    /// Candles written.
+    pub written: usize,
+    /// Per candle, write to bar, sorted.
+    pub latencies: Vec<Duration>,
+    /// First candle written to last bar created.
+    pub span: Duration,
+}
+
+impl Processing {
+    /// Candles per second over [`Processing::span`].
+    pub fn per_second(&self) -> f64 {
+        self.processed as f64 / self.span.as_secs_f64().max(1e-9)
+    }
+
+    /// The `q` quantile of the latencies (nearest rank).
+    pub fn latency(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = (q * self.latencies.len() as f64).ceil() as usize;
+        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+    }
+}
+
+/// [`Processing`] from `(candle update time, bar create time)` per candle (`None`: no bar).
+pub fn processing(times: &[(DateTime<Utc>, Option<DateTime<Utc>>)]) -> Processing {
+    let to_duration = |d: TimeDelta| d.to_std().unwrap_or(Duration::ZERO);
+    let mut latencies: Vec<Duration> =
+        times.iter().filter_map(|(w, b)| b.map(|b| to_duration(b - *w))).collect();
+    latencies.sort();
+    let first = times.iter().map(|t| t.0).min();
+    let last = times.iter().filter_map(|t| t.1).max();
+    let span = match (first, last) {
+        (Some(first), Some(last)) => to_duration(last - first),
+        _ => Duration::ZERO,
+    };
+    Processing { processed: latencies.len(), written: times.len(), latencies, span }
+}
+
+/// The `(candle update time, bar create time)` of every candle of `plan`'s streams in `db`.
+pub async fn processing_times(
+    db: &Db,
+    plan: &Plan,
+) -> anyhow::Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>> {
+    use futures::TryStreamExt as _;
+
+    let firestore = db.firestore().await?;
+    let root = db.documents_root();
+    let list = |parent: String, collection: String| async move {
+        let docs: Vec<_> = firestore
+            .fluent()
+            .list()
+            .fields(["c"])
+            .from(collection.as_str())
+            .parent(parent)
+            .page_size(1_000)
+            .stream_all_with_errors()
+            .await?
+            .try_collect()
+            .await?;
+        anyhow::Ok(
+            docs.into_iter()
+                .filter_map(|d| {
+                    let id = d.name.rsplit('/').next()?.to_owned();
+                    Some((id, d.create_time?, d.update_time?))
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let time = |t: prost_types::Timestamp| {
+        DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+            .context("a Firestore timestamp")
+    };
+    let mut out = Vec::new();
+    for instrument in &plan.instruments {
+        let key = StreamKey::new(instrument, plan.granularity)?;
+        let candles =
+            list(format!("{root}/candles/{instrument}"), plan.granularity.to_string()).await?;
+        let bars: std::collections::HashMap<String, DateTime<Utc>> =
+            list(format!("{root}/streams/{}", key.id()), "bars".to_owned())
+                .await?
+                .into_iter()
+                .map(|(id, created, _)| Ok((id, time(created)?)))
+                .collect::<anyhow::Result<_>>()?;
+        for (id, _, updated) in candles {
+            out.push((time(updated)?, bars.get(&id).copied()));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +282,24 @@ mod tests {
             bad_every: 50,
             seed: 7,
         }
+    }
+
+    #[test]
+    fn processing_is_measured_from_the_write_to_the_bar() {
+        let at = |ms: i64| DateTime::from_timestamp_millis(1_700_000_000_000 + ms).unwrap();
+        let p = processing(&[
+            (at(0), Some(at(100))),
+            (at(10), Some(at(310))),
+            (at(20), None),
+            (at(30), Some(at(1_030))),
+        ]);
+        assert_eq!((p.processed, p.written), (3, 4));
+        assert_eq!(p.latencies, [100, 300, 1_000].map(Duration::from_millis));
+        assert_eq!(p.span, Duration::from_millis(1_030));
+        assert_eq!(p.latency(0.5), Duration::from_millis(300));
+        assert_eq!(p.latency(0.99), Duration::from_millis(1_000));
+        assert!((p.per_second() - 3.0 / 1.03).abs() < 1e-9);
+        assert_eq!(processing(&[]).latency(0.5), Duration::ZERO);
     }
 
     #[test]
