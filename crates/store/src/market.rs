@@ -11,6 +11,14 @@
 //! `domain::market::window::recompute`, and only bars whose stored values differ are rewritten,
 //! all in the same commit as the health document.
 //!
+//! Most changes read no window: the stream document (`streams/{streamId}`, [`StreamTail`])
+//! keeps the latest stored bars, enough for any change within the last `after` bars of
+//! `context` (an append at the head, a late or corrected candle near it) to find its whole
+//! window there, and is read with the health document in one `BatchGetDocuments` that also
+//! begins the transaction. Every change rewrites the part of the tail its window covers in the
+//! same commit ([`next_tail`]), so the tail is always the stream's latest bars as stored; a
+//! change further back reads its window by query, as before.
+//!
 //! Times are stored as RFC 3339 strings (UTC, which sort as times do).
 
 use chrono::{DateTime, Utc};
@@ -171,6 +179,177 @@ impl BarRecord {
     }
 }
 
+/// `streams/{streamId}`: the stream's latest stored bars, so that a change near the head reads
+/// one document instead of its window (module doc). Its field `tail` is exempt from
+/// indexing (`firestore.indexes.json`): nothing queries it, and a list of maps would otherwise
+/// cost an index entry per value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamTail {
+    /// The latest stored bars, oldest first: at most `cap` (fewer after a deleted head, or
+    /// while the stream is young).
+    pub tail: Vec<BarRecord>,
+    /// `tail` holds every stored bar of the stream.
+    pub complete: bool,
+    /// The most bars it keeps, [`tail_cap`] of the policy it was kept for; under another
+    /// policy the tail is not used.
+    pub cap: usize,
+}
+
+/// The bars a stream's tail keeps: enough for any change within the last `after` bars to find
+/// its whole window (`before` bars before it, everything after it) in the tail.
+pub fn tail_cap(before: usize, after: usize) -> usize {
+    before + after
+}
+
+impl StreamTail {
+    /// The window of a change at `ts` as the two queries would read it (up to `before` bars
+    /// strictly before `ts`, latest first; up to `after + 1` bars from `ts` on, earliest
+    /// first), when the tail holds it: the tail is the stream's latest bars, so it holds
+    /// everything from its first bar on, and the bars before `ts` are enough when there are
+    /// `before` of them or the tail is the whole stream.
+    pub fn window(
+        &self,
+        ts: DateTime<Utc>,
+        before: usize,
+        after: usize,
+    ) -> Option<(Vec<&BarRecord>, Vec<&BarRecord>)> {
+        let k = self.tail.partition_point(|b| b.ts < ts);
+        if k < before && !self.complete {
+            return None;
+        }
+        let earlier = self.tail[..k].iter().rev().take(before).collect();
+        let later = self.tail[k..].iter().take(after + 1).collect();
+        Some((earlier, later))
+    }
+}
+
+/// The tail after a change at `changed`, or `None` when it stays as it is. `old` is the tail
+/// read (of the current cap), `slice` the contiguous run of bars the change read, as stored
+/// after it (`from_beginning`: nothing before it; `to_head`: nothing after it). Bars outside
+/// the slice are untouched by the change (except the changed one, which is in the slice or
+/// removed), so the new tail is the old one's bars before the slice, the slice, and, when the
+/// slice stops short of the head, the old one's bars after it, cut to the latest `cap`. Without
+/// an old tail it is the slice when that reaches the head, and nothing otherwise (what lies
+/// between is unknown); an old tail that starts after the slice is untouched.
+pub fn next_tail(
+    old: Option<&StreamTail>,
+    changed: DateTime<Utc>,
+    slice: Vec<BarRecord>,
+    (from_beginning, to_head): (bool, bool),
+    cap: usize,
+) -> Option<StreamTail> {
+    let last = slice.last().map_or(changed, |b| b.ts.max(changed));
+    let first = slice.first().map_or(changed, |b| b.ts.min(changed));
+    let kept = |b: &&BarRecord| b.ts != changed;
+    let mut bars = match old {
+        Some(old) if to_head || old.tail.first().is_some_and(|f| f.ts <= last) => {
+            let mut bars: Vec<BarRecord> =
+                old.tail.iter().filter(kept).take_while(|b| b.ts < first).cloned().collect();
+            bars.extend(slice);
+            if !to_head {
+                bars.extend(old.tail.iter().filter(kept).skip_while(|b| b.ts <= last).cloned());
+            }
+            bars
+        }
+        Some(_) => return None,
+        None if to_head => slice,
+        None => return None,
+    };
+    let complete = (from_beginning || old.is_some_and(|o| o.complete)) && bars.len() <= cap;
+    let keep = bars.len().saturating_sub(cap);
+    Some(StreamTail { tail: bars.split_off(keep), complete, cap })
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::*;
+
+    fn bar(minute: i64) -> BarRecord {
+        let ts = DateTime::from_timestamp(1_700_000_000 + minute * 60, 0).unwrap();
+        BarRecord::of(&Candle {
+            ts,
+            o: 1.0,
+            h: 1.0,
+            l: 1.0,
+            c: 1.0 + minute as f64,
+            v: 0.0,
+            bid: None,
+            ask: None,
+            complete: true,
+        })
+    }
+
+    fn bars(minutes: std::ops::Range<i64>) -> Vec<BarRecord> {
+        minutes.map(bar).collect()
+    }
+
+    fn minutes(tail: &StreamTail) -> Vec<i64> {
+        tail.tail.iter().map(|b| (b.ts.timestamp() - 1_700_000_000) / 60).collect()
+    }
+
+    fn tail(minutes: std::ops::Range<i64>, complete: bool) -> StreamTail {
+        StreamTail { tail: bars(minutes), complete, cap: 6 }
+    }
+
+    #[test]
+    fn a_window_comes_from_the_tail_only_when_the_tail_holds_all_of_it() {
+        let t = tail(10..16, false);
+        let at = |m: i64| bar(m).ts;
+        // An append: 2 before wanted, 6 are there; nothing after.
+        let (before, after) = t.window(at(16), 2, 3).unwrap();
+        assert_eq!(before.iter().map(|b| b.c).collect::<Vec<_>>(), [16.0, 15.0]);
+        assert!(after.is_empty());
+        // A change inside the tail: as the queries would read it, the changed bar first after.
+        let (before, after) = t.window(at(13), 2, 1).unwrap();
+        assert_eq!(before.iter().map(|b| b.c).collect::<Vec<_>>(), [13.0, 12.0]);
+        assert_eq!(after.iter().map(|b| b.c).collect::<Vec<_>>(), [14.0, 15.0]);
+        // Too few before it, and older bars may exist: the queries must read it.
+        assert!(t.window(at(11), 2, 3).is_none());
+        // ... unless the tail is the whole stream.
+        let whole = tail(10..16, true);
+        let (before, _) = whole.window(at(11), 2, 3).unwrap();
+        assert_eq!(before.len(), 1);
+        assert!(whole.window(at(5), 2, 3).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn the_next_tail_is_always_the_latest_bars() {
+        let cap = 6;
+        let at = |m: i64| bar(m).ts;
+        // An append at the head: the slice (the window and the new bar) reaches the head.
+        let old = tail(10..16, false);
+        let next = next_tail(Some(&old), at(16), bars(13..17), (false, true), cap).unwrap();
+        assert_eq!(minutes(&next), [11, 12, 13, 14, 15, 16]);
+        assert!(!next.complete);
+        // A young stream: complete while it fits.
+        let next = next_tail(None, at(2), bars(0..3), (true, true), cap).unwrap();
+        assert_eq!((minutes(&next), next.complete), (vec![0, 1, 2], true));
+        let grown = next_tail(Some(&next), at(7), bars(0..8), (true, true), cap).unwrap();
+        assert_eq!((minutes(&grown), grown.complete), (vec![2, 3, 4, 5, 6, 7], false));
+        // A change short of the head: the old bars after the slice are kept, updated inside it.
+        let mut slice = bars(8..13);
+        slice[2].ret = Some(0.5);
+        let next = next_tail(Some(&old), at(10), slice, (false, false), cap).unwrap();
+        assert_eq!(minutes(&next), [10, 11, 12, 13, 14, 15]);
+        assert_eq!(next.tail[0].ret, Some(0.5));
+        // A change whose slice ends before the tail starts: untouched.
+        assert_eq!(next_tail(Some(&old), at(3), bars(1..6), (false, false), cap), None);
+        // Without a tail, a change short of the head cannot make one.
+        assert_eq!(next_tail(None, at(3), bars(1..6), (false, false), cap), None);
+        // The head removed: the slice ends before it, and the old copy does not come back.
+        let next = next_tail(Some(&old), at(15), bars(12..15), (false, true), cap).unwrap();
+        assert_eq!(minutes(&next), [10, 11, 12, 13, 14]);
+        // The first bar of a whole-stream tail removed, with nothing before it in the slice.
+        let whole = tail(10..16, true);
+        let next = next_tail(Some(&whole), at(10), bars(11..14), (true, false), cap).unwrap();
+        assert_eq!((minutes(&next), next.complete), (vec![11, 12, 13, 14, 15], true));
+        // A stream's only bar removed.
+        let one = tail(10..11, true);
+        let next = next_tail(Some(&one), at(10), Vec::new(), (true, true), cap).unwrap();
+        assert_eq!((minutes(&next), next.complete), (vec![], true));
+    }
+}
+
 /// A transition the health job decided and has yet to announce on `stream-alerts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingAlert {
@@ -324,12 +503,38 @@ impl Market {
         let db = &self.db;
         let (health_path, bar_path) = (&health_path, &bar_path);
         let stream_id = &stream_id;
+        let tail_path = paths::stream(stream_id)?;
+        let tail_path = &tail_path;
         db.run_transaction(|tx| {
             Box::pin(async move {
-                let health = tx.get::<HealthRecord>(health_path).await?;
-                let before = self.window(stream_id, change.ts(), false, before_n).await?;
-                let mut after = self.window(stream_id, change.ts(), true, after_n + 1).await?;
-                let from_beginning = before.len() < before_n;
+                // The lock and the tail, in the round trip that begins the transaction.
+                let docs = tx.get_documents(&[health_path.clone(), tail_path.clone()]).await?;
+                let mut docs = docs.into_iter();
+                let health: Option<HealthRecord> =
+                    docs.next().flatten().map(|d| decode(health_path, &d)).transpose()?;
+                let tail: Option<StreamTail> =
+                    docs.next().flatten().map(|d| decode(tail_path, &d)).transpose()?;
+                let cap = tail_cap(before_n, after_n);
+                let tail = tail.filter(|t| t.cap == cap && t.tail.len() <= cap);
+                let from_tail =
+                    tail.as_ref().and_then(|t| t.window(change.ts(), before_n, after_n));
+                let bar = |b: &BarRecord| -> Result<(DocPath, BarRecord), Error> {
+                    let id = domain::market::candle::ts_id(b.ts);
+                    Ok((paths::stream_bar(stream_id, &id)?, b.clone()))
+                };
+                let (before, mut after, from_beginning) = match from_tail {
+                    Some((before, after)) => (
+                        before.into_iter().map(bar).collect::<Result<Vec<_>, Error>>()?,
+                        after.into_iter().map(bar).collect::<Result<Vec<_>, Error>>()?,
+                        false,
+                    ),
+                    None => {
+                        let before = self.window(stream_id, change.ts(), false, before_n).await?;
+                        let after = self.window(stream_id, change.ts(), true, after_n + 1).await?;
+                        (before, after, false)
+                    }
+                };
+                let from_beginning = from_beginning || before.len() < before_n;
                 let existing = match after.first() {
                     Some((path, _)) if path == bar_path => Some(after.remove(0).1),
                     _ => None,
@@ -371,6 +576,9 @@ impl Market {
                     tx.delete(bar_path);
                     applied.bars_written += 1;
                 }
+                // The slice as stored after this commit (for the tail).
+                let mut stored_after: Vec<BarRecord> =
+                    slice.iter().map(|(_, b)| b.clone()).collect();
                 let mut wrote_changed = false;
                 for (i, derived) in recompute(&window, change.ts(), policy, granularity) {
                     let (path, stored) = &slice[i];
@@ -381,7 +589,9 @@ impl Market {
                     if derived.label.is_some() && stored.label.is_none() {
                         applied.labels_resolved += 1;
                     }
-                    tx.set(path, &stored.with(derived))?;
+                    let record = stored.with(derived);
+                    tx.set(path, &record)?;
+                    stored_after[i] = record;
                     applied.bars_written += 1;
                     wrote_changed |= is_changed;
                 }
@@ -389,6 +599,16 @@ impl Market {
                 if let Some(bar) = changed_bar.as_ref().filter(|_| !wrote_changed) {
                     tx.set(bar_path, bar)?;
                     applied.bars_written += 1;
+                }
+                let next = next_tail(
+                    tail.as_ref(),
+                    change.ts(),
+                    stored_after,
+                    (from_beginning, to_head),
+                    cap,
+                );
+                if let Some(next) = next {
+                    tx.set(tail_path, &next)?;
                 }
                 let mut record = health.unwrap_or_else(|| HealthRecord::new(key, priority, now));
                 record.priority = priority;

@@ -1,9 +1,9 @@
 //! What processing a candle costs in Firestore operations, pinned: a new complete candle at the
 //! head of a stream with a full window behind it, under the default policy (window 50, vertical
-//! barrier 10): the ledger claim, the health read that begins the transaction, the window
-//! before it (10 + 50 + 1 = 61 bars) and the empty one after it, one commit of the bar and the
-//! health (each label the candle resolves would add a write; none does here), the ledger
-//! settle; and a redelivered event
+//! barrier 10): the ledger claim, one read of the health document and the stream's tail (its
+//! latest 61 bars: no window query) that begins the transaction, one commit of the bar, the
+//! health and the tail (each label the candle resolves would add a write; none does here), the
+//! ledger settle; and a redelivered event
 //! (the ledger answers it).
 //! The counts come from the runtime's per-request counter read back from `/metrics`.
 
@@ -18,7 +18,7 @@ async fn ops(h: &Harness) -> Cost {
 }
 
 #[tokio::test]
-async fn a_candle_costs_its_window_reads_and_a_few_writes() {
+async fn a_candle_at_the_head_costs_two_reads_and_a_few_writes() {
     // The default policy, as deployed.
     let h = Harness::start(&[
         ("HEARTH_MARKET_VOL_SPAN", "20"),
@@ -47,4 +47,16 @@ async fn a_candle_costs_its_window_reads_and_a_few_writes() {
     assert_eq!(h.send(&again).await.status(), 204);
     let duplicate = minus(ops(&h).await, before);
     assert_eq!(duplicate, pinned("market_candle_duplicate"), "redelivered: {duplicate:?}");
+
+    // A correction near the head (a late or revised candle, as a feed sends them) finds its
+    // whole window in the tail too: no query.
+    let before = ops(&h).await;
+    let old = candles[75];
+    let mut fixed = old;
+    fixed.c *= 1.001;
+    fixed.h = fixed.h.max(fixed.c);
+    let res = h.send(&candle_event(&h, "ce-fix-75", &key, Some(&old), Some(&fixed))).await;
+    assert_eq!(res.status(), 204);
+    let near = minus(ops(&h).await, before);
+    assert_eq!((near[0], near[3]), (2, 0), "a correction near the head: {near:?}");
 }

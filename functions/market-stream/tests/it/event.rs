@@ -109,3 +109,85 @@ async fn out_of_order_arrival_gives_the_in_order_results() {
     rest.remove(12);
     assert_eq!(derived(&h.bars(&shuffled).await), expected(&rest));
 }
+
+/// The stream document's tail (`store::market::StreamTail`) lets most changes skip their window
+/// queries; it must always be exactly the latest stored bars (or absent), through appends,
+/// corrections far from, short of and near the head, and deletions, and the results must not
+/// depend on whether a change read its window from the tail or by query. (Harness policy:
+/// window 5, vertical 3, so a change reads 9 bars before it and 10 after, and the tail keeps
+/// 19.)
+#[tokio::test]
+async fn the_tail_is_always_the_latest_bars_and_the_results_never_differ() {
+    use domain::market::Candle;
+    use store::market::StreamTail;
+
+    let h = Harness::start(&[]).await;
+    let key = stream("EUR_USD", M1);
+    let tail_path = store::paths::stream(&key.id()).unwrap();
+    let tail = || async { h.db.get::<StreamTail>(&tail_path).await.unwrap() };
+    let check = |label: &'static str, candles: Vec<domain::market::Candle>| {
+        let (h, key, tail) = (&h, &key, &tail);
+        async move {
+            let bars = h.bars(key).await;
+            assert_eq!(derived(&bars), expected(&candles), "{label}: results");
+            let t = tail().await.unwrap_or_else(|| panic!("{label}: no tail"));
+            // The latest bars, as stored: up to 19 (a deleted head leaves one fewer until the
+            // next append), never fewer than an append reads before it.
+            let n = t.tail.len();
+            assert!((9.min(bars.len())..=19).contains(&n), "{label}: {n} bars in the tail");
+            assert_eq!(t.tail, &bars[bars.len() - n..], "{label}: the latest bars");
+            assert!(!t.complete || n == bars.len(), "{label}: complete but not the whole stream");
+            assert_eq!(t.cap, 19, "{label}: cap");
+        }
+    };
+
+    let mut candles = series(56);
+    for c in &candles[..4] {
+        h.deliver(&key, c).await;
+    }
+    check("a young stream", candles[..4].to_vec()).await;
+    assert!(tail().await.unwrap().complete, "a young stream's tail is all of it");
+    for c in &candles[4..50] {
+        h.deliver(&key, c).await;
+    }
+    check("50 appended", candles[..50].to_vec()).await;
+
+    fn correct(candles: &mut [Candle], i: usize, factor: f64) -> [Candle; 2] {
+        let old = candles[i];
+        candles[i].c *= factor;
+        candles[i].h = candles[i].c.max(candles[i].o) * 1.001;
+        candles[i].l = candles[i].c.min(candles[i].o) * 0.999;
+        [old, candles[i]]
+    }
+    // Far back: its window ends long before the tail starts.
+    let [old, new] = correct(&mut candles, 5, 1.01);
+    let res = h.send(&candle_event(&h, "ce-fix-far", &key, Some(&old), Some(&new))).await;
+    assert_eq!(res.status(), 204);
+    check("corrected far back", candles[..50].to_vec()).await;
+    // Short of the head, its window overlapping the tail.
+    let [old, new] = correct(&mut candles, 35, 0.99);
+    let res = h.send(&candle_event(&h, "ce-fix-mid", &key, Some(&old), Some(&new))).await;
+    assert_eq!(res.status(), 204);
+    check("corrected short of the head", candles[..50].to_vec()).await;
+    for c in &candles[50..52] {
+        h.deliver(&key, c).await;
+    }
+    check("appended", candles[..52].to_vec()).await;
+    // Near the head, from the tail.
+    let [old, new] = correct(&mut candles, 49, 0.99);
+    let res = h.send(&candle_event(&h, "ce-fix-near", &key, Some(&old), Some(&new))).await;
+    assert_eq!(res.status(), 204);
+    check("corrected near the head", candles[..52].to_vec()).await;
+
+    // The head deleted, then appends again.
+    let gone = candles[51];
+    let res = h.send(&candle_event(&h, "ce-delete-head", &key, Some(&gone), None)).await;
+    assert_eq!(res.status(), 204);
+    check("head deleted", candles[..51].to_vec()).await;
+    let mut rest = candles[..51].to_vec();
+    for c in &candles[52..56] {
+        h.deliver(&key, c).await;
+        rest.push(*c);
+    }
+    check("appended after the deletion", rest).await;
+}
