@@ -454,11 +454,27 @@ impl Onboarding {
     /// Whether `users/{uid}` says the user was onboarded into `tenant_id` and their membership
     /// there is gone (a removed member). Two reads.
     pub async fn membership_removed(&self, tenant_id: &str, uid: &str) -> Result<bool, Error> {
+        // One `BatchGetDocuments`, one snapshot: two separate reads could see the membership
+        // before provisioning's commit and the root after it, which looks exactly like a removed
+        // member (provisioning creates both in that one commit).
         let db = &self.db;
         let root_path = paths::user(uid)?;
-        let (root, member) =
-            futures::try_join!(db.get::<RootTenancy>(&root_path), self.membership(tenant_id, uid))?;
-        Ok(member.is_none() && root.is_some_and(|r| r.onboarded_into(tenant_id)))
+        let member_path = paths::tenant_member(tenant_id, uid)?;
+        let root = db.documents_root();
+        let docs =
+            crate::rpc::batch_get(db, vec![root_path.full_name(root), member_path.full_name(root)])
+                .await?;
+        let (root_doc, member_doc) = match docs.as_slice() {
+            [root, member] => (root.as_ref(), member.as_ref()),
+            _ => {
+                return Err(Error::Invalid("BatchGetDocuments answered the wrong count".to_owned()));
+            }
+        };
+        let onboarded = root_doc
+            .map(|doc| decode::<RootTenancy>(&root_path, doc))
+            .transpose()?
+            .is_some_and(|r| r.onboarded_into(tenant_id));
+        Ok(member_doc.is_none() && onboarded)
     }
 }
 

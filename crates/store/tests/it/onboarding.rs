@@ -370,3 +370,32 @@ async fn an_invited_user_whose_tenant_is_missing_is_refused_and_nothing_is_writt
     assert!(!err.is_retryable());
     assert!(update_times(&db, &req).await.is_empty());
 }
+
+/// Regression: the api's first-call check ("was this member removed?") read the user root and
+/// the membership as two separate gets while onboarding's commit created both. A membership read
+/// before that commit and a root read after it looked exactly like a removed member, and a
+/// brand-new user's first call was refused with "You are no longer a member of this workspace"
+/// (the devstack demo hit it under load). Both are now read in one `BatchGetDocuments`, one
+/// consistent snapshot. Racing the check against provisioning many times must never see it.
+#[tokio::test]
+async fn a_member_being_provisioned_is_never_seen_as_removed() {
+    let db = crate::fresh_db().await;
+    let onboarding = Onboarding::new(&db);
+    let mut false_removals = 0;
+    for i in 0..60 {
+        let req = new_user(&format!("racer{i:02}"));
+        let watch = async {
+            let mut seen = 0;
+            for _ in 0..20 {
+                if onboarding.membership_removed(&req.tenant_id, &req.uid).await.unwrap() {
+                    seen += 1;
+                }
+            }
+            seen
+        };
+        let (report, seen) = tokio::join!(onboarding.provision_new(&req), watch);
+        report.unwrap();
+        false_removals += seen;
+    }
+    assert_eq!(false_removals, 0, "a member being provisioned was seen as removed");
+}
