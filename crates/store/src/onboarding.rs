@@ -467,7 +467,9 @@ impl Onboarding {
         let (root_doc, member_doc) = match docs.as_slice() {
             [root, member] => (root.as_ref(), member.as_ref()),
             _ => {
-                return Err(Error::Invalid("BatchGetDocuments answered the wrong count".to_owned()));
+                return Err(Error::Invalid(
+                    "BatchGetDocuments answered the wrong count".to_owned(),
+                ));
             }
         };
         let onboarded = root_doc
