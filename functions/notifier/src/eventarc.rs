@@ -41,6 +41,16 @@ fn decode(headers: &HeaderMap, body: Bytes) -> Result<FirestoreEvent, Error> {
     })
 }
 
+/// The new document of a creation; `None` for an update, a deletion or an event without data
+/// (each handler notifies on creations only: an edit notifies nobody again).
+fn created(event: &FirestoreEvent) -> Option<&gcp::firestore::FirestoreDocument> {
+    let data = event.data.as_ref()?;
+    match (&data.old_value, &data.value) {
+        (None, Some(doc)) => Some(doc),
+        _ => None,
+    }
+}
+
 fn not_ours(event: &FirestoreEvent, what: &str) -> Error {
     Error::permanent(
         format!("the event is not about a {what}"),
@@ -70,10 +80,7 @@ pub(crate) async fn post_created(
         return Err(not_ours(&event, "post"));
     };
     // A creation only: an edit of a post notifies nobody again.
-    let Some(data) = &event.data else { return Ok(StatusCode::NO_CONTENT) };
-    let (None, Some(doc)) = (&data.old_value, &data.value) else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
+    let Some(doc) = created(&event) else { return Ok(StatusCode::NO_CONTENT) };
     let Ok(fields) = doc.deserialize::<PostFields>() else {
         tracing::warn!(%post_id, "post without vendorId: nobody to notify");
         return Ok(StatusCode::NO_CONTENT);
@@ -120,10 +127,7 @@ pub(crate) async fn follower_created(
     if event.document_path().and_then(store::paths::follower_id_of).is_none() {
         return Err(not_ours(&event, "follow"));
     }
-    let Some(data) = &event.data else { return Ok(StatusCode::NO_CONTENT) };
-    let (None, Some(doc)) = (&data.old_value, &data.value) else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
+    let Some(doc) = created(&event) else { return Ok(StatusCode::NO_CONTENT) };
     let Ok(follow) = doc.deserialize::<FollowFields>() else {
         return Ok(StatusCode::NO_CONTENT);
     };
@@ -167,10 +171,7 @@ pub(crate) async fn signal_created(
         return Err(not_ours(&event, "trade signal"));
     };
     let (uid, signal_id) = (uid.to_owned(), signal_id.to_owned());
-    let Some(data) = &event.data else { return Ok(StatusCode::NO_CONTENT) };
-    let (None, Some(doc)) = (&data.old_value, &data.value) else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
+    let Some(doc) = created(&event) else { return Ok(StatusCode::NO_CONTENT) };
     let signal: SignalRecord = doc.deserialize().map_err(|error| {
         Error::permanent("a signal without the pulse's fields", error, Some(event.id.clone()))
     })?;
