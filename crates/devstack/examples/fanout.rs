@@ -11,8 +11,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use devstack::plan::Emulators;
-use devstack::{Registry, Stack, StackOptions, fanout};
+use devstack::{Stack, StackOptions, fanout};
 use store::{Db, DbConfig};
 
 fn arg(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
@@ -34,14 +33,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     // so the notifier's new-follower trigger does not fire for them and what is timed is the
     // posts' fan-out alone.
     let project = "demo-fanout-bench";
-    let mut options = StackOptions::new(Registry::standard());
-    options.project = project.to_owned();
-    options.base_port = 0;
-    options.emulators = Some(Emulators {
-        firestore: testkit::emulators::firestore().await.to_owned(),
-        pubsub: testkit::emulators::pubsub().await.to_owned(),
-        auth: testkit::emulators::auth().await.to_owned(),
-    });
+    let options = StackOptions::on_testkit_emulators(project).await;
     let db = Db::new(DbConfig::emulator(project, testkit::emulators::firestore().await));
     fanout::seed_followers(&db, "bench-vendor", followers).await?;
     let stack = Stack::up(options).await?;

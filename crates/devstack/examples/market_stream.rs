@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use devstack::candles::{self, Plan, Processing};
 use devstack::identity::{self, Caller};
-use devstack::plan::Emulators;
-use devstack::{Registry, Stack, StackOptions};
+use devstack::{Stack, StackOptions};
 use domain::market::Granularity;
 use serde_json::Value;
 use store::{Db, DbConfig};
@@ -106,15 +105,8 @@ async fn rust_side(plan: &Plan, total: usize) -> anyhow::Result<Side> {
     let path = dir.path().join("functions.yaml");
     std::fs::write(&path, raised)?;
 
-    let mut options = StackOptions::new(Registry::standard());
+    let mut options = StackOptions::on_testkit_emulators(project).await;
     options.manifest = path;
-    options.project = project.to_owned();
-    options.base_port = 0;
-    options.emulators = Some(Emulators {
-        firestore: testkit::emulators::firestore().await.to_owned(),
-        pubsub: testkit::emulators::pubsub().await.to_owned(),
-        auth: testkit::emulators::auth().await.to_owned(),
-    });
     let stack = Stack::up(options).await?;
     let result = async {
         let base = stack.url("market-stream").context("market-stream is not in the stack")?;

@@ -69,6 +69,21 @@ impl StackOptions {
             write_state: false,
         }
     }
+
+    /// Every function of the manifest, in `project`, on free ports, on the emulators `testkit`
+    /// starts once per process (as the tests use them): for benchmarks and tests that seed the
+    /// emulators before the stack comes up.
+    pub async fn on_testkit_emulators(project: &str) -> Self {
+        let mut options = Self::new(Registry::standard());
+        options.project = project.to_owned();
+        options.base_port = 0;
+        options.emulators = Some(Emulators {
+            firestore: testkit::emulators::firestore().await.to_owned(),
+            pubsub: testkit::emulators::pubsub().await.to_owned(),
+            auth: testkit::emulators::auth().await.to_owned(),
+        });
+        options
+    }
 }
 
 /// A running stack.

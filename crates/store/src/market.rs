@@ -522,19 +522,18 @@ impl Market {
                     let id = domain::market::candle::ts_id(b.ts);
                     Ok((paths::stream_bar(stream_id, &id)?, b.clone()))
                 };
-                let (before, mut after, from_beginning) = match from_tail {
+                let (before, mut after) = match from_tail {
                     Some((before, after)) => (
                         before.into_iter().map(bar).collect::<Result<Vec<_>, Error>>()?,
                         after.into_iter().map(bar).collect::<Result<Vec<_>, Error>>()?,
-                        false,
                     ),
-                    None => {
-                        let before = self.window(stream_id, change.ts(), false, before_n).await?;
-                        let after = self.window(stream_id, change.ts(), true, after_n + 1).await?;
-                        (before, after, false)
-                    }
+                    None => (
+                        self.window(stream_id, change.ts(), false, before_n).await?,
+                        self.window(stream_id, change.ts(), true, after_n + 1).await?,
+                    ),
                 };
-                let from_beginning = from_beginning || before.len() < before_n;
+                // Fewer than asked before it: the stream holds nothing earlier (either source).
+                let from_beginning = before.len() < before_n;
                 let existing = match after.first() {
                     Some((path, _)) if path == bar_path => Some(after.remove(0).1),
                     _ => None,

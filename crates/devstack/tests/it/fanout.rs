@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use devstack::plan::Emulators;
-use devstack::{Registry, Stack, StackOptions, fanout};
+use devstack::{Stack, StackOptions, fanout};
 use store::{Db, DbConfig};
 
 const FOLLOWERS: usize = 1_000;
@@ -14,14 +13,7 @@ const POSTS: usize = 5;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_follower_fanout_keeps_pace_post_after_post() {
     let project = testkit::project_id();
-    let mut options = StackOptions::new(Registry::standard());
-    options.project = project.clone();
-    options.base_port = 0;
-    options.emulators = Some(Emulators {
-        firestore: testkit::emulators::firestore().await.to_owned(),
-        pubsub: testkit::emulators::pubsub().await.to_owned(),
-        auth: testkit::emulators::auth().await.to_owned(),
-    });
+    let options = StackOptions::on_testkit_emulators(&project).await;
     // The followers exist before the stack starts, as an established vendor's do: the
     // notifier's new-follower trigger (Eventarc never fires for documents older than the
     // trigger) has nothing to do, and what is timed is the posts' fan-out alone.
