@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
-functions=(api feed-fanout onboarding payment-processor payment-webhook scheduled-cleanup signup-hook)
+functions=(api feed-fanout market-stream notifier onboarding payment-processor payment-webhook pulse scheduled-cleanup search signup-hook)
 
 if [[ -z "${BINARIES_DIR:-}" ]]; then
   target_dir="$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"

@@ -16,7 +16,14 @@
 //!   longer than it chose, whatever state Pub/Sub is in; the message may still be delivered
 //!   afterwards (the client keeps retrying in the background within
 //!   [`BusConfig::retry_budget`]), so subscribers must be idempotent (they are);
-//! - one cached publisher (one batching task) per topic, created on first use;
+//! - one cached publisher (one batching task) per topic, created on first use, and replaced by
+//!   a fresh one after [`BusConfig::keys_per_publisher`] ordering keys: the client (1.7) spawns
+//!   a task with its own channel for every ordering key it sees and never removes it (its
+//!   source's `TODO(#4012)`), so a publisher that takes one key per order, as the payment
+//!   webhook's does, would grow by a task per order for as long as the instance lives. A
+//!   replaced publisher finishes what it holds and its tasks end once no message uses it; a key
+//!   with a message in flight stays on its publisher until that message is answered, so
+//!   messages of one key are still sent one after another, in order, by one publisher;
 //! - ordering keys that do not stay paused: the client pauses a key after a failed publish, and
 //!   the wrapper resumes it so the next publish for that key is tried again;
 //! - [`PublishError`], which says whether to retry ([`PublishError::is_retryable`]) and never
@@ -65,6 +72,9 @@ pub struct BusConfig {
     pub retry_budget: Duration,
     /// How long a publisher waits to fill a batch before sending it (default 5 ms).
     pub batch_delay: Duration,
+    /// Ordering keys a topic's publisher takes before a fresh one replaces it (default 512):
+    /// the client keeps a task for every ordering key it has seen, so it is rotated (below).
+    pub keys_per_publisher: usize,
 }
 
 impl BusConfig {
@@ -76,6 +86,7 @@ impl BusConfig {
             default_deadline: Duration::from_secs(10),
             retry_budget: Duration::from_secs(60),
             batch_delay: Duration::from_millis(5),
+            keys_per_publisher: 512,
         }
     }
 }
@@ -353,9 +364,41 @@ pub struct Bus {
 struct Inner {
     project_id: String,
     client: BasePublisher,
-    publishers: Mutex<HashMap<&'static str, Publisher>>,
+    publishers: Mutex<HashMap<&'static str, Rotation>>,
     default_deadline: Duration,
     batch_delay: Duration,
+    keys_per_publisher: usize,
+}
+
+/// The publishers of one topic: the current one, and for every ordering key with a message in
+/// flight, the publisher that message went to and how many are in flight.
+#[derive(Debug)]
+struct Rotation {
+    current: Publisher,
+    created: usize,
+    keys_taken: usize,
+    in_flight: HashMap<String, (Publisher, usize)>,
+}
+
+/// A message's hold on its ordering key's publisher, released when the message is answered.
+struct KeyHold {
+    bus: Arc<Inner>,
+    topic: &'static str,
+    key: String,
+}
+
+impl Drop for KeyHold {
+    fn drop(&mut self) {
+        let mut publishers = self.bus.publishers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(rotation) = publishers.get_mut(self.topic)
+            && let Some((_, count)) = rotation.in_flight.get_mut(&self.key)
+        {
+            *count -= 1;
+            if *count == 0 {
+                rotation.in_flight.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Bus {
@@ -382,6 +425,7 @@ impl Bus {
                 publishers: Mutex::new(HashMap::new()),
                 default_deadline: config.default_deadline,
                 batch_delay: config.batch_delay,
+                keys_per_publisher: config.keys_per_publisher.max(1),
             }),
         })
     }
@@ -433,7 +477,7 @@ impl Bus {
             message = message.set_ordering_key(key.clone());
         }
 
-        let publisher = self.publisher::<T>();
+        let (publisher, hold) = self.publisher::<T>(ordering_key.as_deref());
         let mut pending = publisher.publish(message);
         match tokio::time::timeout(deadline, &mut pending).await {
             Ok(Ok(id)) => {
@@ -450,7 +494,7 @@ impl Bus {
             }
             Err(_elapsed) => {
                 tracing::warn!(?deadline, "publish did not complete within its deadline");
-                watch_late_outcome(T::NAME, publisher, pending, ordering_key);
+                watch_late_outcome(T::NAME, publisher, pending, ordering_key, hold);
                 Err(PublishError::Timeout { topic: T::NAME, deadline })
             }
         }
@@ -458,32 +502,59 @@ impl Bus {
 
     /// Sends every batched message now and waits for the answers (use before shutdown).
     pub async fn flush(&self) {
-        let publishers: Vec<Publisher> = self
-            .inner
-            .publishers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let publishers: Vec<Publisher> = {
+            let rotations = self.inner.publishers.lock().unwrap_or_else(PoisonError::into_inner);
+            rotations
+                .values()
+                .flat_map(|r| {
+                    std::iter::once(&r.current).chain(r.in_flight.values().map(|(p, _)| p))
+                })
+                .cloned()
+                .collect()
+        };
         for publisher in publishers {
             publisher.flush().await;
         }
     }
 
-    /// The publisher of topic `T`, created on first use (it owns a batching task).
-    fn publisher<T: Topic>(&self) -> Publisher {
-        let mut publishers = self.inner.publishers.lock().unwrap_or_else(PoisonError::into_inner);
-        publishers
-            .entry(T::NAME)
-            .or_insert_with(|| {
-                self.inner
-                    .client
-                    .publisher(self.topic_path::<T>())
-                    .set_delay_threshold(self.inner.batch_delay)
-                    .build()
-            })
-            .clone()
+    /// Publishers created for topic `T` so far (each rotation adds one).
+    pub fn publishers_created<T: Topic>(&self) -> usize {
+        let rotations = self.inner.publishers.lock().unwrap_or_else(PoisonError::into_inner);
+        rotations.get(T::NAME).map_or(0, |r| r.created)
+    }
+
+    /// The publisher for a message of topic `T` with `ordering_key`: the one its key's
+    /// messages in flight use, else the current one (replaced by a fresh one when it has taken
+    /// its share of keys); with a hold that keeps the key on it until the message is answered.
+    fn publisher<T: Topic>(&self, ordering_key: Option<&str>) -> (Publisher, Option<KeyHold>) {
+        let inner = &self.inner;
+        let fresh = || {
+            inner
+                .client
+                .publisher(self.topic_path::<T>())
+                .set_delay_threshold(inner.batch_delay)
+                .build()
+        };
+        let mut rotations = inner.publishers.lock().unwrap_or_else(PoisonError::into_inner);
+        let rotation = rotations.entry(T::NAME).or_insert_with(|| Rotation {
+            current: fresh(),
+            created: 1,
+            keys_taken: 0,
+            in_flight: HashMap::new(),
+        });
+        let Some(key) = ordering_key else { return (rotation.current.clone(), None) };
+        let hold = KeyHold { bus: Arc::clone(inner), topic: T::NAME, key: key.to_owned() };
+        if let Some((publisher, count)) = rotation.in_flight.get_mut(key) {
+            *count += 1;
+            return (publisher.clone(), Some(hold));
+        }
+        if rotation.keys_taken > 0 && rotation.keys_taken.is_multiple_of(inner.keys_per_publisher) {
+            rotation.current = fresh();
+            rotation.created += 1;
+        }
+        rotation.keys_taken += 1;
+        rotation.in_flight.insert(key.to_owned(), (rotation.current.clone(), 1));
+        (rotation.current.clone(), Some(hold))
     }
 }
 
@@ -494,8 +565,10 @@ fn watch_late_outcome(
     publisher: Publisher,
     pending: google_cloud_pubsub::publisher::PublishFuture,
     ordering_key: Option<String>,
+    hold: Option<KeyHold>,
 ) {
     tokio::spawn(async move {
+        let _hold = hold;
         match pending.await {
             Ok(id) => tracing::info!(topic, message_id = %id, "late publish succeeded"),
             Err(error) => {

@@ -38,7 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -96,11 +96,12 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: DbConfig,
     database: String,
     documents_root: String,
     client: OnceCell<FirestoreDb>,
+    group: crate::group::Group,
 }
 
 impl fmt::Debug for Db {
@@ -119,8 +120,29 @@ impl Db {
         let database = paths::database_name(&config.project_id, &config.database_id);
         let documents_root = paths::documents_root(&config.project_id, &config.database_id);
         Self {
-            inner: Arc::new(Inner { config, database, documents_root, client: OnceCell::new() }),
+            inner: Arc::new(Inner {
+                config,
+                database,
+                documents_root,
+                client: OnceCell::new(),
+                group: crate::group::Group::default(),
+            }),
         }
+    }
+
+    /// A handle that does not keep the database alive (for background tasks).
+    pub(crate) fn weak(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The handle behind `weak`, while any other handle lives.
+    pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
+    }
+
+    /// The group commit queue of this handle ([`crate::group`]).
+    pub(crate) fn group(&self) -> &crate::group::Group {
+        &self.inner.group
     }
 
     /// The configuration this handle was made with.

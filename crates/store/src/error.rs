@@ -132,6 +132,16 @@ impl Error {
         }
     }
 
+    /// The same failure again, for each caller of a request several callers shared (a failed
+    /// RPC is an [`Error::Rpc`] or an [`Error::Unreachable`]; anything else keeps its text).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Unreachable(message) => Self::Unreachable(message.clone()),
+            Self::Rpc { code, message } => Self::rpc(*code, message.clone()),
+            other => Self::rpc(Code::Unknown, other.to_string()),
+        }
+    }
+
     pub(crate) fn rpc(code: Code, message: impl Into<String>) -> Self {
         Self::Rpc { code, message: message.into() }
     }

@@ -384,9 +384,10 @@ impl Ledger {
         // The fast path: create the record; nobody had the key.
         let record = self.fresh_record(&fields, 1, Utc::now());
         let create = self.db.create_write(&path, &record)?;
-        match self.db.commit_timed(vec![create]).await {
-            Ok(times) => {
-                let version = times.into_iter().next().flatten();
+        // Group-committed: concurrent claims share one BatchWrite request (`crate::group`),
+        // each with its own precondition and answer.
+        match self.db.create_grouped(create).await {
+            Ok(version) => {
                 let record = Box::new(record);
                 return Ok(Claim::Fresh(LeaseToken { path, record, version }));
             }

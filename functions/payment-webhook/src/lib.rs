@@ -53,11 +53,13 @@ impl AppState {
     /// Builds the state; does no I/O (Firestore and Pub/Sub connect on first use).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let db = Db::new(config.db.clone());
-        let bus = Bus::connect(BusConfig::new(
-            config.db.project_id.clone(),
-            config.base.pubsub_emulator_host.clone(),
-        ))
-        .await?;
+        let mut bus_config =
+            BusConfig::new(config.db.project_id.clone(), config.base.pubsub_emulator_host.clone());
+        // Every event carries its own order's ordering key, so there is nothing to wait for: a
+        // batch of one key fills only while an earlier message of that key is in flight, which
+        // the client sends after it without a timer.
+        bus_config.batch_delay = std::time::Duration::ZERO;
+        let bus = Bus::connect(bus_config).await?;
         Ok(Self {
             ledger: Ledger::new(&db),
             payments: Payments::new(&db),

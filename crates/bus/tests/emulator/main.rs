@@ -2,4 +2,5 @@
 
 mod failures;
 mod helpers;
+mod ordering_keys;
 mod publish;

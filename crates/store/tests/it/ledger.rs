@@ -372,3 +372,50 @@ async fn run_leased_releases_on_failure_so_the_retry_runs_at_once() {
         ledger.run_leased("lease", "evt_3", &payload, LEASE, || async { Ok::<_, ()>(4u8) }).await;
     assert_eq!(replay.unwrap(), Outcome::Replayed(json!(3)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_share_batch_writes_and_each_keeps_its_own_answer() {
+    let db = crate::fresh_db().await;
+    let ledger = Ledger::new(&db);
+    // Connect first, so the claims below queue behind each other rather than the connection.
+    let Claim::Fresh(_) = ledger.claim("group", "warm", "fp", LEASE).await.unwrap() else {
+        panic!("fresh");
+    };
+    let before = db.group_stats();
+    // 300 distinct keys and 30 claims of one key, all at once.
+    let claims = (0..300).map(|i| format!("k{i}")).chain((0..30).map(|_| "same".to_owned()));
+    let tasks: Vec<_> = claims
+        .map(|key| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let (claim, spent) = cost(Box::pin(ledger.claim("group", &key, "fp", LEASE))).await;
+                (key, claim.unwrap(), spent)
+            })
+        })
+        .collect();
+    let mut fresh_same = 0;
+    for task in tasks {
+        let (key, claim, spent) = task.await.unwrap();
+        match (key.as_str(), claim) {
+            ("same", Claim::Fresh(_)) => {
+                fresh_same += 1;
+                assert_eq!(spent, [0, 1, 1], "the winner: one create");
+            }
+            ("same", Claim::InFlight { .. }) => {
+                // Its create answered ALREADY_EXISTS, then one read: as if committed alone.
+                assert_eq!(spent, [1, 0, 2]);
+            }
+            (_, Claim::Fresh(token)) => {
+                assert_eq!(spent, [0, 1, 1], "{key}: one create, one round trip");
+                let raw: serde_json::Value = db.get(token.path()).await.unwrap().unwrap();
+                assert_eq!(raw["key"], key.as_str());
+            }
+            (key, other) => panic!("{key}: {other:?}"),
+        }
+    }
+    assert_eq!(fresh_same, 1, "one claim of a key wins, however many arrive together");
+    let sent = db.group_stats();
+    let (requests, creates) = (sent.requests - before.requests, sent.creates - before.creates);
+    assert_eq!(creates, 330, "every claim's create was sent once");
+    assert!(requests < 100, "330 concurrent creates went out in {requests} requests");
+}
