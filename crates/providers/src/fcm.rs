@@ -157,14 +157,18 @@ pub enum Sent {
 enum Auth {
     /// A local fake: no token.
     None,
-    /// Application Default Credentials.
-    Adc(AccessTokenCredentials),
+    /// Application Default Credentials, found on the first send.
+    Adc(Arc<tokio::sync::OnceCell<AccessTokenCredentials>>),
 }
 
 /// An FCM HTTP v1 client for one project, with its breaker (shared by clones).
+///
+/// The HTTP client and the credentials are made on the first send, not at start: each loads a
+/// TLS trust store (the credentials their own, to reach the metadata server), together about
+/// 2 MiB that an instance which has sent nothing does not carry (`scripts/bench-size.sh`).
 #[derive(Clone)]
 pub struct FcmClient {
-    http: reqwest::Client,
+    http: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
     base: String,
     project: String,
     auth: Auth,
@@ -228,11 +232,7 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
 impl FcmClient {
     /// Production FCM with Application Default Credentials.
     pub fn production(project: &str, policy: FcmPolicy) -> Result<Self, FcmSetupError> {
-        let credentials = Builder::default()
-            .with_scopes([SCOPE])
-            .build_access_token_credentials()
-            .map_err(|e| FcmSetupError(e.to_string()))?;
-        Self::with(PRODUCTION_BASE, project, Auth::Adc(credentials), policy)
+        Self::with(PRODUCTION_BASE, project, Auth::Adc(Arc::default()), policy)
     }
 
     /// A local FCM at `base` (`http://127.0.0.1:PORT`): no token.
@@ -246,15 +246,8 @@ impl FcmClient {
         auth: Auth,
         policy: FcmPolicy,
     ) -> Result<Self, FcmSetupError> {
-        let http = reqwest::Client::builder()
-            .timeout(policy.request_timeout)
-            .connect_timeout(policy.request_timeout.min(Duration::from_secs(5)))
-            .no_proxy()
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| FcmSetupError(e.to_string()))?;
         Ok(Self {
-            http,
+            http: Arc::default(),
             base: base.trim_end_matches('/').to_owned(),
             project: project.to_owned(),
             auth,
@@ -272,9 +265,33 @@ impl FcmClient {
         match &self.auth {
             Auth::None => Ok(None),
             Auth::Adc(credentials) => {
+                let credentials = credentials
+                    .get_or_try_init(|| async {
+                        Builder::default()
+                            .with_scopes([SCOPE])
+                            .build_access_token_credentials()
+                            .map_err(|e| e.to_string())
+                    })
+                    .await?;
                 credentials.access_token().await.map(|t| Some(t.token)).map_err(|e| e.to_string())
             }
         }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, String> {
+        let policy = &self.policy;
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(policy.request_timeout)
+                    .connect_timeout(policy.request_timeout.min(Duration::from_secs(5)))
+                    .no_proxy()
+                    .pool_max_idle_per_host(64)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Sends `push`, retrying 429 / 5xx / network failures within the policy.
@@ -299,7 +316,16 @@ impl FcmClient {
                     );
                 }
             };
-            let mut request = self.http.post(&url).json(&body);
+            let http = match self.http() {
+                Ok(http) => http,
+                Err(e) => {
+                    break (
+                        Sent::Later { retry_after: None, reason: format!("no HTTP client: {e}") },
+                        false,
+                    );
+                }
+            };
+            let mut request = http.post(&url).json(&body);
             if let Some(token) = bearer {
                 request = request.bearer_auth(token);
             }

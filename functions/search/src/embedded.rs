@@ -61,7 +61,10 @@ struct Data {
 
 struct Replica {
     fields: Fields,
-    writer: Mutex<IndexWriter>,
+    index: Index,
+    /// Made on the first change: the writer starts tantivy's indexing and merge threads, which
+    /// an instance with nothing to index (yet) need not carry.
+    writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     data: RwLock<Data>,
 }
@@ -93,7 +96,6 @@ impl Replica {
         let id = schema.add_text_field("id", STRING);
         let text = WEIGHTS.map(|(name, _)| schema.add_text_field(name, TEXT));
         let index = Index::create_in_ram(schema.build());
-        let writer = index.writer_with_num_threads(1, WRITER_BYTES).context("index writer")?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -101,7 +103,8 @@ impl Replica {
             .context("reader")?;
         Ok(Self {
             fields: Fields { key, id, text },
-            writer: Mutex::new(writer),
+            index,
+            writer: Mutex::new(None),
             reader,
             data: RwLock::new(Data::default()),
         })
@@ -110,10 +113,16 @@ impl Replica {
     fn apply(&self, changes: Vec<Change>) -> anyhow::Result<()> {
         let mut data = self.data.write();
         let mut writer = self.writer.lock();
+        let writer = match &mut *writer {
+            Some(writer) => writer,
+            None => writer.insert(
+                self.index.writer_with_num_threads(1, WRITER_BYTES).context("index writer")?,
+            ),
+        };
         for change in changes {
             match change {
                 Change::Product(product) => {
-                    self.remove_product(&mut data, &writer, &product.id);
+                    self.remove_product(&mut data, writer, &product.id);
                     data.next_key += 1;
                     let key = data.next_key;
                     let f = self.fields;
@@ -131,7 +140,7 @@ impl Replica {
                     data.by_key.insert(key, product.id.clone());
                     data.products.insert(product.id.clone(), Stored { key, product });
                 }
-                Change::RemoveProduct { id, .. } => self.remove_product(&mut data, &writer, &id),
+                Change::RemoveProduct { id, .. } => self.remove_product(&mut data, writer, &id),
                 Change::Vendor(vendor) => {
                     remove_vendor(&mut data, &vendor.id);
                     for entry in
