@@ -38,6 +38,10 @@
 //!           a token from a transaction claim (a takeover) settles in a transaction (2)
 //! ```
 //!
+//! The claim's create is group-committed (`crate::group`): creates of concurrent claims travel
+//! in one `BatchWrite`, each with its own precondition and status, so a claim still waits for
+//! one round trip and answers exactly as a lone commit would, while the requests are fewer.
+//!
 //! So [`Ledger::run_once`] costs 2 round trips and 2 writes on its happy path (it was 6 round
 //! trips: begin, read, commit, twice; 2 reads, 2 writes), and a replay 2 round trips and 1 read
 //! (it was 3). Transactions themselves begin with their first read (`crate::tx`). The answers are the table's: the plain read only answers what a transaction

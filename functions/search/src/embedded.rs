@@ -72,17 +72,19 @@ struct Replica {
 /// The embedded tier.
 #[derive(Clone)]
 pub struct Embedded {
-    current: Arc<RwLock<Arc<Replica>>>,
+    /// Made on first use (the snapshot's `replace_all`, or a query before it): an instance that
+    /// has not loaded the catalogue yet carries no index.
+    current: Arc<RwLock<Option<Arc<Replica>>>>,
 }
 
 impl std::fmt::Debug for Embedded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let replica = self.current.read().clone();
-        let data = replica.data.read();
-        f.debug_struct("Embedded")
-            .field("products", &data.products.len())
-            .field("vendors", &data.vendors.len())
-            .finish()
+        let (products, vendors) = replica.map_or((0, 0), |replica| {
+            let data = replica.data.read();
+            (data.products.len(), data.vendors.len())
+        });
+        f.debug_struct("Embedded").field("products", &products).field("vendors", &vendors).finish()
     }
 }
 
@@ -320,11 +322,18 @@ fn completions(text: &str) -> Vec<String> {
 impl Embedded {
     /// An empty replica.
     pub fn new() -> anyhow::Result<Self> {
-        Ok(Self { current: Arc::new(RwLock::new(Arc::new(Replica::new()?))) })
+        Ok(Self { current: Arc::new(RwLock::new(None)) })
     }
 
-    fn replica(&self) -> Arc<Replica> {
-        self.current.read().clone()
+    fn replica(&self) -> anyhow::Result<Arc<Replica>> {
+        if let Some(replica) = self.current.read().as_ref() {
+            return Ok(replica.clone());
+        }
+        let mut current = self.current.write();
+        match current.as_ref() {
+            Some(replica) => Ok(replica.clone()),
+            None => Ok(current.insert(Arc::new(Replica::new()?)).clone()),
+        }
     }
 }
 
@@ -344,7 +353,7 @@ impl Engine for Embedded {
                     .chain(products.into_iter().map(Change::Product))
                     .collect();
                 fresh.apply(changes)?;
-                *current.write() = Arc::new(fresh);
+                *current.write() = Some(Arc::new(fresh));
                 Ok(())
             })
             .await?
@@ -353,22 +362,28 @@ impl Engine for Embedded {
     }
 
     fn apply(&self, changes: Vec<Change>) -> BoxFuture<'_, anyhow::Result<()>> {
-        let replica = self.replica();
-        async move { tokio::task::spawn_blocking(move || replica.apply(changes)).await? }.boxed()
+        async move {
+            let replica = self.replica()?;
+            tokio::task::spawn_blocking(move || replica.apply(changes)).await?
+        }
+        .boxed()
     }
 
     fn search<'a>(&'a self, query: &'a ProductQuery) -> BoxFuture<'a, anyhow::Result<Found>> {
-        let replica = self.replica();
         let query = query.clone();
-        async move { tokio::task::spawn_blocking(move || replica.search(&query)).await? }.boxed()
+        async move {
+            let replica = self.replica()?;
+            tokio::task::spawn_blocking(move || replica.search(&query)).await?
+        }
+        .boxed()
     }
 
     fn suggest<'a>(
         &'a self,
         query: &'a SuggestQuery,
     ) -> BoxFuture<'a, anyhow::Result<Vec<Suggestion>>> {
-        let suggestions = self.replica().suggest(query);
-        async move { Ok(suggestions) }.boxed()
+        let suggestions = self.replica().map(|replica| replica.suggest(query));
+        async move { suggestions }.boxed()
     }
 }
 
