@@ -175,13 +175,18 @@ async fn drive(
 }
 
 /// Takes the next batch off the front of `waiting`: at most [`MAX_WRITES`], one per document;
-/// a repeated document stays queued, in order, for a later batch.
+/// a repeated document stays queued, in order, for a later batch. A create whose caller has
+/// gone (its request was cancelled while it queued) is dropped unsent, as its lone commit would
+/// never have been sent: a record nobody works on would answer "in flight" until its lease ends.
 fn take_batch(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
     let mut names = HashSet::new();
     let mut batch = Vec::new();
     let mut later = VecDeque::new();
     while batch.len() < MAX_WRITES {
         let Some(pending) = waiting.pop_front() else { break };
+        if pending.answer.is_closed() {
+            continue;
+        }
         if names.insert(pending.name.clone()) {
             batch.push(pending);
         } else {
@@ -251,8 +256,8 @@ mod tests {
 
     #[test]
     fn a_batch_writes_each_document_once_and_keeps_repeats_in_order_for_later() {
-        let mut waiting: VecDeque<Pending> =
-            ["a", "b", "a", "c", "a", "b"].iter().map(|n| pending(n).0).collect();
+        let (mut waiting, _answers): (VecDeque<Pending>, Vec<_>) =
+            ["a", "b", "a", "c", "a", "b"].iter().map(|n| pending(n)).unzip();
         let first = take_batch(&mut waiting);
         assert_eq!(names(&first), ["a", "b", "c"]);
         let second = take_batch(&mut waiting);
@@ -263,9 +268,19 @@ mod tests {
     }
 
     #[test]
+    fn a_create_whose_caller_has_gone_is_not_sent() {
+        let (kept, _answered) = pending("a");
+        let (gone, dropped) = pending("b");
+        drop(dropped);
+        let mut waiting: VecDeque<Pending> = [gone, kept].into_iter().collect();
+        assert_eq!(names(&take_batch(&mut waiting)), ["a"]);
+        assert!(waiting.is_empty());
+    }
+
+    #[test]
     fn a_batch_holds_at_most_the_request_limit() {
-        let mut waiting: VecDeque<Pending> =
-            (0..MAX_WRITES + 3).map(|i| pending(&format!("d{i}")).0).collect();
+        let (mut waiting, _answers): (VecDeque<Pending>, Vec<_>) =
+            (0..MAX_WRITES + 3).map(|i| pending(&format!("d{i}"))).unzip();
         assert_eq!(take_batch(&mut waiting).len(), MAX_WRITES);
         assert_eq!(take_batch(&mut waiting).len(), 3);
     }
