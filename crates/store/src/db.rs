@@ -357,6 +357,15 @@ pub(crate) fn decode<T: DeserializeOwned>(path: &DocPath, doc: &Document) -> Res
         .map_err(|e| Error::Decode { path: path.relative(), message: e.to_string() })
 }
 
+/// The next of a batch read's documents (in the order asked), decoded from `path`'s document;
+/// `None` when it does not exist.
+pub(crate) fn next_decoded<T: DeserializeOwned>(
+    docs: &mut impl Iterator<Item = Option<Document>>,
+    path: &DocPath,
+) -> Result<Option<T>, Error> {
+    docs.next().flatten().map(|doc| decode(path, &doc)).transpose()
+}
+
 /// Credentials for the emulator: always `Authorization: Bearer owner` (what the Firebase tools
 /// send; the emulator then treats the caller as an admin, which BatchWrite requires).
 #[derive(Debug)]

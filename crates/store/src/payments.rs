@@ -41,11 +41,12 @@ use firestore::FirestoreInstant;
 use firestore::gcloud_sdk::google::firestore::v1::structured_query::field_filter::Operator;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, decode};
+use crate::db::{Db, decode, next_decoded};
 use crate::error::Error;
 use crate::inventory::{Inventory, Reservation, ReserveOutcome, to_instant};
 use crate::paths::{self, DocPath};
 use crate::rpc;
+use crate::tx::Tx;
 
 /// How long after a Pesapal payment is created the reconcile job first asks about it.
 pub const FIRST_RECONCILE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
@@ -273,6 +274,9 @@ pub enum OrderRefused {
     MixedCurrencies,
     /// The order exists with other contents.
     Conflict,
+    /// The order cannot take a payment now (paid, refunded, failed for good), or the payment id
+    /// is another order's.
+    NotPayable,
 }
 
 /// A resolved provider event to apply.
@@ -340,6 +344,140 @@ enum Attempt {
     Lost(Vec<usize>),
 }
 
+/// The paths of `ids`' reservations.
+fn reservation_paths(ids: &[String]) -> Result<Vec<DocPath>, Error> {
+    Ok(ids.iter().map(|id| paths::reservation(id)).collect::<Result<_, _>>()?)
+}
+
+/// Whether `order` is `uid`'s and was made from `reservation_ids`, in that order.
+fn same_order(order: &Order, uid: &str, reservation_ids: &[String]) -> bool {
+    order.uid == uid
+        && order.items.len() == reservation_ids.len()
+        && order.items.iter().zip(reservation_ids).all(|(i, r)| &i.reservation_id == r)
+}
+
+/// A new order for `uid` from the `reservations` of `reservation_ids` (read by the caller, in
+/// that order), priced from their products, which are read in one round trip. The refusal is
+/// the first the items meet in order: a reservation's own, then its product's.
+async fn price_order(
+    tx: &Tx<'_>,
+    uid: &str,
+    order_id: &str,
+    reservation_ids: &[String],
+    reservations: Vec<Option<Reservation>>,
+    now: DateTime<Utc>,
+) -> Result<Result<Order, OrderRefused>, Error> {
+    // The reservations up to the first that cannot be bought; their products are read together.
+    let mut held = Vec::new();
+    let mut refused = None;
+    for (found, id) in reservations.into_iter().zip(reservation_ids) {
+        match found.filter(|r| r.uid == uid) {
+            None => {
+                refused = Some(OrderRefused::UnknownReservation(id.clone()));
+                break;
+            }
+            Some(r)
+                if r.status != ReservationStatus::Held
+                    || r.expires() <= now
+                    || r.order_id.is_some() =>
+            {
+                refused = Some(OrderRefused::NotHeld(id.clone()));
+                break;
+            }
+            Some(r) => held.push((id, r)),
+        }
+    }
+    let mut product_ids: Vec<&str> = held.iter().map(|(_, r)| r.product_id.as_str()).collect();
+    product_ids.sort_unstable();
+    product_ids.dedup();
+    let product_paths =
+        product_ids.iter().map(|id| paths::product(id)).collect::<Result<Vec<_>, _>>()?;
+    let prices: Vec<Option<ProductPrice>> =
+        if product_paths.is_empty() { Vec::new() } else { tx.get_all(&product_paths).await? };
+    let mut items = Vec::new();
+    let mut currency: Option<String> = None;
+    for (id, r) in &held {
+        let price = product_ids
+            .binary_search(&r.product_id.as_str())
+            .ok()
+            .and_then(|at| prices.get(at))
+            .and_then(Option::as_ref);
+        let Some(price) = price else {
+            return Ok(Err(OrderRefused::NoPrice(r.product_id.clone())));
+        };
+        let price_currency = price.currency.to_lowercase();
+        if currency.get_or_insert_with(|| price_currency.clone()) != &price_currency {
+            return Ok(Err(OrderRefused::MixedCurrencies));
+        }
+        items.push(OrderItem {
+            reservation_id: (*id).clone(),
+            product_id: r.product_id.clone(),
+            variant_id: r.variant_id.clone(),
+            quantity: r.quantity,
+            unit_price_minor: price.unit_price(r.variant_id.as_deref()),
+            vendor_id: price.vendor_id.clone(),
+        });
+    }
+    if let Some(refused) = refused {
+        return Ok(Err(refused));
+    }
+    let mut vendor_ids: Vec<String> = items.iter().filter_map(|i| i.vendor_id.clone()).collect();
+    vendor_ids.sort();
+    vendor_ids.dedup();
+    Ok(Ok(Order {
+        id: order_id.to_owned(),
+        vendor_ids,
+        refunds: Vec::new(),
+        last_refund_event_id: None,
+        last_refund_minor: 0,
+        uid: uid.to_owned(),
+        amount_minor: items.iter().map(|i| i.quantity * i.unit_price_minor).sum(),
+        items,
+        currency: currency.unwrap_or_default(),
+        status: OrderStatus::AwaitingPayment,
+        watermark: None,
+        state_changes: 0,
+        payments: Vec::new(),
+        current_payment_id: None,
+        refund_requested: false,
+        refunded_minor: 0,
+        last_event_id: None,
+        created_at: to_instant(now),
+        updated_at: to_instant(now),
+    }))
+}
+
+/// A new pending payment attempt `payment_id` on `order`, which now names it as its current one.
+fn attach_payment(
+    order: &mut Order,
+    payment_id: &str,
+    provider: PaymentProvider,
+    now: DateTime<Utc>,
+) -> Payment {
+    order.payments.push(PaymentRef {
+        payment_id: payment_id.to_owned(),
+        provider,
+        provider_payment_id: None,
+    });
+    order.current_payment_id = Some(payment_id.to_owned());
+    order.updated_at = to_instant(now);
+    Payment {
+        id: payment_id.to_owned(),
+        order_id: order.id.clone(),
+        uid: order.uid.clone(),
+        provider,
+        provider_payment_id: None,
+        amount_minor: order.amount_minor,
+        currency: order.currency.clone(),
+        status: PaymentStatus::Pending,
+        redirect_url: None,
+        reconcile_due_at: None,
+        reconcile_checks: 0,
+        created_at: to_instant(now),
+        updated_at: to_instant(now),
+    }
+}
+
 impl Payments {
     /// Orders and payments on `db`.
     pub fn new(db: &Db) -> Self {
@@ -358,183 +496,119 @@ impl Payments {
         self.db.get(&paths::payment(id)?).await
     }
 
-    /// Creates `orders/{order_id}` for `uid` from their held reservations, priced from the
-    /// products. Creating the same order again with the same reservations returns it.
-    pub async fn create_order(
-        &self,
-        uid: &str,
-        order_id: &str,
-        reservation_ids: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<Result<Order, OrderRefused>, Error> {
-        if reservation_ids.is_empty() {
-            return Ok(Err(OrderRefused::Empty));
-        }
-        let order_path = paths::order(order_id)?;
-        let reservation_paths = reservation_ids
-            .iter()
-            .map(|id| paths::reservation(id))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (order_path, reservation_paths) = (&order_path, &reservation_paths);
-        self.db
-            .run_transaction(|tx| {
-                Box::pin(async move {
-                    let existing: Option<Order> = tx.get(order_path).await?;
-                    if let Some(order) = existing {
-                        let same = order.uid == uid
-                            && order.items.len() == reservation_ids.len()
-                            && order
-                                .items
-                                .iter()
-                                .zip(reservation_ids)
-                                .all(|(i, r)| &i.reservation_id == r);
-                        return Ok(if same { Ok(order) } else { Err(OrderRefused::Conflict) });
-                    }
-                    let mut items = Vec::new();
-                    let mut currency: Option<String> = None;
-                    for (path, id) in reservation_paths.iter().zip(reservation_ids) {
-                        let Some(r) = tx.get::<Reservation>(path).await?.filter(|r| r.uid == uid)
-                        else {
-                            return Ok(Err(OrderRefused::UnknownReservation(id.clone())));
-                        };
-                        if r.status != ReservationStatus::Held
-                            || r.expires() <= now
-                            || r.order_id.is_some()
-                        {
-                            return Ok(Err(OrderRefused::NotHeld(id.clone())));
-                        }
-                        let Some(price) =
-                            tx.get::<ProductPrice>(&paths::product(&r.product_id)?).await?
-                        else {
-                            return Ok(Err(OrderRefused::NoPrice(r.product_id.clone())));
-                        };
-                        let price_currency = price.currency.to_lowercase();
-                        if currency.get_or_insert_with(|| price_currency.clone()) != &price_currency
-                        {
-                            return Ok(Err(OrderRefused::MixedCurrencies));
-                        }
-                        items.push(OrderItem {
-                            reservation_id: id.clone(),
-                            product_id: r.product_id.clone(),
-                            variant_id: r.variant_id.clone(),
-                            quantity: r.quantity,
-                            unit_price_minor: price.unit_price(r.variant_id.as_deref()),
-                            vendor_id: price.vendor_id.clone(),
-                        });
-                    }
-                    let mut vendor_ids: Vec<String> =
-                        items.iter().filter_map(|i| i.vendor_id.clone()).collect();
-                    vendor_ids.sort();
-                    vendor_ids.dedup();
-                    let order = Order {
-                        id: order_id.to_owned(),
-                        vendor_ids,
-                        refunds: Vec::new(),
-                        last_refund_event_id: None,
-                        last_refund_minor: 0,
-                        uid: uid.to_owned(),
-                        amount_minor: items.iter().map(|i| i.quantity * i.unit_price_minor).sum(),
-                        items,
-                        currency: currency.unwrap_or_default(),
-                        status: OrderStatus::AwaitingPayment,
-                        watermark: None,
-                        state_changes: 0,
-                        payments: Vec::new(),
-                        current_payment_id: None,
-                        refund_requested: false,
-                        refunded_minor: 0,
-                        last_event_id: None,
-                        created_at: to_instant(now),
-                        updated_at: to_instant(now),
-                    };
-                    tx.create(order_path, &order)?;
-                    Ok(Ok(order))
-                })
-            })
-            .await
-    }
-
-    /// Records a payment attempt `payment_id` with `provider` on the order (idempotent: the
-    /// same id again returns the stored payment). `None` when the order is missing, not the
-    /// buyer's or cannot take a payment now.
-    pub async fn start_payment(
+    /// Opens `orders/{order_id}` for `uid` and its payment attempt `payments/{payment_id}` with
+    /// `provider`, in one transaction. The order is created from the buyer's held reservations,
+    /// priced from the products, unless it exists with the same reservations (then it takes a
+    /// new attempt if it still accepts payment). Idempotent: the same ids again return what the
+    /// first call made.
+    ///
+    /// Round trips: the order, the payment and the reservations in one read, the products in a
+    /// second, the commit (a repeat: the read and an empty commit).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_order(
         &self,
         uid: &str,
         order_id: &str,
         payment_id: &str,
+        reservation_ids: &[String],
         provider: PaymentProvider,
         now: DateTime<Utc>,
-    ) -> Result<Option<Payment>, Error> {
+    ) -> Result<Result<(Order, Payment), OrderRefused>, Error> {
+        if reservation_ids.is_empty() {
+            return Ok(Err(OrderRefused::Empty));
+        }
         let order_path = paths::order(order_id)?;
         let payment_path = paths::payment(payment_id)?;
-        let (order_path, payment_path) = (&order_path, &payment_path);
+        let reservation_paths = reservation_paths(reservation_ids)?;
+        let (order_path, payment_path, reservation_paths) =
+            (&order_path, &payment_path, &reservation_paths);
         self.db
             .run_transaction(|tx| {
                 Box::pin(async move {
-                    if let Some(existing) = tx.get::<Payment>(payment_path).await? {
-                        return Ok((existing.order_id == order_id && existing.uid == uid)
-                            .then_some(existing));
+                    let wanted: Vec<DocPath> = [order_path, payment_path]
+                        .into_iter()
+                        .chain(reservation_paths)
+                        .cloned()
+                        .collect();
+                    let mut docs = tx.get_documents(&wanted).await?.into_iter();
+                    let existing = next_decoded::<Order>(&mut docs, order_path)?;
+                    let payment = next_decoded::<Payment>(&mut docs, payment_path)?;
+                    if existing.as_ref().is_some_and(|o| !same_order(o, uid, reservation_ids)) {
+                        return Ok(Err(OrderRefused::Conflict));
                     }
-                    let Some(mut order) =
-                        tx.get::<Order>(order_path).await?.filter(|o| o.uid == uid)
-                    else {
-                        return Ok(None);
+                    if let Some(payment) = payment {
+                        // The attempt is made with its order, in one commit.
+                        return Ok(match existing {
+                            Some(order) if payment.order_id == order_id && payment.uid == uid => {
+                                Ok((order, payment))
+                            }
+                            _ => Err(OrderRefused::NotPayable),
+                        });
+                    }
+                    let (mut order, new) = match existing {
+                        Some(order) => (order, false),
+                        None => {
+                            let reservations = reservation_paths
+                                .iter()
+                                .map(|path| next_decoded::<Reservation>(&mut docs, path))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            match price_order(tx, uid, order_id, reservation_ids, reservations, now)
+                                .await?
+                            {
+                                Ok(order) => (order, true),
+                                Err(refused) => return Ok(Err(refused)),
+                            }
+                        }
                     };
                     if !order.status.accepts_payment() {
-                        return Ok(None);
+                        return Ok(Err(OrderRefused::NotPayable));
                     }
-                    let payment = Payment {
-                        id: payment_id.to_owned(),
-                        order_id: order_id.to_owned(),
-                        uid: uid.to_owned(),
-                        provider,
-                        provider_payment_id: None,
-                        amount_minor: order.amount_minor,
-                        currency: order.currency.clone(),
-                        status: PaymentStatus::Pending,
-                        redirect_url: None,
-                        reconcile_due_at: None,
-                        reconcile_checks: 0,
-                        created_at: to_instant(now),
-                        updated_at: to_instant(now),
-                    };
-                    order.payments.push(PaymentRef {
-                        payment_id: payment_id.to_owned(),
-                        provider,
-                        provider_payment_id: None,
-                    });
-                    order.current_payment_id = Some(payment_id.to_owned());
-                    order.updated_at = to_instant(now);
+                    let payment = attach_payment(&mut order, payment_id, provider, now);
                     tx.create(payment_path, &payment)?;
-                    tx.set(order_path, &order)?;
-                    Ok(Some(payment))
+                    if new {
+                        tx.create(order_path, &order)?;
+                    } else {
+                        tx.set(order_path, &order)?;
+                    }
+                    Ok(Ok((order, payment)))
                 })
             })
             .await
     }
 
-    /// Records the provider's id for a payment attempt (after the provider answered).
+    /// Records the provider's id for the payment attempt `payment_id` of `order_id` (after the
+    /// provider answered).
+    ///
+    /// Round trips: the payment and the order in one read, the commit.
     pub async fn record_provider_payment(
         &self,
+        order_id: &str,
         payment_id: &str,
         provider_payment_id: &str,
         redirect_url: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let payment_path = paths::payment(payment_id)?;
-        let payment_path = &payment_path;
+        let order_path = paths::order(order_id)?;
+        let (payment_path, order_path) = (&payment_path, &order_path);
         self.db
             .run_transaction(|tx| {
                 Box::pin(async move {
-                    let Some(mut payment) = tx.get::<Payment>(payment_path).await? else {
+                    let mut docs = tx
+                        .get_documents(&[payment_path.clone(), order_path.clone()])
+                        .await?
+                        .into_iter();
+                    let Some(mut payment) = next_decoded::<Payment>(&mut docs, payment_path)?
+                    else {
                         return Err(Error::Invalid(format!("payment {payment_id} does not exist")));
                     };
-                    let order_path = paths::order(&payment.order_id)?;
-                    let Some(mut order) = tx.get::<Order>(&order_path).await? else {
+                    if payment.order_id != order_id {
                         return Err(Error::Invalid(format!(
-                            "order {} does not exist",
-                            payment.order_id
+                            "payment {payment_id} is not order {order_id}'s"
                         )));
+                    }
+                    let Some(mut order) = next_decoded::<Order>(&mut docs, order_path)? else {
+                        return Err(Error::Invalid(format!("order {order_id} does not exist")));
                     };
                     payment.provider_payment_id = Some(provider_payment_id.to_owned());
                     payment.redirect_url = redirect_url.map(str::to_owned);
@@ -551,7 +625,7 @@ impl Payments {
                         }
                     }
                     tx.set(payment_path, &payment)?;
-                    tx.set(&order_path, &order)?;
+                    tx.set(order_path, &order)?;
                     Ok(())
                 })
             })

@@ -9,6 +9,7 @@ mod feed;
 mod inventory;
 mod ledger;
 mod onboarding;
+mod payments;
 mod search;
 mod tenancy;
 mod tx;

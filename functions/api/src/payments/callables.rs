@@ -289,26 +289,22 @@ async fn initiate(
     let p = &state.payments;
     // Deterministic ids: a re-run of the same key finds what the first run created.
     let OrderIds { order_id, payment_id } = domain::payments::order_ids(&who.uid, key);
-    let now = Utc::now();
-    let order = match p
+    // The order and its payment attempt in one transaction (three round trips).
+    let (order, payment) = match p
         .payments
-        .create_order(&who.uid, &order_id, &request.reservation_ids, now)
+        .open_order(
+            &who.uid,
+            &order_id,
+            &payment_id,
+            &request.reservation_ids,
+            request.provider,
+            Utc::now(),
+        )
         .await
         .map_err(store_error)?
     {
-        Ok(order) => order,
+        Ok(opened) => opened,
         Err(refused) => return Err(refusal(refused)),
-    };
-    let Some(payment) = p
-        .payments
-        .start_payment(&who.uid, &order_id, &payment_id, request.provider, now)
-        .await
-        .map_err(store_error)?
-    else {
-        return Err(Error::reject(
-            Code::FailedPrecondition,
-            "This order cannot take a payment now.",
-        ));
     };
     let new_payment = NewPayment {
         order_id: order.id.clone(),
@@ -332,6 +328,7 @@ async fn initiate(
     .map_err(provider_error)?;
     p.payments
         .record_provider_payment(
+            &order.id,
             &payment.id,
             &created.provider_payment_id,
             created.redirect_url.as_deref(),
@@ -370,6 +367,9 @@ fn refusal(refused: OrderRefused) -> Error {
         ),
         OrderRefused::Conflict => {
             (Code::FailedPrecondition, "This order already exists.".to_owned())
+        }
+        OrderRefused::NotPayable => {
+            (Code::FailedPrecondition, "This order cannot take a payment now.".to_owned())
         }
     };
     Error::reject(code, message)

@@ -35,15 +35,17 @@ async fn paid_order(h: &Harness, uid: &str, order_id: &str, lines: &[(&str, i64)
         inventory.reserve(uid, &Sku::product(*product), *quantity, &id, Utc::now()).await.unwrap();
         reservations.push(id);
     }
-    payments.create_order(uid, order_id, &reservations, Utc::now()).await.unwrap().unwrap();
     let payment_id = format!("pay-{order_id}");
     payments
-        .start_payment(uid, order_id, &payment_id, PaymentProvider::Stripe, Utc::now())
+        .open_order(uid, order_id, &payment_id, &reservations, PaymentProvider::Stripe, Utc::now())
         .await
         .unwrap()
         .unwrap();
     let intent = format!("pi_{order_id}");
-    payments.record_provider_payment(&payment_id, &intent, None, Utc::now()).await.unwrap();
+    payments
+        .record_provider_payment(order_id, &payment_id, &intent, None, Utc::now())
+        .await
+        .unwrap();
     if pay {
         let event = ResolvedEvent {
             provider: PaymentProvider::Stripe,

@@ -91,7 +91,7 @@ async fn a_status_for_another_reference_or_amount_changes_nothing() {
     h.fake.set_pesapal_status(&t, 1);
     // A second order whose payment (somehow) carries the cheap order's tracking id.
     let dear = h.order("bea", &sku, 4, PaymentProvider::Pesapal).await;
-    h.payments.record_provider_payment("pay-bea", &t, None, Utc::now()).await.unwrap();
+    h.payments.record_provider_payment(&dear, "pay-bea", &t, None, Utc::now()).await.unwrap();
     let letter = h.dead_letter_of(h.push("ref", &ipn(&t, &dear).to_event(Utc::now())).await).await;
     assert!(letter.suspected_forgery);
     assert!(letter.detail.contains(&cheap_order), "{}", letter.detail);
@@ -106,7 +106,7 @@ async fn a_tracking_id_pesapal_does_not_know_is_dead_lettered() {
     let sku = h.product("harp", 3, 1).await;
     let order = h.order("cy", &sku, 1, PaymentProvider::Pesapal).await;
     h.payments
-        .record_provider_payment("pay-cy", "unknown-at-pesapal", None, Utc::now())
+        .record_provider_payment(&order, "pay-cy", "unknown-at-pesapal", None, Utc::now())
         .await
         .unwrap();
     let hint = ipn("unknown-at-pesapal", &order).to_event(Utc::now());

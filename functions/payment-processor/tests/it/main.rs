@@ -122,19 +122,20 @@ impl Harness {
         let outcome =
             self.inventory.reserve(uid, sku, quantity, &reservation, Utc::now()).await.unwrap();
         assert!(matches!(outcome, ReserveOutcome::Reserved { .. }), "{outcome:?}");
-        self.payments
-            .create_order(uid, &order_id, &[reservation], Utc::now())
-            .await
-            .unwrap()
-            .unwrap();
         let payment_id = format!("pay-{uid}");
         self.payments
-            .start_payment(uid, &order_id, &payment_id, provider, Utc::now())
+            .open_order(uid, &order_id, &payment_id, &[reservation], provider, Utc::now())
             .await
             .unwrap()
             .unwrap();
         self.payments
-            .record_provider_payment(&payment_id, &format!("pi_{order_id}"), None, Utc::now())
+            .record_provider_payment(
+                &order_id,
+                &payment_id,
+                &format!("pi_{order_id}"),
+                None,
+                Utc::now(),
+            )
             .await
             .unwrap();
         order_id
@@ -177,7 +178,7 @@ impl Harness {
             .unwrap();
         let tracking = created.provider_payment_id;
         self.payments
-            .record_provider_payment(&payment_id, &tracking, None, Utc::now())
+            .record_provider_payment(&order_id, &payment_id, &tracking, None, Utc::now())
             .await
             .unwrap();
         (order_id, tracking)

@@ -251,8 +251,15 @@ async fn order_paid_keeps_each_vendors_sales_of_the_day_once() {
             reservations.push(id);
         }
         let order_id = format!("o-{uid}");
-        let order = payments
-            .create_order(uid, &order_id, &reservations, Utc::now())
+        let (order, _) = payments
+            .open_order(
+                uid,
+                &order_id,
+                &format!("pay-{uid}"),
+                &reservations,
+                PaymentProvider::Stripe,
+                Utc::now(),
+            )
             .await
             .unwrap()
             .unwrap();

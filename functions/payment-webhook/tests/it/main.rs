@@ -94,20 +94,20 @@ impl Harness {
         let reservation = format!("res-{order_id}");
         inventory.reserve(&uid, &sku, 1, &reservation, now).await.unwrap();
         let payments = store::payments::Payments::new(&self.db);
-        payments.create_order(&uid, order_id, &[reservation], now).await.unwrap().unwrap();
         let payment = format!("pay-{order_id}");
         payments
-            .start_payment(
+            .open_order(
                 &uid,
                 order_id,
                 &payment,
+                &[reservation],
                 domain::messages::PaymentProvider::Pesapal,
                 now,
             )
             .await
             .unwrap()
             .unwrap();
-        payments.record_provider_payment(&payment, tracking, None, now).await.unwrap();
+        payments.record_provider_payment(order_id, &payment, tracking, None, now).await.unwrap();
     }
 
     /// POSTs `body` to `/stripe` with `signature`.
