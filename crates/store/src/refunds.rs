@@ -6,13 +6,15 @@
 //! ```
 //!
 //! A refund lives inside its order document (at most `domain::refunds::MAX_REFUNDS` of them),
-//! so asking, submitting and confirming each read and write ONE document in one transaction,
-//! and the amount left to refund can never be asked twice by racing requests.
+//! so asking, submitting and confirming each read and write ONE document, and the amount left to
+//! refund can never be asked twice by racing requests: asking and confirming in one
+//! transaction; the provider's answer in one write guarded by the update time of the read that
+//! found the refund (a transaction decides again when the order moved in between).
 //!
 //! - [`Refunds::request`]: the buyer or a vendor of the order asks (the api's `requestRefund`);
 //!   the same refund id again answers the recorded refund (idempotent).
-//! - [`Refunds::out_of_stock`]: the refund of a `refund_pending` order (paid without stock),
-//!   recorded by the refunder under the id `oos_{orderId}`.
+//! - [`Refunds::prepare`]: the refunder finds the refund it executes, or records the refund of a
+//!   `refund_pending` order (paid without stock) under the id `oos_{orderId}`.
 //! - [`Refunds::mark`]: the refunder records the provider's answer (submitted with its refund
 //!   id, or failed with its reason); a refund only moves forward.
 //! - Confirmation comes from the provider's webhook through `Payments::apply_event`, which
@@ -22,11 +24,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::payments::OrderStatus;
 use domain::refunds::{OrderFacts, RefundRefused, RefundStatus, Requester};
 
-use crate::db::Db;
-use crate::error::Error;
+use crate::db::{Db, decode};
+use crate::error::{Code, Error};
 use crate::inventory::{to_chrono, to_instant};
 use crate::paths;
 use crate::payments::{Order, PaymentRef, RefundEntry};
+use firestore::gcloud_sdk::prost_types::Timestamp;
 
 /// Why a refund request was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub struct Recorded {
     pub currency: String,
     /// True when this call recorded it (false: it was recorded before).
     pub created: bool,
+    /// The order as this answer read it outside a transaction, for [`Refunds::mark`].
+    pub seen: Option<Seen>,
 }
 
 /// Refund operations on one database.
@@ -132,6 +137,7 @@ impl Refunds {
                                 uid: order.uid.clone(),
                                 currency: order.currency.clone(),
                                 created: false,
+                                seen: None,
                             })
                         } else {
                             Err(AskRefused::Conflict)
@@ -170,6 +176,7 @@ impl Refunds {
                         uid: order.uid.clone(),
                         currency: order.currency.clone(),
                         created: true,
+                        seen: None,
                     }))
                 })
             })
@@ -179,6 +186,10 @@ impl Refunds {
     /// The refund `refund_id` of `order_id` (`None` for the out-of-stock refund: recorded
     /// here, for what is left on the order, when the order is `refund_pending`). `None` when
     /// there is no such order, refund, or paid payment.
+    ///
+    /// A refund already recorded (every request of the api's) is answered from one plain read,
+    /// kept in [`Recorded::seen`] for [`Refunds::mark`]; only recording the out-of-stock refund
+    /// takes a transaction.
     pub async fn prepare(
         &self,
         order_id: &str,
@@ -189,25 +200,26 @@ impl Refunds {
         let path = &path;
         let oos_id = format!("oos_{order_id}");
         let oos_id = &oos_id;
+        let Some(doc) = self.db.get_document(path, None).await? else { return Ok(None) };
+        let order: Order = decode(path, &doc)?;
+        match lookup(&order, refund_id, oos_id) {
+            Lookup::Found(recorded) => {
+                let seen = doc.update_time.map(|update_time| Seen { order, update_time });
+                return Ok(Some(Recorded { seen, ..*recorded }));
+            }
+            Lookup::Missing => return Ok(None),
+            Lookup::OutOfStock => {}
+        }
         self.db
             .run_transaction(|tx| {
                 Box::pin(async move {
                     let Some(mut order) = tx.get::<Order>(path).await? else { return Ok(None) };
+                    match lookup(&order, refund_id, oos_id) {
+                        Lookup::Found(recorded) => return Ok(Some(*recorded)),
+                        Lookup::Missing => return Ok(None),
+                        Lookup::OutOfStock => {}
+                    }
                     let Some(payment) = paid_payment(&order) else { return Ok(None) };
-                    let wanted = refund_id.unwrap_or(oos_id);
-                    let recorded = |entry: &RefundEntry, created| Recorded {
-                        entry: entry.clone(),
-                        payment: payment.clone(),
-                        uid: order.uid.clone(),
-                        currency: order.currency.clone(),
-                        created,
-                    };
-                    if let Some(entry) = order.refunds.iter().find(|r| r.refund_id == wanted) {
-                        return Ok(Some(recorded(entry, false)));
-                    }
-                    if refund_id.is_some() || order.status != OrderStatus::RefundPending {
-                        return Ok(None);
-                    }
                     let left = domain::refunds::left_on_order(&facts(&order, ""));
                     if left <= 0 {
                         return Ok(None);
@@ -221,7 +233,14 @@ impl Refunds {
                         provider_refund_id: None,
                         failure: None,
                     };
-                    let answer = recorded(&entry, true);
+                    let answer = Recorded {
+                        entry: entry.clone(),
+                        payment,
+                        uid: order.uid.clone(),
+                        currency: order.currency.clone(),
+                        created: true,
+                        seen: None,
+                    };
                     order.refunds.push(entry);
                     order.updated_at = to_instant(now);
                     tx.set(path, &order)?;
@@ -234,10 +253,15 @@ impl Refunds {
     /// Records the provider's answer to refund `refund_id`: `Submitted` with its refund id, or
     /// `Failed` with the reason. Only `requested` refunds move; answers whether this call
     /// moved it.
+    ///
+    /// With `seen` (the order as [`Refunds::prepare`] read it), one write guarded by that
+    /// read's update time; when the order changed since (or without `seen`), a transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn mark(
         &self,
         order_id: &str,
         refund_id: &str,
+        seen: Option<&Seen>,
         status: RefundStatus,
         provider_refund_id: Option<&str>,
         failure: Option<&str>,
@@ -245,31 +269,111 @@ impl Refunds {
     ) -> Result<bool, Error> {
         let path = paths::order(order_id)?;
         let path = &path;
+        let answer = Answer { refund_id, status, provider_refund_id, failure, now };
+        if let Some(seen) = seen.filter(|s| s.order.id == order_id) {
+            let mut order = seen.order.clone();
+            if answer.apply(&mut order) {
+                let mut write = self.db.set_write(path, &order)?;
+                write.current_document = Some(Db::update_time_precondition(seen.update_time));
+                match self.db.commit(vec![write]).await {
+                    Ok(()) => return Ok(true),
+                    // The order moved (or went) since it was read: decide again on what it is now.
+                    Err(e)
+                        if matches!(e.code(), Some(Code::FailedPrecondition | Code::NotFound)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         self.db
             .run_transaction(|tx| {
                 Box::pin(async move {
                     let Some(mut order) = tx.get::<Order>(path).await? else { return Ok(false) };
-                    let Some(entry) = order.refunds.iter_mut().find(|r| r.refund_id == refund_id)
-                    else {
+                    if !answer.apply(&mut order) {
                         return Ok(false);
-                    };
-                    match entry.status {
-                        RefundStatus::Requested => {
-                            entry.status = status;
-                            entry.provider_refund_id = provider_refund_id.map(str::to_owned);
-                            entry.failure = failure.map(str::to_owned);
-                        }
-                        // The provider's confirmation overtook its answer: keep the id.
-                        RefundStatus::Confirmed if entry.provider_refund_id.is_none() => {
-                            entry.provider_refund_id = provider_refund_id.map(str::to_owned);
-                        }
-                        _ => return Ok(false),
                     }
-                    order.updated_at = to_instant(now);
                     tx.set(path, &order)?;
                     Ok::<_, Error>(true)
                 })
             })
             .await
+    }
+}
+
+/// The order as [`Refunds::prepare`] read it and that read's update time.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    order: Order,
+    update_time: Timestamp,
+}
+
+/// One version of one order: the same document at the same update time.
+impl PartialEq for Seen {
+    fn eq(&self, other: &Self) -> bool {
+        self.order.id == other.order.id && self.update_time == other.update_time
+    }
+}
+
+impl Eq for Seen {}
+
+/// What [`lookup`] found on an order.
+enum Lookup {
+    /// The refund is recorded.
+    Found(Box<Recorded>),
+    /// No such refund, or nothing to refund from.
+    Missing,
+    /// The out-of-stock refund is to be recorded.
+    OutOfStock,
+}
+
+/// The refund `refund_id` (`None`: the out-of-stock refund `oos_id`) on `order`.
+fn lookup(order: &Order, refund_id: Option<&str>, oos_id: &str) -> Lookup {
+    let Some(payment) = paid_payment(order) else { return Lookup::Missing };
+    let wanted = refund_id.unwrap_or(oos_id);
+    if let Some(entry) = order.refunds.iter().find(|r| r.refund_id == wanted) {
+        return Lookup::Found(Box::new(Recorded {
+            entry: entry.clone(),
+            payment,
+            uid: order.uid.clone(),
+            currency: order.currency.clone(),
+            created: false,
+            seen: None,
+        }));
+    }
+    if refund_id.is_some() || order.status != OrderStatus::RefundPending {
+        return Lookup::Missing;
+    }
+    Lookup::OutOfStock
+}
+
+/// The provider's answer to a refund, for [`Refunds::mark`].
+#[derive(Clone, Copy)]
+struct Answer<'a> {
+    refund_id: &'a str,
+    status: RefundStatus,
+    provider_refund_id: Option<&'a str>,
+    failure: Option<&'a str>,
+    now: DateTime<Utc>,
+}
+
+impl Answer<'_> {
+    /// Moves the refund on `order`; false when there is nothing to move.
+    fn apply(&self, order: &mut Order) -> bool {
+        let Some(entry) = order.refunds.iter_mut().find(|r| r.refund_id == self.refund_id) else {
+            return false;
+        };
+        match entry.status {
+            RefundStatus::Requested => {
+                entry.status = self.status;
+                entry.provider_refund_id = self.provider_refund_id.map(str::to_owned);
+                entry.failure = self.failure.map(str::to_owned);
+            }
+            // The provider's confirmation overtook its answer: keep the id.
+            RefundStatus::Confirmed if entry.provider_refund_id.is_none() => {
+                entry.provider_refund_id = self.provider_refund_id.map(str::to_owned);
+            }
+            _ => return false,
+        }
+        order.updated_at = to_instant(self.now);
+        true
     }
 }

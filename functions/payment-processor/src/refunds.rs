@@ -33,6 +33,7 @@ use runtime::trigger::Push;
 use serde::Serialize;
 use serde_json::json;
 use store::ledger::Outcome;
+use store::refunds::Seen;
 
 use crate::AppState;
 use crate::push::store_failure;
@@ -89,7 +90,9 @@ async fn execute(
     if entry.status != RefundStatus::Requested {
         return Ok(json!({ "outcome": "already", "status": entry.status }));
     }
-    let refuse = |reason: String| refuse(state, &request.order_id, &entry.refund_id, reason, key);
+    let seen = recorded.seen.as_ref();
+    let refuse =
+        |reason: String| refuse(state, &request.order_id, &entry.refund_id, seen, reason, key);
     if recorded.payment.provider != PaymentProvider::Stripe {
         return refuse("Pesapal refunds are made by an operator".to_owned()).await;
     }
@@ -118,6 +121,7 @@ async fn execute(
                 .mark(
                     &request.order_id,
                     &entry.refund_id,
+                    seen,
                     RefundStatus::Submitted,
                     Some(&created.provider_refund_id),
                     None,
@@ -144,12 +148,13 @@ async fn refuse(
     state: &AppState,
     order_id: &str,
     refund_id: &str,
+    seen: Option<&Seen>,
     reason: String,
     key: &str,
 ) -> Result<serde_json::Value, Error> {
     state
         .refunds
-        .mark(order_id, refund_id, RefundStatus::Failed, None, Some(&reason), Utc::now())
+        .mark(order_id, refund_id, seen, RefundStatus::Failed, None, Some(&reason), Utc::now())
         .await
         .map_err(|e| store_failure(e, key))?;
     tracing::warn!(order_id, refund = refund_id, %reason, "refund refused");

@@ -10,6 +10,7 @@ mod inventory;
 mod ledger;
 mod onboarding;
 mod payments;
+mod refunds;
 mod search;
 mod tenancy;
 mod tx;
