@@ -6,7 +6,7 @@ import type { PaymentProvider } from "./PaymentProvider.js";
  */
 export type InitiatePaymentRequest = { 
 /**
- * 1 to 20 of the caller's held reservations.
+ * 1 to 20 of the caller's held reservations, each listed once.
  */
 reservationIds: Array<string>, provider: PaymentProvider, 
 /**

@@ -329,20 +329,33 @@ pub fn next_reconcile(
 pub const MAX_RESERVATIONS_PER_ORDER: usize = 20;
 
 /// Why `initiatePayment` refuses what the caller sent, before anything is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InitiateRefused {
     /// No reservation, or more than [`MAX_RESERVATIONS_PER_ORDER`].
     #[error("Pay for 1 to 20 reservations at once.")]
     ReservationCount,
+    /// A reservation is listed more than once: its units would be two lines of the order,
+    /// charged, counted as sales and refundable twice.
+    #[error("Reservation {0} is listed more than once.")]
+    DuplicateReservation(String),
 }
 
 /// The checks of an order's request that need nothing stored: 1 to
-/// [`MAX_RESERVATIONS_PER_ORDER`] reservations.
-pub fn check_initiate(reservation_count: usize) -> Result<(), InitiateRefused> {
-    if reservation_count == 0 || reservation_count > MAX_RESERVATIONS_PER_ORDER {
+/// [`MAX_RESERVATIONS_PER_ORDER`] reservations, each listed once.
+pub fn check_initiate(reservation_ids: &[String]) -> Result<(), InitiateRefused> {
+    if reservation_ids.is_empty() || reservation_ids.len() > MAX_RESERVATIONS_PER_ORDER {
         return Err(InitiateRefused::ReservationCount);
     }
+    if let Some(twice) = first_repeated(reservation_ids) {
+        return Err(InitiateRefused::DuplicateReservation(twice.clone()));
+    }
     Ok(())
+}
+
+/// The first of `ids` that appeared before it.
+pub fn first_repeated(ids: &[String]) -> Option<&String> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().find(|id| !seen.insert(id.as_str()))
 }
 
 /// The ids of the order and the payment an `initiatePayment` call creates.
@@ -639,7 +652,23 @@ mod tests {
     proptest! {
         #[test]
         fn initiate_takes_one_to_twenty_reservations(n in 0usize..100) {
-            prop_assert_eq!(check_initiate(n).is_ok(), (1..=MAX_RESERVATIONS_PER_ORDER).contains(&n));
+            let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+            prop_assert_eq!(check_initiate(&ids).is_ok(), (1..=MAX_RESERVATIONS_PER_ORDER).contains(&n));
+        }
+
+        #[test]
+        fn initiate_refuses_a_reservation_listed_twice(
+            ids in proptest::collection::vec("[a-c]{1,2}", 1..=MAX_RESERVATIONS_PER_ORDER),
+        ) {
+            let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+            let got = check_initiate(&ids);
+            if distinct.len() == ids.len() {
+                prop_assert_eq!(got, Ok(()));
+            } else {
+                // The first id met again, in list order.
+                let twice = ids.iter().enumerate().find(|(i, id)| ids[..*i].contains(id)).unwrap().1;
+                prop_assert_eq!(got, Err(InitiateRefused::DuplicateReservation(twice.clone())));
+            }
         }
 
         #[test]

@@ -274,6 +274,8 @@ pub enum OrderRefused {
     MixedCurrencies,
     /// The order exists with other contents.
     Conflict,
+    /// A reservation is listed more than once.
+    DuplicateReservation(String),
     /// The order cannot take a payment now (paid, refunded, failed for good), or the payment id
     /// is another order's.
     NotPayable,
@@ -516,6 +518,9 @@ impl Payments {
     ) -> Result<Result<(Order, Payment), OrderRefused>, Error> {
         if reservation_ids.is_empty() {
             return Ok(Err(OrderRefused::Empty));
+        }
+        if let Some(twice) = domain::payments::first_repeated(reservation_ids) {
+            return Ok(Err(OrderRefused::DuplicateReservation(twice.clone())));
         }
         let order_path = paths::order(order_id)?;
         let payment_path = paths::payment(payment_id)?;

@@ -123,6 +123,7 @@ async fn refusals_follow_the_lines_in_order_and_write_nothing() {
         (&["mug-1", "rug-1"], OrderRefused::MixedCurrencies),
         (&["mug-1", "rug-1", "nope"], OrderRefused::MixedCurrencies),
         (&[], OrderRefused::Empty),
+        (&["mug-1", "mug-2", "mug-1"], OrderRefused::DuplicateReservation("mug-1".into())),
     ];
     for (i, (lines, refused)) in cases.iter().enumerate() {
         let (order, payment) = (format!("o{i}"), format!("pay{i}"));

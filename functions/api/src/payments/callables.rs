@@ -244,7 +244,7 @@ pub(crate) async fn release_reservation(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[ts(rename = "InitiatePaymentRequest")]
 pub(crate) struct InitiateRequest {
-    /// 1 to 20 of the caller's held reservations.
+    /// 1 to 20 of the caller's held reservations, each listed once.
     reservation_ids: Vec<String>,
     provider: PaymentProvider,
     /// The idempotency key of SDK callers. `idempotency::key` takes it out of `data` before
@@ -266,7 +266,7 @@ pub(crate) async fn initiate_payment(
     let key = idempotency::key(&headers, &mut data)?;
     let request: InitiateRequest = serde_json::from_value(data.clone())
         .map_err(|_| Error::reject(Code::InvalidArgument, "invalid request data"))?;
-    domain::payments::check_initiate(request.reservation_ids.len())
+    domain::payments::check_initiate(&request.reservation_ids)
         .map_err(|refused| Error::reject(Code::InvalidArgument, refused.to_string()))?;
     let (state, who, key, request) = (&state, &who, &key, &request);
     // The rate limit is counted only once the key is claimed fresh: a replay of a completed
@@ -367,6 +367,9 @@ fn refusal(refused: OrderRefused) -> Error {
         ),
         OrderRefused::Conflict => {
             (Code::FailedPrecondition, "This order already exists.".to_owned())
+        }
+        OrderRefused::DuplicateReservation(id) => {
+            (Code::InvalidArgument, format!("Reservation {id} is listed more than once."))
         }
         OrderRefused::NotPayable => {
             (Code::FailedPrecondition, "This order cannot take a payment now.".to_owned())

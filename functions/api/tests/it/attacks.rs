@@ -133,6 +133,31 @@ async fn malformed_and_oversized_bodies_are_refused() {
     }
 }
 
+/// One reservation listed twice would make an order of two lines on one hold: the buyer would
+/// be charged twice for it and the vendor's sales and refundable lines counted twice. Refused
+/// before anything is read or the provider called, and the reservation can still be paid once.
+#[tokio::test]
+async fn a_reservation_listed_twice_is_refused() {
+    let h = Harness::start(&[]).await;
+    h.product("pan", 5).await;
+    let held = h.reserve("ada", "pan", 1).await;
+    let other = h.reserve("ada", "pan", 1).await;
+    for ids in [json!([held, held]), json!([held, other, held])] {
+        let pay = json!({"reservationIds": ids, "provider": "stripe"});
+        let response = h.call_with_key("ada", "initiatePayment", pay, &format!("dup-{ids}")).await;
+        assert_eq!(response.status(), 400, "{ids}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(&held), "{body}");
+    }
+    assert_eq!(h.fake.stripe_calls(), 0, "the provider is never called");
+    let pay = json!({"reservationIds": [held], "provider": "stripe"});
+    let paid = h.call_with_key("ada", "initiatePayment", pay, "once").await;
+    assert_eq!(paid.status(), 200);
+    let paid: Value = paid.json().await.unwrap();
+    assert_eq!(paid["result"]["amountMinor"], 1250, "{paid}");
+}
+
 #[tokio::test]
 async fn one_user_cannot_act_on_anothers_reservation_order_or_like() {
     let h = Harness::start(&[]).await;
