@@ -165,9 +165,13 @@ pub(crate) async fn batch_get_in(
     names: Vec<String>,
     selector: Option<batch_get_documents_request::ConsistencySelector>,
 ) -> Result<(Vec<Option<Document>>, Option<Vec<u8>>), Error> {
+    // Each document is asked (and billed) once; a name asked twice is answered twice.
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
     let request = BatchGetDocumentsRequest {
         database: db.database_name().to_owned(),
-        documents: names.clone(),
+        documents: unique,
         consistency_selector: selector,
         ..Default::default()
     };
@@ -183,7 +187,7 @@ pub(crate) async fn batch_get_in(
             found.insert(doc.name.clone(), doc);
         }
     }
-    Ok((names.iter().map(|name| found.remove(name)).collect(), begun))
+    Ok((names.iter().map(|name| found.get(name).cloned()).collect(), begun))
 }
 
 /// The last segment of a document name (its id).

@@ -167,6 +167,35 @@ async fn caller_errors_and_retryable_errors_are_told_apart() {
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
 
+/// A document named twice in one batch read is read (and billed) once and answered at both
+/// places, in a transaction or not; a missing one is missing at both.
+#[tokio::test]
+async fn a_document_named_twice_is_answered_twice() {
+    let db = crate::fresh_db().await;
+    let a = paths::config("twice-a").unwrap();
+    let b = paths::config("twice-b").unwrap();
+    let gone = paths::config("twice-gone").unwrap();
+    db.set(&a, &Counter { value: 1 }).await.unwrap();
+    db.set(&b, &Counter { value: 2 }).await.unwrap();
+    let asked = [a.clone(), b.clone(), a.clone(), gone.clone(), gone, a];
+    let want = vec![Some(1), Some(2), Some(1), None, None, Some(1)];
+    let counts = metering::OpsCounts::new();
+    let asked = &asked;
+    let got = counts
+        .clone()
+        .scope(db.run_transaction(|tx| {
+            Box::pin(async move {
+                let docs = tx.get_all::<Counter>(asked).await?;
+                Ok::<_, Error>(docs.into_iter().map(|c| c.map(|c| c.value)).collect::<Vec<_>>())
+            })
+        }))
+        .await
+        .unwrap();
+    assert_eq!(got, want);
+    // a, b and the missing one: 3 reads.
+    assert_eq!(counts.snapshot().reads, 3);
+}
+
 /// The first read begins the transaction (no `BeginTransaction` round trip), `get_all` reads
 /// several documents in one round trip, and a transaction that reads nothing is one commit.
 #[tokio::test]
