@@ -1,5 +1,6 @@
 //! testkit's own checks: emulators come up and answer, Pub/Sub helpers round-trip, the JWKS
-//! server publishes the keys with caching headers, and `spawn_app` serves over real HTTP.
+//! server publishes the keys with caching headers, `spawn_app` serves over real HTTP, and
+//! `early_in_window` keeps a test clear of a rate-limit window boundary.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -92,4 +93,16 @@ async fn auth_emulator_signs_users_up_with_unsigned_id_tokens() {
     )
     .unwrap();
     assert_eq!(header["alg"], "none", "the Auth emulator issues unsigned ID tokens");
+}
+
+/// `early_in_window` leaves at least the asked time in the current aligned window (checked in
+/// 3-second windows, needing 2: about two calls in three must wait, across a boundary).
+#[tokio::test]
+async fn early_in_window_leaves_the_time_asked_for() {
+    for _ in 0..4 {
+        testkit::early_in_window(3, 2).await;
+        let into = chrono::Utc::now().timestamp_millis().rem_euclid(3_000);
+        assert!(into <= 1_000 + 100, "{into} ms into the window leaves under 2 s");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
 }

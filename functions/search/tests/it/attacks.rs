@@ -113,6 +113,8 @@ async fn floods_are_limited_per_user_and_duplicates_get_the_same_answer() {
     h.put("p1", &product("Wool socks", "apparel", "v1", 800)).await;
     h.eventually(&h.app, json!({"query": "socks"}), |r| r["total"] == 1).await;
     // (`eventually` calls as buyer-1: mallory's budget is untouched.)
+    // Mallory's six calls must share one minute window.
+    testkit::early_in_window(60, 20).await;
     let call = |name: &'static str, data: Value| {
         let token = h.token("mallory");
         let app = h.app.clone();

@@ -9,6 +9,7 @@ async fn five_payment_attempts_per_fifteen_minutes_across_instances() {
     let h = Harness::start(&[]).await;
     let second = h.another_instance().await;
     let token = h.token("ada");
+    testkit::early_in_window(900, 60).await;
     for i in 0..5 {
         let app = if i % 2 == 0 { &h.app } else { &second };
         let data = json!({"reservationIds": [format!("res_missing_{i}")], "provider": "stripe"});
@@ -37,6 +38,7 @@ async fn five_payment_attempts_per_fifteen_minutes_across_instances() {
 #[tokio::test]
 async fn limits_are_configurable_per_callable() {
     let h = Harness::start(&[("HEARTH_RATE_LIMITS", "getOrder=2/60")]).await;
+    testkit::early_in_window(60, 15).await;
     for _ in 0..2 {
         let response = h.call("ada", "getOrder", json!({"orderId": "ord_x"})).await;
         assert_eq!(response.status(), 404);
@@ -55,6 +57,8 @@ async fn replays_of_a_completed_key_cost_no_slot() {
     h.product("kettle", 10).await;
     let r = h.reserve("ada", "kettle", 1).await;
     let pay = json!({"reservationIds": [r], "provider": "stripe"});
+    // Six counted calls must share one 15-minute window.
+    testkit::early_in_window(900, 60).await;
     let first = h.call_with_key("ada", "initiatePayment", pay.clone(), "lost-answer").await;
     assert_eq!(first.status(), 200);
     let first: Value = first.json().await.unwrap();
