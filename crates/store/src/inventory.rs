@@ -25,7 +25,9 @@
 //! many releases, sweeps and payment commits race.
 //!
 //! `sweep_expired(now, limit)` is what the scheduled cleanup job calls: held reservations whose
-//! `expires_at` has passed, oldest first (index: `reservations(status, expires_at)`).
+//! `expires_at` has passed, oldest first (index: `reservations(status, expires_at)`), each
+//! expired from the document the query read (its update time guards the commit, as a fresh
+//! read's would): one query and one commit per reservation.
 //!
 //! The hold cap (`domain::inventory::may_hold`, default 30 units per user):
 //! ```text
@@ -549,11 +551,28 @@ impl Inventory {
         ending: Ending,
         now: DateTime<Utc>,
     ) -> Result<EndOutcome, Error> {
+        self.end_from(reservation_id, None, uid, ending, now).await
+    }
+
+    /// [`Inventory::end`] from `read`, the reservation's document as a query just read it (its
+    /// update time guards the commit as a fresh read's would); read again after a lost race.
+    async fn end_from(
+        &self,
+        reservation_id: &str,
+        mut read: Option<Document>,
+        uid: Option<&str>,
+        ending: Ending,
+        now: DateTime<Utc>,
+    ) -> Result<EndOutcome, Error> {
         let path = paths::reservation(reservation_id)?;
         let mut conflicts = 0u32;
         loop {
-            let Some(doc) = self.db.get_document(&path, None).await? else {
-                return Ok(EndOutcome::NotFound);
+            let doc = match read.take() {
+                Some(doc) => doc,
+                None => match self.db.get_document(&path, None).await? {
+                    Some(doc) => doc,
+                    None => return Ok(EndOutcome::NotFound),
+                },
             };
             let mut reservation: Reservation = decode(&path, &doc)?;
             if uid.is_some_and(|uid| uid != reservation.uid) {
@@ -610,8 +629,9 @@ impl Inventory {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<SweepReport, Error> {
+        // Whole documents: each is expired from what the query read (its update time guards the
+        // commit), so a page costs its query and one commit per reservation.
         let mut query = rpc::from(paths::names::RESERVATIONS, false);
-        query.select = rpc::select(&[rpc::NAME]);
         query.r#where = rpc::and(vec![
             rpc::eq("status", rpc::string("held")),
             rpc::filter("expires_at", Operator::LessThanOrEqual, rpc::timestamp(now)),
@@ -621,8 +641,10 @@ impl Inventory {
         let candidates = rpc::run(&self.db, self.db.documents_root().to_owned(), query).await?;
         let mut report = SweepReport { examined: candidates.len(), ..SweepReport::default() };
         for doc in candidates {
-            let id = doc.name.rsplit('/').next().unwrap_or_default().to_owned();
-            if let EndOutcome::Returned(r) = self.expire(&id, now).await? {
+            let id = rpc::doc_id(&doc).to_owned();
+            if let EndOutcome::Returned(r) =
+                self.end_from(&id, Some(doc), None, Ending::Expire, now).await?
+            {
                 report.expired += 1;
                 report.units_returned += r.quantity;
             }
