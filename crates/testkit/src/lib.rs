@@ -27,19 +27,18 @@ pub fn project_id() -> String {
     format!("demo-{}", &id[..12])
 }
 
-/// Waits, if needed, until the current fixed rate-limit window of `window_secs` (aligned to the
-/// epoch, as `domain::ratelimit::window` aligns it) has at least `need_secs` left, so a test's
-/// calls that must share one window never straddle a boundary (each window would allow them
-/// again). Sleeps at most `need_secs` seconds.
+/// Waits, if needed, until the current fixed rate-limit window of `window_secs` (as
+/// `domain::ratelimit::window` computes it) has at least `need_secs` left, so a test's calls
+/// that must share one window never straddle a boundary (each window would allow them again).
+/// Sleeps at most `need_secs` seconds.
 pub async fn early_in_window(window_secs: u64, need_secs: u64) {
     assert!(need_secs < window_secs, "a window of {window_secs} s never has {need_secs} s left");
     let now = chrono::Utc::now();
-    let window_ms = i64::try_from(window_secs * 1000).unwrap_or(i64::MAX);
-    let left_ms = window_ms - now.timestamp_millis().rem_euclid(window_ms);
-    let need_ms = i64::try_from(need_secs * 1000).unwrap_or(i64::MAX);
-    if left_ms < need_ms {
+    let limit = domain::ratelimit::Limit::per_secs(1, window_secs);
+    let (_, end) = domain::ratelimit::window(limit, now);
+    let left = (end - now).to_std().unwrap_or_default();
+    if left < std::time::Duration::from_secs(need_secs) {
         // Land a little past the boundary, not on it.
-        let wait = u64::try_from(left_ms).unwrap_or(0) + 50;
-        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
     }
 }
